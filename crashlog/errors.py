@@ -1,0 +1,58 @@
+"""The exceptions crashlog raises. Every one of them is a ``CrashlogError``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CrashlogError(Exception):
+    """Base class of every error crashlog raises on purpose."""
+
+
+class InvalidEvent(CrashlogError, ValueError):
+    """An event was refused before it reached the buffer.
+
+    ``field`` names the offending field (dotted for nested values, e.g.
+    ``metadata.scores[2]``), ``value`` is what was given, and nothing else was
+    affected: the logger keeps running and every other event is kept.
+    """
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid {field}={_short_repr(value)}: {reason}")
+
+
+class MigrationError(CrashlogError):
+    """The database schema cannot be brought to the version this code needs."""
+
+
+class NotFlushed(CrashlogError, TimeoutError):
+    """``flush``/``sync``/``aclose`` timed out before its promise held.
+
+    ``pending`` counts the events not yet committed; ``where`` says where they
+    wait (``{"buffer": n, "in_flight": m, ...}``). They are not lost: they stay
+    queued and the background flusher keeps trying.
+    """
+
+    def __init__(self, action: str, timeout: float, pending: int, where: dict[str, int]) -> None:
+        self.pending = pending
+        self.where = dict(where)
+        places = ", ".join(f"{n} in {place}" for place, n in where.items() if n) or "none"
+        super().__init__(
+            f"{action} timed out after {timeout:g}s: {pending} events not yet done ({places})"
+        )
+
+
+class BufferFull(CrashlogError):
+    """``emit`` was called with the buffer full and ``on_full="raise"``."""
+
+
+class LoggerClosed(CrashlogError):
+    """``emit`` was called on a logger that is closing or closed."""
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}...(len {len(text)})"

@@ -1,0 +1,104 @@
+"""The payload codec: events to orjson bytes and back, with exact decimals and upcasting.
+
+Decimals are stored as JSON strings ("2.45"), so no float ever touches money or a
+multiplier; SQL reads them back exactly with ``(payload->>'stake')::numeric``.
+Fields left as ``None`` are omitted. Older payloads are upcast, one version at a
+time, by the functions registered with ``upcaster``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from crashlog.errors import InvalidEvent
+from crashlog.events.base import EVENT_TYPES, Event
+
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+
+Payload = dict[str, Any]
+Upcaster = Callable[[Payload], Payload]
+
+#: (event_type, from_version) -> function turning that payload into version from_version + 1.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register ``fn`` to turn a ``from_version`` payload of ``event_type`` into the next version."""
+
+    def decorate(fn: Upcaster) -> Upcaster:
+        UPCASTERS[(event_type, from_version)] = fn
+        return fn
+
+    return decorate
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode_payload(event: Event, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
+    """The event's own fields as compact JSON; refuses a payload over ``max_bytes``."""
+    values = {}
+    for name in event.payload_fields:
+        value = getattr(event, name)
+        if value is not None:
+            values[name] = value
+    encoded = orjson.dumps(values, default=_default)
+    if len(encoded) > max_bytes:
+        raise InvalidEvent(
+            "payload", f"<{len(encoded)} bytes>", f"encodes to over the limit of {max_bytes} bytes"
+        )
+    return encoded
+
+
+def decode_event(
+    event_type: str,
+    schema_version: int,
+    *,
+    bot_id: str,
+    event_id: UUID,
+    occurred_at: datetime,
+    session_id: str | None,
+    payload: bytes | str | Payload,
+) -> Event:
+    """Rebuild the event a row of ``crashlog.events`` records, upcasting old payloads."""
+    try:
+        cls = EVENT_TYPES[event_type]
+    except KeyError:
+        raise InvalidEvent("event_type", event_type, "is not in the event catalogue") from None
+    values = dict(payload) if isinstance(payload, dict) else orjson.loads(payload)
+    values = upcast(event_type, schema_version, values)
+    if _has_field(cls, "session_id"):
+        values["session_id"] = session_id
+    return cls(bot_id=bot_id, event_id=event_id, occurred_at=occurred_at, **values)
+
+
+def upcast(event_type: str, schema_version: int, payload: Payload) -> Payload:
+    """Bring a payload written at ``schema_version`` up to its class's current version."""
+    current = EVENT_TYPES[event_type].schema_version
+    while schema_version < current:
+        try:
+            step = UPCASTERS[(event_type, schema_version)]
+        except KeyError:
+            raise InvalidEvent(
+                "schema_version", schema_version, f"no upcaster for {event_type} from it"
+            ) from None
+        payload = step(payload)
+        schema_version += 1
+    if schema_version > current:
+        raise InvalidEvent(
+            "schema_version", schema_version, f"is newer than this code's {event_type} v{current}"
+        )
+    return payload
+
+
+def _has_field(cls: type[Event], name: str) -> bool:
+    return any(a.name == name for a in cls.__attrs_attrs__)

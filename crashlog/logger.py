@@ -1,0 +1,138 @@
+"""``connect()`` and ``Logger``: the object a bot emits events into."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from crashlog import migrations, store
+from crashlog.database import resolve_dsn
+from crashlog.errors import InvalidEvent, LoggerClosed, MigrationError
+from crashlog.events import Event, encode_payload
+from crashlog.settings import Settings
+from crashlog.store import Row
+from crashlog.writer import BatchWriter, Metrics
+
+
+def connect(dsn: str | None = None, **options: Any) -> Logger:
+    """A logger for the server at ``dsn`` (else ``CRASHLOG_DSN``, else the embedded one).
+
+    Use it as ``async with crashlog.connect() as log:`` or ``log = await crashlog.connect()``;
+    ``options`` are the fields of ``Settings``.
+    """
+    return Logger(dsn, Settings(**options))
+
+
+class Logger:
+    """Validates, buffers and appends events. Open it with ``connect()``."""
+
+    def __init__(self, dsn: str | None, settings: Settings) -> None:
+        self._dsn_argument = dsn
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._writer: BatchWriter | None = None
+
+    # -- opening and closing -------------------------------------------------------------
+
+    async def open(self) -> Logger:
+        """Reach the server, bring its schema up to date (or refuse), start the writer."""
+        if self._writer is not None:
+            return self
+        dsn = await asyncio.to_thread(resolve_dsn, self._dsn_argument)
+        self._pool = await store.create_pool(
+            dsn, size=self.settings.pool_size, connect_timeout=self.settings.connect_timeout
+        )
+        try:
+            async with self._pool.acquire() as conn:
+                await self._prepare_schema(conn)
+        except BaseException:
+            await self._pool.close()
+            raise
+        self._writer = BatchWriter(self._pool, self.settings)
+        self._writer.start()
+        return self
+
+    async def _prepare_schema(self, conn: asyncpg.Connection) -> None:
+        if self.settings.migrate:
+            await migrations.migrate(conn)
+            return
+        pending = await migrations.pending_migrations(conn)
+        if pending:
+            names = ", ".join(m.name for m in pending)
+            raise MigrationError(f"the database needs migrations first: {names} (crashlog migrate)")
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Commit everything emitted, then release the connections.
+
+        Raises ``NotFlushed`` (saying how many events and where) if that takes
+        longer than ``timeout`` seconds (default ``Settings.close_timeout``).
+        """
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        try:
+            await writer.close(self.settings.close_timeout if timeout is None else timeout)
+        finally:
+            if self._pool is not None:
+                await self._pool.close()
+
+    def __await__(self) -> Generator[Any, None, Logger]:
+        return self.open().__await__()
+
+    async def __aenter__(self) -> Logger:
+        return await self.open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def emit(self, event: Event) -> UUID:
+        """Validate and buffer ``event``; returns its id. No I/O while the buffer has room.
+
+        Raises ``InvalidEvent`` for anything the log could not store; the logger
+        and every other event are unaffected.
+        """
+        if not isinstance(event, Event):
+            raise InvalidEvent("event", event, "must be a crashlog event (crashlog.events)")
+        row = Row(
+            event.event_id,
+            event.event_type,
+            event.schema_version,
+            event.bot_id,
+            getattr(event, "session_id", None),
+            event.occurred_at,
+            encode_payload(event, self.settings.max_payload_bytes),
+        )
+        await self._open_writer().enqueue(row)
+        return event.event_id
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Return once every event emitted before this call is committed.
+
+        Raises ``NotFlushed`` saying how many are pending, and where, after ``timeout`` seconds.
+        """
+        await self._open_writer().flush(timeout)
+
+    def metrics(self) -> Metrics:
+        """Counters: emitted, committed, duplicates, retried, rejected, spooled, buffered, ..."""
+        return self._open_writer().metrics()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The logger's connection pool, for queries of your own."""
+        if self._pool is None:
+            raise LoggerClosed("the logger is not open")
+        return self._pool
+
+    def _open_writer(self) -> BatchWriter:
+        if self._writer is None:
+            raise LoggerClosed("the logger is not open (use 'async with crashlog.connect()')")
+        return self._writer

@@ -1,0 +1,42 @@
+"""Settings of a logger: one frozen value, given to ``connect(**options)``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from crashlog.events.codec import DEFAULT_MAX_PAYLOAD_BYTES
+
+
+def _positive(instance: object, attribute: attrs.Attribute[object], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """How a logger buffers, batches and retries. Every option has a sound default."""
+
+    #: Events per batch; one COPY each. 5,000 is where COPY stops getting faster.
+    batch_size: int = attrs.field(default=5_000, validator=_positive)
+    #: Longest time an event waits in the buffer for its batch to fill, in seconds.
+    flush_interval: float = attrs.field(default=0.05, validator=_positive)
+    #: Most events held in memory (buffered and in flight) before ``emit`` applies ``on_full``.
+    buffer_size: int = attrs.field(default=100_000, validator=_positive)
+    #: What ``emit`` does when the buffer is full: wait for room, or raise ``BufferFull``.
+    on_full: Literal["wait", "raise"] = attrs.field(
+        default="wait", validator=attrs.validators.in_(("wait", "raise"))
+    )
+    #: Connections in the pool (the writer uses one at a time, keeping the log in emit order).
+    pool_size: int = attrs.field(default=2, validator=_positive)
+    #: How long one batch is retried through transient failures before the writer reports it.
+    retry_deadline: float = attrs.field(default=30.0, validator=_positive)
+    #: Largest encoded payload ``emit`` accepts, in bytes.
+    max_payload_bytes: int = attrs.field(default=DEFAULT_MAX_PAYLOAD_BYTES, validator=_positive)
+    #: Seconds to wait for a connection to open.
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds ``aclose`` (and leaving ``async with``) waits for the buffer to drain.
+    close_timeout: float = attrs.field(default=60.0, validator=_positive)
+    #: Apply pending migrations at ``connect`` (False: refuse to start if any are pending).
+    migrate: bool = True
