@@ -102,6 +102,7 @@ class Logger:
         """
         if not isinstance(event, Event):
             raise InvalidEvent("event", event, "must be a crashlog event (crashlog.events)")
+        writer = self._open_writer()
         row = Row(
             event.event_id,
             event.event_type,
@@ -111,7 +112,11 @@ class Logger:
             event.occurred_at,
             encode_payload(event, self.settings.max_payload_bytes),
         )
-        await self._open_writer().enqueue(row)
+        # The common case stays synchronous: room in the buffer, nothing to await.
+        if not writer.offer(row):
+            await writer.enqueue(row)
+        elif writer.wants_turn():
+            await asyncio.sleep(0)
         return event.event_id
 
     async def flush(self, timeout: float | None = None) -> None:

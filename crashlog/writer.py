@@ -38,6 +38,9 @@ log = logging.getLogger("crashlog.writer")
 # intervention such as a restart (57), transaction rollback such as deadlock (40).
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
 
+# emit() hands the event loop to the writer once per this many events (a few microseconds each time).
+_YIELD_EVERY = 256
+
 
 def is_transient(error: BaseException) -> bool:
     """True for failures that a later attempt of the same batch may get past."""
@@ -92,17 +95,12 @@ class BatchWriter:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="crashlog-writer")
 
-    async def enqueue(self, row: Row) -> None:
-        """Accept a row. Returns at once while there is room; waits (or raises) when full."""
+    def offer(self, row: Row) -> bool:
+        """Accept a row if the buffer has room (no I/O, no waiting); False when it is full."""
         if self._closing:
             raise LoggerClosed("the logger is closed; no more events are accepted")
-        while len(self._buffer) + self._in_flight >= self._settings.buffer_size:
-            if self._settings.on_full == "raise":
-                raise BufferFull(f"{self._settings.buffer_size} events are already waiting")
-            self._room.clear()
-            await self._room.wait()
-            if self._closing:
-                raise LoggerClosed("the logger closed while this event waited for room")
+        if len(self._buffer) + self._in_flight >= self._settings.buffer_size:
+            return False
         self._buffer.append(row)
         self._emitted += 1
         size = len(self._buffer)
@@ -110,9 +108,25 @@ class BatchWriter:
             self._arrived.set()
         elif size >= self._settings.batch_size:
             self._batch_ready.set()
-            if size == self._settings.batch_size:
-                # Let the writer start sending this batch while the caller goes on filling the next.
-                await asyncio.sleep(0)
+        return True
+
+    def wants_turn(self) -> bool:
+        """True once per ``_YIELD_EVERY`` events: the caller should give the event loop a turn.
+
+        A caller that never awaits anything else would starve the writer, whose COPY
+        needs several turns of the loop (a reply to read, data to send).
+        """
+        return self._emitted % _YIELD_EVERY == 0
+
+    async def enqueue(self, row: Row) -> None:
+        """Accept a row, waiting for room while the buffer is full (or raising, by policy)."""
+        while not self.offer(row):
+            if self._settings.on_full == "raise":
+                raise BufferFull(f"{self._settings.buffer_size} events are already waiting")
+            self._room.clear()
+            await self._room.wait()
+        if self.wants_turn():
+            await asyncio.sleep(0)
 
     async def flush(self, timeout: float | None = None, *, action: str = "flush") -> None:
         """Return once every row enqueued before this call is committed (or rejected)."""

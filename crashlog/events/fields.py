@@ -241,13 +241,22 @@ def _json_value(value: Any, where: str, depth: int) -> Any:
 
 
 def field(convert: Convert, *, required: bool = False, default: Any = None) -> Any:
-    """An event field of the given kind; optional fields default to None."""
+    """An event field of the given kind; optional fields default to None.
+
+    The field's metadata records whether it holds a ``Decimal`` and whether it
+    can be ``None``, so the codec can encode it without looking at the value.
+    """
+    metadata = {"decimal": convert in DECIMAL_KINDS, "nullable": not required and default is None}
     if required:
-        return attrs.field(converter=attrs.Converter(convert, takes_field=True))  # type: ignore[call-overload]
+        return attrs.field(
+            converter=attrs.Converter(convert, takes_field=True),  # type: ignore[call-overload]
+            metadata=metadata,
+        )
     factory = default if callable(default) else None
     return attrs.field(
         converter=attrs.Converter(_optional(convert), takes_field=True),  # type: ignore[call-overload]
         default=attrs.Factory(factory) if factory else default,
+        metadata=metadata,
     )
 
 
@@ -267,6 +276,9 @@ uuid = _uuid
 outcome = _outcome
 feature_vector = _feature_vector
 json_object = _json_object
+
+#: The kinds whose values are ``Decimal``.
+DECIMAL_KINDS = (money, stake, multiplier, percent)
 
 
 def utc_now() -> datetime:

@@ -10,12 +10,15 @@ import os
 import time
 from uuid import UUID
 
+# asyncpg's UUID is a C subclass of uuid.UUID (equal, same hash): ten times faster to make,
+# and asyncpg writes it to the wire without a Python call.
+from asyncpg.pgproto.pgproto import UUID as _FastUUID
+
 
 def uuid7() -> UUID:
     """A new UUIDv7: 48 bits of Unix milliseconds, then 74 random bits."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    rand_a = rand >> 68  # 12 bits
-    rand_b = rand & ((1 << 62) - 1)  # 62 bits
-    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-    return UUID(int=value)
+    millis = (time.time_ns() // 1_000_000) & 0xFFFF_FFFF_FFFF
+    rand = bytearray(os.urandom(10))
+    rand[0] = 0x70 | (rand[0] & 0x0F)  # version 7 in the high nibble of byte 6
+    rand[2] = 0x80 | (rand[2] & 0x3F)  # RFC 9562 variant in the top bits of byte 8
+    return _FastUUID(millis.to_bytes(6, "big") + bytes(rand))

@@ -1,0 +1,85 @@
+"""What the benchmarks share: a scratch database on the server under test, and sample events."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from crashlog import migrations
+from crashlog.database import mask_dsn, resolve_dsn
+from crashlog.events import Outcome, RoundSettled
+
+
+def base_arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--dsn", default=None, help="server to measure (default CRASHLOG_DSN, else the embedded one)"
+    )
+    return parser
+
+
+@asynccontextmanager
+async def scratch_database(dsn: str | None) -> AsyncIterator[str]:
+    """A new, migrated database on the server, dropped afterwards; yields its DSN."""
+    server = resolve_dsn(dsn)
+    name = f"crashlog_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    scratch = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    try:
+        conn = await asyncpg.connect(scratch)
+        version = await conn.fetchval("SHOW server_version")
+        await migrations.migrate(conn)
+        await conn.close()
+        print(f"server: PostgreSQL {version} at {mask_dsn(server)}, scratch database {name}")
+        yield scratch
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def sample_rounds(count: int, *, bots: int = 10, seed: int = 7) -> list[RoundSettled]:
+    """``count`` settled rounds of ``bots`` bots, shaped like a real bot's (same shape every run)."""
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    balance = [Decimal("1000.00")] * bots
+    events = []
+    for i in range(count):
+        bot = i % bots
+        crash = max(Decimal("1.00"), Decimal(int(97 / (1 - rng.random()))) / 100)
+        stake = Decimal("10.00")
+        target = Decimal("1.50")
+        win = crash >= target
+        profit = stake * (target - 1) if win else -stake
+        before, balance[bot] = balance[bot], balance[bot] + profit
+        events.append(
+            RoundSettled(
+                bot_id=f"bench-bot-{bot}", session_id=f"bench-session-{bot}",
+                game="aviator", platform="demo", round_number=i // bots,
+                game_round_id=f"r{i // bots}", strategy_name="fixed-1.5",
+                stake=stake, target_multiplier=target, crash_multiplier=crash,
+                cashout_multiplier=target if win else None,
+                outcome=Outcome.WIN if win else Outcome.LOSS, profit_loss=profit,
+                balance_before=before, balance_after=balance[bot],
+                occurred_at=start + timedelta(seconds=i),
+            )
+        )
+    return events
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, int(fraction * len(sorted_values)))
+    return sorted_values[index]
+
+
+def environment_note() -> str:
+    return f"{os.cpu_count()} cores"
