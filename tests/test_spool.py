@@ -1,0 +1,247 @@
+"""The spool keeps acknowledged batches on disk and replays them once each, in order."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from crashlog import store
+from crashlog.events.uuid7 import uuid7
+from crashlog.spool import Spool, SpoolError, SpoolFull, append_idempotent
+from crashlog.store import Row
+
+
+def make_rows(count: int, *, bot: str = "b1", start: int = 0) -> list[Row]:
+    tz = ZoneInfo("Europe/Berlin")
+    return [
+        Row(
+            uuid7(),
+            "RoundObserved",
+            1,
+            bot,
+            None if i % 2 else f"s{i}",
+            datetime(2026, 1, 1, tzinfo=tz) + timedelta(seconds=start + i),
+            ('{"game":"aviator","platform":"d\\u00e9mo ✈","crash_multiplier":"%d.01","n":%d}'
+             % (2 + i, start + i)).encode(),
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+def read_all(spool: Spool) -> list[Row]:
+    return [row for seg in spool.segments() for batch in spool.batches(seg) for row in batch]
+
+
+def test_batches_come_back_exactly_as_written(folder):
+    spool = Spool.open(folder)
+    first, second = make_rows(3), make_rows(2, start=3)
+    spool.append(first)
+    spool.append(second)
+    spool.close()
+    again = Spool.open(folder)
+    assert read_all(again) == first + second
+    stats = again.stats()
+    assert (stats.pending_segments, stats.torn_bytes) == (1, 0)
+    again.close()
+
+
+def test_each_process_writes_a_new_segment_and_counts_what_it_spooled(folder):
+    spool = Spool.open(folder)
+    spool.append(make_rows(4))
+    spool.close()
+    spool = Spool.open(folder)
+    spool.append(make_rows(5))
+    assert [p.name for p in spool.segments()] == ["000000000001.spool", "000000000002.spool"]
+    assert (spool.stats().spooled_events, spool.stats().spooled_batches) == (5, 1)
+    assert spool.pending_events() == 9
+    spool.close()
+
+
+def test_segments_roll_over_at_their_size(folder):
+    spool = Spool.open(folder, segment_bytes=2_000)
+    rows = make_rows(60)
+    for i in range(0, 60, 5):
+        spool.append(rows[i : i + 5])
+    assert len(spool.segments()) > 2
+    assert read_all(spool) == rows
+    spool.close()
+
+
+@pytest.mark.parametrize("cut", [1, 5, 9, 40])
+def test_a_torn_tail_is_cut_off_on_recovery_and_the_rest_kept(folder, cut):
+    spool = Spool.open(folder)
+    kept = make_rows(3) + make_rows(3, start=3)
+    spool.append(kept[:3])
+    spool.append(kept[3:])
+    spool.append(make_rows(3, start=6))  # this one will be torn
+    segment = spool.segments()[0]
+    spool.close()
+    whole = segment.stat().st_size
+    with segment.open("r+b") as file:
+        file.truncate(whole - cut)
+    recovered = Spool.open(folder)
+    assert read_all(recovered) == kept
+    assert recovered.stats().torn_bytes > 0
+    recovered.append(make_rows(1, start=100))  # and it keeps working
+    assert len(read_all(recovered)) == 7
+    recovered.close()
+
+
+def test_a_tail_with_a_bad_checksum_is_cut_off(folder):
+    spool = Spool.open(folder)
+    spool.append(make_rows(2))
+    spool.append(make_rows(2, start=2))
+    segment = spool.segments()[0]
+    spool.close()
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0xFF  # a flipped byte in the last record's payload
+    segment.write_bytes(bytes(data))
+    recovered = Spool.open(folder)
+    assert len(read_all(recovered)) == 2
+    assert segment.stat().st_size < len(data)
+    recovered.close()
+
+
+def test_a_segment_cut_inside_its_header_is_dropped(folder):
+    folder.mkdir()
+    (folder / "000000000001.spool").write_bytes(b"CRASH")
+    spool = Spool.open(folder)
+    assert spool.segments() == []
+    spool.close()
+
+
+def test_a_foreign_file_is_refused_not_replayed(folder):
+    folder.mkdir()
+    (folder / "000000000001.spool").write_bytes(b"hello, this is not a spool segment")
+    with pytest.raises(SpoolError, match="not a crashlog spool segment"):
+        Spool.open(folder)
+
+
+def test_the_byte_cap_raises_a_clear_error_and_writes_nothing(folder):
+    spool = Spool.open(folder, max_bytes=3_000)
+    spool.append(make_rows(5))
+    before = spool.pending_events()
+    with pytest.raises(SpoolFull, match="spool_max_bytes") as caught:
+        spool.append(make_rows(50))
+    assert str(folder) in str(caught.value)
+    assert spool.pending_events() == before
+    spool.append(make_rows(1))  # a batch that fits still goes in
+    assert spool.pending_events() == before + 1
+    spool.close()
+
+
+def test_one_process_at_a_time_owns_a_spool(folder):
+    spool = Spool.open(folder)
+    with pytest.raises(SpoolError, match="in use by another process"):
+        Spool.open(folder)
+    spool.close()
+    Spool.open(folder).close()
+
+
+async def stored(conn: asyncpg.Connection) -> list[Row]:
+    records = await conn.fetch(
+        "SELECT event_id, event_type, schema_version, bot_id, session_id, occurred_at, payload"
+        " FROM crashlog.events ORDER BY position"
+    )
+    return [Row(*r) for r in records]
+
+
+async def test_replay_stores_every_batch_once_in_order_and_deletes_segments(folder, dsn, conn):
+    spool = Spool.open(folder, segment_bytes=3_000)
+    rows = make_rows(40)
+    for i in range(0, 40, 4):
+        spool.append(rows[i : i + 4])
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=store.init_connection)
+    try:
+        assert await spool.replay(lambda batch: append_idempotent(pool, batch)) == 40
+    finally:
+        await pool.close()
+    assert spool.segments() == []
+    got = await stored(conn)
+    assert [r.event_id for r in got] == [r.event_id for r in rows]
+    assert [r.occurred_at for r in got] == [r.occurred_at for r in rows]
+    assert [r.bot_id for r in got] == [r.bot_id for r in rows]
+    spool.close()
+
+
+async def test_a_crash_between_commit_and_segment_removal_adds_nothing_twice(
+    folder, tmp_path, dsn, conn
+):
+    spool = Spool.open(folder)
+    rows = make_rows(10)
+    spool.append(rows)
+    spool.seal()
+    copy = tmp_path / "saved.spool"
+    shutil.copy(spool.segments()[0], copy)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=store.init_connection)
+    try:
+        await spool.replay(lambda batch: append_idempotent(pool, batch))
+        shutil.copy(copy, folder / "000000000001.spool")  # as if the unlink never happened
+        spool.close()
+        spool = Spool.open(folder)
+        assert await spool.replay(lambda batch: append_idempotent(pool, batch)) == 10
+    finally:
+        await pool.close()
+        spool.close()
+    assert await conn.fetchval("SELECT count(*) FROM crashlog.events") == 10
+
+
+async def test_a_failed_replay_keeps_the_segment_for_the_next_attempt(folder, dsn, conn):
+    spool = Spool.open(folder)
+    spool.append(make_rows(3))
+    spool.append(make_rows(3, start=3))
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=store.init_connection)
+    calls = 0
+
+    async def flaky(batch):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionResetError("the server went away")
+        await append_idempotent(pool, batch)
+
+    try:
+        with pytest.raises(ConnectionResetError):
+            await spool.replay(flaky)
+        assert len(spool.segments()) == 1
+        assert await spool.replay(flaky) == 6
+    finally:
+        await pool.close()
+        spool.close()
+    assert await conn.fetchval("SELECT count(DISTINCT event_id) FROM crashlog.events") == 6
+    assert await conn.fetchval("SELECT count(*) FROM crashlog.events") == 6
+
+
+async def test_a_row_the_server_refuses_is_set_aside_and_the_rest_replayed(folder, dsn, conn):
+    spool = Spool.open(folder)
+    rows = make_rows(5)
+    bad = rows[2]._replace(payload=b'{"text":"nul \\u0000 inside"}')  # jsonb refuses \u0000
+    rows[2] = bad
+    spool.append(rows)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=store.init_connection)
+    try:
+        await spool.replay(lambda batch: append_idempotent(pool, batch))
+    finally:
+        await pool.close()
+        spool.close()
+    assert {r.event_id for r in await stored(conn)} == {r.event_id for r in rows} - {bad.event_id}
+    rejected = await conn.fetchval("SELECT event_id FROM crashlog.rejected_events")
+    assert rejected == bad.event_id
+
+
+def test_rows_keep_an_aware_time_in_utc_too(folder):
+    spool = Spool.open(folder)
+    row = make_rows(1)[0]._replace(occurred_at=datetime(2026, 5, 1, 12, 0, 0, 123456, timezone.utc))
+    spool.append([row])
+    assert read_all(spool) == [row]
+    spool.close()
