@@ -19,10 +19,12 @@ Promises:
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
@@ -62,6 +64,7 @@ class SpoolStats:
 
     spooled_events: int  # written to the spool by this process
     spooled_batches: int
+    pending_events: int  # on disk, not yet replayed
     replayed_events: int  # committed from the spool by this process (new or already stored)
     pending_segments: int
     pending_bytes: int
@@ -133,7 +136,13 @@ class Spool:
         self._counts = {"spooled_events": 0, "spooled_batches": 0, "replayed_events": 0}
         self._torn_bytes = 0
         self._pending_bytes = 0
-        for segment in self.segments():
+        self._pending_events = 0
+        self._committed_records: dict[Path, int] = {}  # segment -> records already replayed
+        # append runs in a worker thread while the event loop may seal or replay: one lock.
+        self._lock = threading.Lock()
+        existing = self.segments()
+        self._next_number = int(existing[-1].stem) + 1 if existing else 1
+        for segment in existing:
             self._pending_bytes += self._recover(segment)
 
     @classmethod
@@ -181,10 +190,14 @@ class Spool:
         if not rows:
             return
         record = frame(encode_batch(rows))
+        with self._lock:
+            self._append_record(record, len(rows))
+
+    def _append_record(self, record: bytes, events: int) -> None:
         if self._pending_bytes + len(record) > self.max_bytes:
             raise SpoolFull(
                 f"the spool at {self.directory} holds {self._pending_bytes} bytes and its cap is "
-                f"{self.max_bytes} (spool_max_bytes): a batch of {len(rows)} events "
+                f"{self.max_bytes} (spool_max_bytes): a batch of {events} events "
                 f"({len(record)} bytes) does not fit; those events stay in memory"
             )
         path, fd = self._segment_for(len(record))
@@ -197,11 +210,16 @@ class Spool:
             raise
         self._active_size += len(record)
         self._pending_bytes += len(record)
-        self._counts["spooled_events"] += len(rows)
+        self._pending_events += events
+        self._counts["spooled_events"] += events
         self._counts["spooled_batches"] += 1
 
     def seal(self) -> None:
         """Close the active segment; the next ``append`` starts a new one."""
+        with self._lock:
+            self._seal()
+
+    def _seal(self) -> None:
         if self._active is not None:
             os.close(self._active[1])
             self._active = None
@@ -209,11 +227,10 @@ class Spool:
 
     def _segment_for(self, record_bytes: int) -> tuple[Path, int]:
         if self._active is not None and self._active_size + record_bytes > self.segment_bytes:
-            self.seal()
+            self._seal()
         if self._active is None:
-            existing = self.segments()
-            number = int(existing[-1].stem) + 1 if existing else 1
-            path = self.directory / f"{number:012d}{_SUFFIX}"
+            path = self.directory / f"{self._next_number:012d}{_SUFFIX}"
+            self._next_number += 1
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
             _write_all(fd, MAGIC)
             os.fsync(fd)
@@ -232,15 +249,16 @@ class Spool:
     def is_empty(self) -> bool:
         return not self.segments()
 
+    @property
+    def pending_events(self) -> int:
+        """Events on disk not yet replayed."""
+        return self._pending_events
+
     def batches(self, segment: Path) -> Iterator[list[Row]]:
         """The batches of one segment, in the order written."""
         records, _ = read_records(segment)
         for record in records:
             yield decode_batch(record)
-
-    def pending_events(self) -> int:
-        """Events on disk not yet replayed (reads every segment: for reports, not hot paths)."""
-        return sum(len(batch) for segment in self.segments() for batch in self.batches(segment))
 
     async def replay(self, append: Append) -> int:
         """Append every spooled batch with ``append`` (which must be idempotent), oldest first.
@@ -249,17 +267,26 @@ class Spool:
         events replayed. An error from ``append`` stops the replay and propagates; what is
         left stays on disk for the next attempt.
         """
-        self.seal()
+        with self._lock:  # only sealed segments are replayed; later appends start new ones
+            self._seal()
+            sealed = self.segments()
         replayed = 0
-        for segment in self.segments():
-            for batch in self.batches(segment):
+        for segment in sealed:
+            for index, batch in enumerate(self.batches(segment)):
+                if index < self._committed_records.get(segment, 0):
+                    continue  # committed by an earlier, interrupted replay of this process
                 await append(batch)
+                self._committed_records[segment] = index + 1
                 replayed += len(batch)
                 self._counts["replayed_events"] += len(batch)
+                with self._lock:
+                    self._pending_events = max(0, self._pending_events - len(batch))
             size = segment.stat().st_size
             segment.unlink()
             _fsync_dir(self.directory)
-            self._pending_bytes = max(0, self._pending_bytes - size)
+            self._committed_records.pop(segment, None)
+            with self._lock:
+                self._pending_bytes = max(0, self._pending_bytes - size)
         return replayed
 
     def stats(self) -> SpoolStats:
@@ -267,13 +294,15 @@ class Spool:
         return SpoolStats(
             pending_segments=len(segments),
             pending_bytes=self._pending_bytes,
+            pending_events=self._pending_events,
             torn_bytes=self._torn_bytes,
             **self._counts,
         )
 
     def _recover(self, segment: Path) -> int:
         """Cut a torn tail off a segment left by a previous owner; returns its intact size."""
-        _, end = read_records(segment)
+        records, end = read_records(segment)
+        self._pending_events += sum(len(orjson.loads(record)) for record in records)
         size = segment.stat().st_size
         if end == 0:  # not even the header made it: an empty segment
             segment.unlink()
@@ -291,6 +320,121 @@ class Spool:
                 os.fsync(file.fileno())
             self._torn_bytes += size - end
         return end
+
+
+class Spooler:
+    """Sends each batch to the server or, when it cannot take it, to the spool; replays the spool.
+
+    Promises, on top of ``Spool``'s:
+    - ``write`` returns once the batch is committed or spooled (acknowledged either way);
+      a full spool (``SpoolFull``) makes it wait and try again, never drop the batch.
+    - Order: while the spool holds anything (the *backlog*), no batch is written
+      directly: each goes to the spool (server unreachable) or waits for the replayer
+      (server reachable again), so a lane's batches reach the log in the order written.
+    - The replayer drains the spool in order, in the background, as soon as the server
+      answers again; the backlog ends when the spool is empty.
+    """
+
+    def __init__(self, spool: Spool, append: Append) -> None:
+        self.spool = spool
+        self._append = append  # idempotent store of one batch (the replay path)
+        self.backlog = not spool.is_empty()
+        #: Set when batches should go to the spool without waiting out the retry deadline.
+        self.spill_event = threading.Event()
+        self._server_ok = False  # the replayer's last attempt reached the server
+        self._spooling = 0  # spool appends in progress
+        self._drained = asyncio.Event()
+        self._replayer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Replay what an earlier process left, if anything."""
+        if self.backlog:
+            self._kick()
+
+    def spill(self) -> None:
+        """The buffer is full and the policy says spool: stop waiting for the server."""
+        if not self.spill_event.is_set():
+            log.warning("crashlog: the buffer is full; batches go to the spool at %s",
+                        self.spool.directory)
+            self.spill_event.set()
+        self.backlog = True
+        self._kick()
+
+    async def write(self, batch: list[Row], direct: Append) -> str:
+        """Commit ``batch`` with ``direct`` or spool it; returns "committed" or "spooled"."""
+        while True:
+            if not self.backlog:
+                try:
+                    await direct(batch)
+                    return "committed"
+                except Exception as error:  # past the retry deadline (or spilling): spool it
+                    log.warning("crashlog: %d events go to the spool: %s", len(batch), error)
+                    self.backlog = True
+            elif self._server_ok and not self.spill_event.is_set():
+                await self._wait_drained(1.0)  # the replayer is catching up: keep order
+                continue
+            if await self._spool(batch):
+                return "spooled"
+            await asyncio.sleep(1.0)
+
+    async def _spool(self, batch: list[Row]) -> bool:
+        self._spooling += 1
+        try:
+            await asyncio.to_thread(self.spool.append, batch)
+            return True
+        except SpoolFull as error:
+            log.error("crashlog: %s", error)
+            return False
+        finally:
+            self._spooling -= 1
+            self._kick()
+
+    async def _wait_drained(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _kick(self) -> None:
+        if self._replayer is None or self._replayer.done():
+            self._drained.clear()
+            self._replayer = asyncio.get_running_loop().create_task(
+                self._replay_until_empty(), name="crashlog-spool-replayer"
+            )
+
+    async def _replay_until_empty(self) -> None:
+        pause = 0.1
+        while True:
+            try:
+                await self.spool.replay(self._append)
+            except Exception as error:  # the server is still away: try again later
+                self._server_ok = False
+                log.info("crashlog: spool replay paused (%d events wait on disk): %s",
+                         self.spool.pending_events, error)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            self._server_ok = True
+            pause = 0.1
+            if self._spooling == 0 and self.spool.is_empty():
+                self.backlog = False
+                self.spill_event.clear()
+                self._drained.set()
+                return
+            await asyncio.sleep(0.01)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the replayer after one last bounded attempt to drain, and release the spool."""
+        if self._replayer is not None:
+            self._replayer.cancel()
+            await asyncio.gather(self._replayer, return_exceptions=True)
+        if not self.spool.is_empty():
+            try:
+                await asyncio.wait_for(self.spool.replay(self._append), timeout)
+            except Exception as error:
+                log.warning("crashlog: %d events stay in the spool at %s for the next start: %s",
+                            self.spool.pending_events, self.spool.directory, error)
+        self.spool.close()
 
 
 async def append_idempotent(pool: asyncpg.Pool, rows: list[Row]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from crashlog import store
 from crashlog.events.uuid7 import uuid7
-from crashlog.spool import Spool, SpoolError, SpoolFull, append_idempotent
+from crashlog.spool import Spool, Spooler, SpoolError, SpoolFull, append_idempotent
 from crashlog.store import Row
 
 
@@ -63,7 +64,7 @@ def test_each_process_writes_a_new_segment_and_counts_what_it_spooled(folder):
     spool.append(make_rows(5))
     assert [p.name for p in spool.segments()] == ["000000000001.spool", "000000000002.spool"]
     assert (spool.stats().spooled_events, spool.stats().spooled_batches) == (5, 1)
-    assert spool.pending_events() == 9
+    assert spool.pending_events == 9
     spool.close()
 
 
@@ -130,13 +131,13 @@ def test_a_foreign_file_is_refused_not_replayed(folder):
 def test_the_byte_cap_raises_a_clear_error_and_writes_nothing(folder):
     spool = Spool.open(folder, max_bytes=3_000)
     spool.append(make_rows(5))
-    before = spool.pending_events()
+    before = spool.pending_events
     with pytest.raises(SpoolFull, match="spool_max_bytes") as caught:
         spool.append(make_rows(50))
     assert str(folder) in str(caught.value)
-    assert spool.pending_events() == before
+    assert spool.pending_events == before
     spool.append(make_rows(1))  # a batch that fits still goes in
-    assert spool.pending_events() == before + 1
+    assert spool.pending_events == before + 1
     spool.close()
 
 
@@ -214,7 +215,9 @@ async def test_a_failed_replay_keeps_the_segment_for_the_next_attempt(folder, ds
         with pytest.raises(ConnectionResetError):
             await spool.replay(flaky)
         assert len(spool.segments()) == 1
-        assert await spool.replay(flaky) == 6
+        assert spool.pending_events == 3
+        assert await spool.replay(flaky) == 3  # the first batch is not sent again
+        assert spool.pending_events == 0
     finally:
         await pool.close()
         spool.close()
@@ -245,3 +248,91 @@ def test_rows_keep_an_aware_time_in_utc_too(folder):
     spool.append([row])
     assert read_all(spool) == [row]
     spool.close()
+
+
+class FakeServer:
+    """Stores batches in a list; can be 'down' (every call raises, as a lost connection does)."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.stored: list[Row] = []
+
+    async def direct(self, batch: list[Row]) -> None:
+        await asyncio.sleep(0)
+        if not self.up:
+            raise ConnectionRefusedError("the server is down")
+        self.stored.extend(batch)
+
+    async def idempotent(self, batch: list[Row]) -> None:
+        await self.direct([r for r in batch if r not in self.stored])
+
+
+async def wait_until(predicate, limit: float = 10.0) -> None:
+    for _ in range(int(limit / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def test_the_spooler_spools_while_the_server_is_down_and_keeps_order(folder):
+    server = FakeServer()
+    spooler = Spooler(Spool.open(folder), server.idempotent)
+    spooler.start()
+    first, second, third = make_rows(3), make_rows(3, start=3), make_rows(3, start=6)
+    server.up = False
+    assert await spooler.write(first, server.direct) == "spooled"
+    assert await spooler.write(second, server.direct) == "spooled"  # backlog: no direct try
+    assert spooler.spool.pending_events == 6
+    server.up = True
+    # The replayer has not seen the server back yet: the batch may still be spooled, in order.
+    assert await spooler.write(third, server.direct) in ("spooled", "committed")
+    await wait_until(lambda: not spooler.backlog)
+    fourth = make_rows(2, start=9)
+    assert await spooler.write(fourth, server.direct) == "committed"
+    assert server.stored == first + second + third + fourth  # the spool went first
+    assert spooler.spool.is_empty()
+    await spooler.close()
+
+
+async def test_a_full_spool_holds_the_batch_until_there_is_room(folder):
+    server = FakeServer()
+    spooler = Spooler(Spool.open(folder, max_bytes=1_500), server.idempotent)
+    server.up = False
+    rows = make_rows(4)
+    assert await spooler.write(rows, server.direct) == "spooled"
+    late = asyncio.create_task(spooler.write(make_rows(8, start=4), server.direct))
+    await asyncio.sleep(0.3)
+    assert not late.done()  # not dropped, not acknowledged: waiting
+    server.up = True
+    assert await asyncio.wait_for(late, 15) in ("spooled", "committed")
+    await wait_until(lambda: not spooler.backlog)
+    assert len(server.stored) == 12 and server.stored[:4] == rows
+    await spooler.close()
+
+
+async def test_spill_sends_batches_to_the_spool_without_waiting_for_the_server(folder):
+    server = FakeServer()
+    spooler = Spooler(Spool.open(folder), server.idempotent)
+    server.up = False
+    spooler.spill()
+    assert spooler.spill_event.is_set()
+    assert await spooler.write(make_rows(2), server.direct) == "spooled"
+    server.up = True
+    await wait_until(lambda: not spooler.backlog)
+    assert not spooler.spill_event.is_set() and len(server.stored) == 2
+    await spooler.close()
+
+
+async def test_a_new_owner_replays_what_an_earlier_one_left(folder):
+    spool = Spool.open(folder)
+    rows = make_rows(5)
+    spool.append(rows)
+    spool.close()
+    server = FakeServer()
+    spooler = Spooler(Spool.open(folder), server.idempotent)
+    assert spooler.backlog
+    spooler.start()
+    await wait_until(lambda: not spooler.backlog)
+    assert server.stored == rows
+    await spooler.close()
