@@ -14,24 +14,28 @@ from crashlog import migrations, store
 from crashlog.database import resolve_dsn
 from crashlog.errors import InvalidEvent, LoggerClosed, MigrationError
 from crashlog.events import Event, encode_payload
+from crashlog.projections.runner import Runner, wait_projected
 from crashlog.settings import Settings
 from crashlog.store import Row
 from crashlog.writer import BatchWriter, Metrics
 
 
-def connect(dsn: str | None = None, **options: Any) -> Logger:
+def connect(dsn: str | None = None, *, project: bool = True, **options: Any) -> Logger:
     """A logger for the server at ``dsn`` (else ``CRASHLOG_DSN``, else the embedded one).
 
     Use it as ``async with crashlog.connect() as log:`` or ``log = await crashlog.connect()``;
-    ``options`` are the fields of ``Settings``.
+    ``options`` are the fields of ``Settings``. With ``project=True`` (the default) this
+    process also keeps the read tables current; with ``project=False`` it only writes.
     """
-    return Logger(dsn, Settings(**options))
+    return Logger(dsn, Settings(**options), project=project)
 
 
 class Logger:
     """Validates, buffers and appends events. Open it with ``connect()``."""
 
-    def __init__(self, dsn: str | None, settings: Settings) -> None:
+    def __init__(self, dsn: str | None, settings: Settings, *, project: bool = True) -> None:
+        self._project = project
+        self._runner: Runner | None = None
         self._dsn_argument = dsn
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
@@ -55,6 +59,9 @@ class Logger:
             raise
         self._writer = BatchWriter(self._pool, self.settings)
         self._writer.start()
+        if self._project:  # the projections, in-process: they take a connection of their own
+            self._runner = Runner(dsn)
+            self._runner.start()
         return self
 
     async def _prepare_schema(self, conn: asyncpg.Connection) -> None:
@@ -78,6 +85,9 @@ class Logger:
         try:
             await writer.close(self.settings.close_timeout if timeout is None else timeout)
         finally:
+            if self._runner is not None:
+                runner, self._runner = self._runner, None
+                await runner.stop()
             if self._pool is not None:
                 await self._pool.close()
 
@@ -125,6 +135,22 @@ class Logger:
         Raises ``NotFlushed`` saying how many are pending, and where, after ``timeout`` seconds.
         """
         await self._open_writer().flush(timeout)
+
+    async def sync(self, timeout: float | None = None) -> None:
+        """Return once every event emitted before this call is committed and applied by
+        every projection (in this process or any other runner).
+
+        Raises ``NotFlushed`` saying how many events are not yet committed, or not yet
+        projected, after ``timeout`` seconds. An open transaction anywhere on the server
+        holds the projections back, and with them this call.
+        """
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        await self.flush(timeout)
+        if self._runner is not None:
+            self._runner.wake()
+        remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+        async with self.pool.acquire() as conn:
+            await wait_projected(conn, remaining)
 
     def metrics(self) -> Metrics:
         """Counters: emitted, committed, duplicates, retried, rejected, spooled, buffered, ..."""

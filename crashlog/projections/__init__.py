@@ -1,0 +1,55 @@
+"""Projections: the read tables derived from the event log, and the runner that feeds them.
+
+``PROJECTIONS`` lists every read model; ``crashlog.projections.runner`` applies them
+(``follow``), rebuilds them (``rebuild``) and reports how far behind they are (``lag``).
+"""
+
+from __future__ import annotations
+
+from crashlog.errors import CrashlogError
+from crashlog.projections import (
+    bot_errors,
+    bot_stats,
+    bots,
+    game_configs,
+    ocr_readings,
+    round_multipliers,
+    round_outcomes,
+    round_signals,
+    rounds,
+    sessions,
+)
+from crashlog.projections.base import Projection
+
+PROJECTIONS: tuple[Projection, ...] = (
+    bots.PROJECTION,
+    game_configs.PROJECTION,
+    sessions.PROJECTION,
+    rounds.PROJECTION,
+    round_outcomes.PROJECTION,
+    round_multipliers.PROJECTION,
+    round_signals.PROJECTION,
+    ocr_readings.PROJECTION,
+    bot_errors.PROJECTION,
+    bot_stats.PROJECTION,
+)
+
+NAMES: tuple[str, ...] = tuple(p.name for p in PROJECTIONS)
+
+
+def select(names: list[str] | tuple[str, ...] | None) -> list[Projection]:
+    """The projections called ``names`` (``None`` or ``["all"]``: every one), in registry order.
+
+    Raises ``CrashlogError`` naming an unknown projection and the known ones.
+    """
+    if not names or "all" in names:
+        return list(PROJECTIONS)
+    unknown = sorted(set(names) - set(NAMES))
+    if unknown:
+        raise CrashlogError(
+            f"unknown projection {unknown[0]!r}; known: {', '.join(NAMES)} (or 'all')"
+        )
+    return [p for p in PROJECTIONS if p.name in names]
+
+
+__all__ = ["NAMES", "PROJECTIONS", "Projection", "select"]

@@ -1,0 +1,84 @@
+"""What a projection is, and the SQL pieces its handlers share.
+
+A projection has a name, a version, the event types it handles, the tables it owns
+and a handler. The handler applies every event in a span of the log,
+``(tx_id, position)`` after ``lo`` up to and including ``hi``, inside the runner's
+transaction. Handlers are set-based SQL that read payload fields in the database
+(``(e.payload->>'stake')::numeric``) and upsert on natural keys, so applying a span
+twice, or again in a rebuild, changes nothing.
+
+Handlers never read another projection's tables: each projection's checkpoint and
+rebuild are its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+import asyncpg
+import attrs
+
+#: A span of the log: events with ``(lo_tx, lo_pos) < (tx_id, position) <= (hi_tx, hi_pos)``.
+Span = tuple[int, int, int, int]
+#: Logical table name -> the table to write ("crashlog.rounds", or its rebuild shadow).
+Tables = Mapping[str, str]
+Handler = Callable[[asyncpg.Connection, Tables, Span], Awaitable[None]]
+
+#: The events of the span, as ``e``; a handler adds ``AND e.event_type = ...``.
+#: Parameters $1..$4 are the span.
+IN_SPAN = """crashlog.events e
+    WHERE (e.tx_id, e.position) > ($1::xid8, $2::bigint)
+      AND (e.tx_id, e.position) <= ($3::xid8, $4::bigint)"""
+
+
+@attrs.frozen
+class Projection:
+    """A read model: what it is called, its version, what it reads and owns, how it applies."""
+
+    name: str
+    #: Bump it when the handler's output changes: a runner then rebuilds the tables at start.
+    version: int
+    event_types: tuple[str, ...]
+    #: The tables it owns, unqualified, in schema ``crashlog``. The first is the main one.
+    tables: tuple[str, ...]
+    handler: Handler
+
+    def live_tables(self) -> dict[str, str]:
+        return {t: f"crashlog.{t}" for t in self.tables}
+
+    def shadow_tables(self) -> dict[str, str]:
+        return {t: f"crashlog.{shadow_name(t)}" for t in self.tables}
+
+    async def apply(self, conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
+        """Apply every event of ``span`` to ``tables`` (within the caller's transaction)."""
+        await self.handler(conn, tables, span)
+
+
+def shadow_name(table: str) -> str:
+    """The name a table is rebuilt under before it is swapped in."""
+    return f"{table}__rebuild"
+
+
+def text(key: str) -> str:
+    """A payload field as text (NULL when the bot omitted it)."""
+    return f"e.payload->>'{key}'"
+
+
+def numeric(key: str) -> str:
+    return f"(e.payload->>'{key}')::numeric"
+
+
+def bigint(key: str) -> str:
+    return f"(e.payload->>'{key}')::bigint"
+
+
+def float8(key: str) -> str:
+    return f"(e.payload->>'{key}')::double precision"
+
+
+def timestamptz(key: str) -> str:
+    return f"(e.payload->>'{key}')::timestamptz"
+
+
+def json_object(key: str) -> str:
+    return f"coalesce(e.payload->'{key}', jsonb_build_object())"

@@ -1,0 +1,187 @@
+"""Rebuild read tables from the log, into shadow tables, then swap them in.
+
+Readers keep seeing the old tables, complete, while the shadows fill from the origin
+of the log; the swap (drop old, rename shadow, rename its indexes to the old names,
+set the checkpoint) is one short transaction. Secondary indexes are built after the
+bulk load, which is faster than maintaining them row by row. The live runner, if one
+is running, keeps applying to the old tables meanwhile; the swap locks the
+checkpoint rows first, so it happens between two of its batches and the shadows
+take over exactly where the live tables were (or further).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from crashlog.errors import CrashlogError
+from crashlog.projections import checkpoints
+from crashlog.projections.base import Projection, shadow_name
+from crashlog.projections.checkpoints import ORIGIN, Position
+
+Progress = Callable[[int, int], None]
+
+#: Events per rebuild transaction: large, since the shadow tables have no readers.
+REBUILD_BATCH = 50_000
+#: advisory lock class of "projection X is being rebuilt" (per projection object id).
+REBUILD_LOCK_CLASS = 0x636C6F68
+
+_INDEXES = """
+SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS is_unique
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = $1::regclass
+ORDER BY c.relname
+"""
+# "CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ..." -> "[UNIQUE ]USING ..."
+_INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ ")
+
+
+def lock_id(name: str) -> int:
+    """A stable int4 for a projection name (advisory lock object id)."""
+    return zlib.crc32(name.encode()) - 2**31
+
+
+def _shape(definition: str) -> str:
+    """An index definition without its own and its table's name, to pair old and shadow."""
+    return _INDEX_HEAD.sub(lambda m: m.group(1) or "", definition)
+
+
+async def _indexes(conn: asyncpg.Connection, table: str) -> list[asyncpg.Record]:
+    return await conn.fetch(_INDEXES, table)
+
+
+async def rebuild_projections(
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    *,
+    progress: Progress | None = None,
+    batch_size: int = REBUILD_BATCH,
+) -> None:
+    """Rebuild ``projections`` from the origin of the log and swap the results in.
+
+    Raises ``CrashlogError`` if another process is rebuilding one of them.
+    """
+    locked = []
+    try:
+        for p in projections:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name)):
+                raise CrashlogError(f"projection {p.name} is already being rebuilt elsewhere")
+            locked.append(p)
+        deferred = await _create_shadows(conn, projections)
+        try:
+            cursor = await _fill(conn, projections, progress, batch_size)
+            await _create_deferred_indexes(conn, deferred)
+            await _swap(conn, projections, cursor)
+        except BaseException:
+            await _drop_shadows(conn, projections)
+            raise
+    finally:
+        for p in locked:
+            await conn.execute("SELECT pg_advisory_unlock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name))
+
+
+async def _create_shadows(
+    conn: asyncpg.Connection, projections: Sequence[Projection]
+) -> list[tuple[str, str]]:
+    """Empty copies of each table (constraints, defaults, unique indexes); returns the
+    (shadow table, index shape) of the secondary indexes to build after the load."""
+    await _drop_shadows(conn, projections)
+    deferred = []
+    for p in projections:
+        for table in p.tables:
+            shadow = f"crashlog.{shadow_name(table)}"
+            await conn.execute(f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
+            for index in await _indexes(conn, shadow):
+                if not index["is_unique"]:
+                    await conn.execute(f'DROP INDEX crashlog."{index["name"]}"')
+            for index in await _indexes(conn, f"crashlog.{table}"):
+                if not index["is_unique"]:
+                    deferred.append((shadow, _shape(index["definition"])))
+    return deferred
+
+
+async def _drop_shadows(conn: asyncpg.Connection, projections: Sequence[Projection]) -> None:
+    for p in projections:
+        for table in p.tables:
+            await conn.execute(f"DROP TABLE IF EXISTS crashlog.{shadow_name(table)}")
+
+
+async def _fill(
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    progress: Progress | None,
+    batch_size: int,
+) -> Position:
+    """Apply the log from its origin to the shadows until the rest is under one batch."""
+    total = int(await conn.fetchval("SELECT count(*) FROM crashlog.events"))
+    cursor, done = ORIGIN, 0
+    if progress:
+        progress(0, total)
+    while True:
+        batch = await checkpoints.next_batch(conn, cursor, batch_size)
+        if batch is None:
+            return cursor
+        count, end = batch
+        async with conn.transaction():
+            for p in projections:
+                await p.apply(conn, p.shadow_tables(), (*cursor, *end))
+        cursor, done = end, done + count
+        if progress:
+            progress(done, max(total, done))
+        if count < batch_size:
+            return cursor
+
+
+async def _create_deferred_indexes(
+    conn: asyncpg.Connection, deferred: list[tuple[str, str]]
+) -> None:
+    for shadow, shape in deferred:
+        # The index takes its default name now and the old index's name at the swap.
+        await conn.execute(f"CREATE {'UNIQUE ' if shape.startswith('UNIQUE ') else ''}INDEX ON "
+                           f"{shadow} {shape.removeprefix('UNIQUE ')}")
+
+
+async def _swap(
+    conn: asyncpg.Connection, projections: Sequence[Projection], cursor: Position
+) -> None:
+    """In one transaction: catch each shadow up to its live checkpoint, swap, set checkpoints."""
+    ordered = sorted(projections, key=lambda p: p.name)  # one lock order for every swapper
+    for p in ordered:
+        await checkpoints.ensure(conn, p)
+    async with conn.transaction():
+        # Between two batches of the live runner: it locks the same row first.
+        await conn.execute("SET LOCAL lock_timeout = '60s'")
+        final = {}
+        for p in ordered:
+            row = await conn.fetchrow(
+                "SELECT tx_id, position FROM crashlog.projection_checkpoints WHERE name = $1 FOR UPDATE",
+                p.name,
+            )
+            live = Position(row["tx_id"], row["position"])
+            if live > cursor:  # the live tables are further on: bring the shadow there too
+                await p.apply(conn, p.shadow_tables(), (*cursor, *live))
+            final[p.name] = max(live, cursor)
+        for p in ordered:
+            for table in p.tables:
+                await _swap_table(conn, table)
+            await conn.execute(
+                "UPDATE crashlog.projection_checkpoints SET version = $2, tx_id = $3::xid8,"
+                " position = $4, updated_at = now() WHERE name = $1",
+                p.name, p.version, *final[p.name],
+            )
+
+
+async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
+    """Replace crashlog.table by its shadow, giving the shadow's indexes the old names."""
+    shadow = shadow_name(table)
+    old_names = {_shape(i["definition"]): i["name"] for i in await _indexes(conn, f"crashlog.{table}")}
+    new_indexes = await _indexes(conn, f"crashlog.{shadow}")
+    await conn.execute(f"DROP TABLE crashlog.{table}")
+    await conn.execute(f"ALTER TABLE crashlog.{shadow} RENAME TO {table}")
+    for index in new_indexes:
+        target = old_names.get(_shape(index["definition"]))
+        if target and target != index["name"]:
+            await conn.execute(f'ALTER INDEX crashlog."{index["name"]}" RENAME TO "{target}"')

@@ -1,0 +1,239 @@
+"""The runner: keeps the read tables current, and the functions the command line uses.
+
+One ``Runner`` owns one connection. On it, it holds a session advisory lock per
+projection it applies: several runners may run against one database, one applies a
+projection while the others stand by and take the lock over when its holder's
+connection ends. It wakes on ``NOTIFY crashlog_events`` (sent at each appending
+commit) and also polls, since a notification is only a hint and an open transaction
+elsewhere can hold events back below the horizon without any new notification.
+
+Functions for the command line and for tools:
+
+- ``await follow(dsn, stop_event=None, progress=None)``: run until ``stop_event`` is set.
+- ``await rebuild(dsn, names, progress=None)``: rebuild ``names`` (or ``["all"]``) now.
+- ``await lag(conn)``: ``{name: (events, seconds)}`` behind the log, per projection.
+- ``await wait_projected(conn, timeout)``: what ``Logger.sync`` waits on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import asyncpg
+
+from crashlog import store
+from crashlog.database import mask_dsn
+from crashlog.errors import NotFlushed
+from crashlog.projections import NAMES, PROJECTIONS, checkpoints, select
+from crashlog.projections.base import Projection
+from crashlog.projections.checkpoints import Position, StaleCheckpoint
+from crashlog.projections.rebuild import Progress, lock_id, rebuild_projections
+
+log = logging.getLogger("crashlog.projections")
+
+CHANNEL = "crashlog_events"
+#: advisory lock class of "projection X is applied by this runner" (object id: lock_id(name)).
+APPLY_LOCK_CLASS = 0x636C6F67
+#: Events per live batch (one transaction per projection and batch).
+BATCH_SIZE = 5_000
+
+_FAILURES = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class Runner:
+    """Applies projections to the live read tables, for as long as it runs.
+
+    ``start()`` runs it as a task of the current event loop; ``stop()`` ends it and
+    releases its locks. Connection failures are logged and retried; a projection
+    whose stored version is not this code's is rebuilt first (``progress`` hears of it).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        projections: Sequence[Projection] = PROJECTIONS,
+        *,
+        batch_size: int = BATCH_SIZE,
+        poll_interval: float = 0.1,
+        standby_interval: float = 0.5,
+        progress: Progress | None = None,
+    ) -> None:
+        self._dsn = dsn
+        self._projections = list(projections)
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._standby_interval = standby_interval
+        self._progress = progress
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: name -> checkpoint, for the projections this runner holds the lock of.
+        self.held: dict[str, Position] = {}
+        #: The server process id of the runner's connection (None while disconnected).
+        self.backend_pid: int | None = None
+        #: Batches applied, over all projections (for tests and metrics).
+        self.batches_applied = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="crashlog-projections")
+
+    async def stop(self) -> None:
+        """End the runner and release its locks (its connection closes)."""
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def wake(self) -> None:
+        """Look at the log now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Apply until stopped, reconnecting after failures."""
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                await self._session()
+                delay = 0.1
+            except Exception as error:  # a dead runner would leave the tables stale: retry
+                message = str(error).replace(self._dsn, mask_dsn(self._dsn))
+                if isinstance(error, _FAILURES):
+                    log.warning("crashlog projections: %s; retrying in %.1fs", message, delay)
+                else:
+                    log.exception("crashlog projections failed: %s; retrying in %.1fs", message, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _session(self) -> None:
+        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "crashlog-projections"})
+        self.held = {}
+        try:
+            await store.init_connection(conn)
+            self.backend_pid = conn.get_server_pid()
+            await conn.add_listener(CHANNEL, self._on_notify)
+            next_claim = 0.0
+            while not self._stop.is_set():
+                if len(self.held) < len(self._projections) and time.monotonic() >= next_claim:
+                    await self._claim(conn)
+                    next_claim = time.monotonic() + self._standby_interval
+                if self.held and await self._behind(conn):
+                    await self._catch_up(conn)
+                    continue
+                await self._sleep(self._poll_interval)
+        finally:
+            self.held = {}
+            self.backend_pid = None
+            conn.terminate()  # synchronous: safe even while this task is being cancelled
+
+    async def _claim(self, conn: asyncpg.Connection) -> None:
+        """Take the lock of every projection no other runner holds; rebuild stale versions."""
+        for p in self._projections:
+            if p.name in self.held:
+                continue
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", APPLY_LOCK_CLASS, lock_id(p.name)):
+                continue
+            version, checkpoint = await checkpoints.ensure(conn, p)
+            if version != p.version:
+                log.warning("crashlog projections: %s is at version %s, this code at %s: rebuilding",
+                            p.name, version, p.version)
+                await rebuild_projections(conn, [p], progress=self._progress)
+                version, checkpoint = await checkpoints.ensure(conn, p)
+            self.held[p.name] = checkpoint
+
+    async def _behind(self, conn: asyncpg.Connection) -> bool:
+        return await checkpoints.any_after(conn, min(self.held.values()))
+
+    async def _catch_up(self, conn: asyncpg.Connection) -> None:
+        for p in list(self._projections):
+            if p.name not in self.held:
+                continue
+            while not self._stop.is_set():
+                try:
+                    count, self.held[p.name] = await checkpoints.apply_next_batch(conn, p, self._batch_size)
+                except StaleCheckpoint as error:
+                    log.error("crashlog projections: %s; no longer applying it", error)
+                    await conn.execute("SELECT pg_advisory_unlock($1, $2)", APPLY_LOCK_CLASS, lock_id(p.name))
+                    self._projections.remove(p)
+                    del self.held[p.name]
+                    break
+                if count:
+                    self.batches_applied += 1
+                if count < self._batch_size:
+                    break
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def follow(
+    dsn: str,
+    *,
+    stop_event: asyncio.Event | None = None,
+    progress: Progress | None = None,
+    names: Sequence[str] | None = None,
+) -> None:
+    """Keep the read tables current until ``stop_event`` is set (forever without one).
+
+    ``progress(done, total)`` hears of rebuilds of projections whose version changed.
+    """
+    runner = Runner(dsn, select(list(names) if names else None), progress=progress)
+    runner.start()
+    try:
+        await (stop_event or asyncio.Event()).wait()
+    finally:
+        await runner.stop()
+
+
+async def rebuild(
+    dsn: str, names: Sequence[str], *, progress: Progress | None = None
+) -> None:
+    """Rebuild the projections ``names`` (``["all"]`` for every one) from the log, then swap.
+
+    Bots may keep writing and runners keep applying meanwhile; readers see the old
+    tables until the swap. ``progress(done, total)`` is called after each batch.
+    """
+    projections = select(list(names))
+    conn = await asyncpg.connect(dsn, server_settings={"application_name": "crashlog-rebuild"})
+    try:
+        await store.init_connection(conn)
+        await rebuild_projections(conn, projections, progress=progress)
+    finally:
+        await conn.close()
+
+
+async def lag(conn: asyncpg.Connection) -> dict[str, tuple[int, float]]:
+    """Per projection: (events in the log it has not applied yet, age in seconds of the oldest)."""
+    return await checkpoints.lag(conn, NAMES)
+
+
+async def wait_projected(
+    conn: asyncpg.Connection, timeout: float | None, *, poll: float = 0.01
+) -> None:
+    """Return once every projection has applied every event committed before this call.
+
+    Raises ``NotFlushed`` with the number of events not yet projected after ``timeout``
+    seconds. An open transaction anywhere on the server holds the horizon back, and
+    with it this wait.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    # Every transaction that committed before now has an id below this snapshot's xmax.
+    target = await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())")
+    while True:
+        pending = await checkpoints.unprojected(conn, NAMES, target)
+        if pending == 0:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            raise NotFlushed("sync", timeout or 0, pending, {"unprojected": pending})
+        await asyncio.sleep(poll)
+        poll = min(poll * 1.5, 0.1)
