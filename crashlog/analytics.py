@@ -1,0 +1,395 @@
+"""Statistics of a bot's rounds, with the uncertainty a small sample deserves.
+
+``bot_statistics(conn, bot_id)`` reads ``crashlog.rounds`` (kept by the projections) in
+the bot's own order and returns counts, money, a 95% Wilson interval on the win rate, the
+expected value per round with a 95% interval, the ROI with its interval, the max drawdown
+and the longest losing streak beside the one chance alone would give. Money is exact
+(``Decimal``); the intervals and rates are floats.
+
+Conventions: a SKIP places no bet, so win rate, ROI, expected value and streaks count
+bets (WIN and LOSS rounds) only, and a SKIP neither extends nor breaks a losing streak.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping
+from decimal import Decimal
+from statistics import NormalDist
+from typing import Any
+
+import asyncpg
+import attrs
+
+from crashlog.simulator import DEFAULT_RTP
+
+CONFIDENCE = 0.95
+#: Fewer bets than this and nothing is worth concluding, whatever the intervals say.
+MIN_BETS = 30
+_EULER_GAMMA = 0.5772156649015329
+_ZERO = Decimal(0)
+
+
+# -- interval and distribution functions --------------------------------------------------
+
+
+@attrs.frozen
+class Interval:
+    """A two-sided confidence interval ``[low, high]``."""
+
+    low: float
+    high: float
+
+    def __contains__(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+def z_value(confidence: float = CONFIDENCE) -> float:
+    """The two-sided standard normal quantile: 1.959964 for 95%."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = CONFIDENCE) -> Interval:
+    """Wilson's score interval for a proportion (Wilson 1927; Newcombe 1998, method 3).
+
+    Unlike the textbook ``p +- z sqrt(p(1-p)/n)`` it stays inside [0, 1] and behaves for
+    0 or n successes, which is where small samples live.
+    """
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError(f"invalid successes={successes}, trials={trials}")
+    if trials == 0:
+        return Interval(0.0, 1.0)
+    z = z_value(confidence)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return Interval(max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_interval(
+    count: int, mean: float, variance: float, confidence: float = CONFIDENCE
+) -> Interval | None:
+    """Normal-approximation interval of a mean from ``count`` values (sample variance).
+
+    None for fewer than two values: one round says nothing about the spread.
+    """
+    if count < 2:
+        return None
+    half = z_value(confidence) * math.sqrt(variance / count)
+    return Interval(mean - half, mean + half)
+
+
+def chi_square_sf(statistic: float, df: int) -> float:
+    """``P(chi2_df >= statistic)`` by the Wilson–Hilferty cube-root normal approximation.
+
+    Wilson & Hilferty (1931): ``(X/df)^(1/3)`` is close to normal with mean
+    ``1 - 2/(9 df)`` and variance ``2/(9 df)``; within 1% of the exact tail for df >= 10
+    at the usual significance levels, which is all a goodness-of-fit test needs.
+    """
+    if df < 1:
+        raise ValueError(f"invalid df={df}: must be at least 1")
+    if statistic <= 0:
+        return 1.0
+    spread = 2 / (9 * df)
+    z = ((statistic / df) ** (1 / 3) - (1 - spread)) / math.sqrt(spread)
+    return 1 - NormalDist().cdf(z)
+
+
+def chi_square(observed: Iterable[int], probabilities: Iterable[float]) -> tuple[float, int]:
+    """Pearson's statistic of ``observed`` counts against bin ``probabilities``, and its df."""
+    counts = list(observed)
+    probs = list(probabilities)
+    if len(counts) != len(probs) or len(counts) < 2:
+        raise ValueError("observed and probabilities must have the same length, at least 2")
+    total = sum(counts)
+    statistic = sum((o - total * p) ** 2 / (total * p) for o, p in zip(counts, probs, strict=True))
+    return statistic, len(counts) - 1
+
+
+def expected_longest_run(trials: int, probability: float) -> float:
+    """Expected longest run of an event of ``probability`` in ``trials`` independent trials.
+
+    Schilling (1990), "The longest run of heads", College Math. J. 21(3): for a run of
+    events of probability q among n trials, ``E ~ log_{1/q}(n (1 - q)) + gamma / ln(1/q) - 1/2``
+    (the periodic term it leaves out is below 0.01 for q <= 0.9). Returns 0 for no trials.
+    """
+    if trials <= 0 or probability <= 0:
+        return 0.0
+    if probability >= 1:
+        return float(trials)
+    base = math.log(1 / probability)
+    expected = math.log(trials * (1 - probability)) / base + _EULER_GAMMA / base - 0.5
+    return min(float(trials), max(0.0, expected))
+
+
+# -- the statistics -----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Statistics:
+    """What ``bot_statistics`` returns. Money is ``Decimal``; rates are fractions (0.5 = 50%)."""
+
+    bot_id: str | None
+    strategy: str | None
+    rounds: int
+    wins: int
+    losses: int
+    skips: int
+    win_rate: float | None
+    win_rate_interval: Interval
+    total_staked: Decimal
+    total_profit: Decimal
+    roi: float | None
+    roi_interval: Interval | None
+    expected_value: float | None  # mean profit per bet, in money
+    expected_value_interval: Interval | None
+    max_drawdown: Decimal
+    longest_losing_streak: int
+    cashout: Decimal | None  # the usual cash-out target the chance figures assume
+    expected_longest_losing_streak: float | None
+    house_edge: float
+    warning: str | None
+
+    @property
+    def bets(self) -> int:
+        return self.wins + self.losses
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (intervals as ``[low, high]``), e.g. for JSON."""
+        out = attrs.asdict(self, recurse=False)
+        for key, value in out.items():
+            if isinstance(value, Interval):
+                out[key] = [value.low, value.high]
+        return out
+
+
+class _Accumulator:
+    """One pass over rounds in order: counts, money, moments, drawdown, streaks."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.staked = _ZERO
+        self.profit = _ZERO
+        self.peak = _ZERO
+        self.max_drawdown = _ZERO
+        self.streaks: dict[str, int] = {}
+        self.longest_streak = 0
+        self.targets: Counter[Decimal] = Counter()
+        self.cashouts: Counter[Decimal] = Counter()
+        self.sum_profit_sq = 0.0
+        self.sum_stake_sq = 0.0
+        self.sum_cross = 0.0
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        outcome = row["outcome"]
+        self.counts[outcome] += 1
+        profit, stake = row["profit_loss"], row["stake"]
+        self.profit += profit
+        self.peak = max(self.peak, self.profit)
+        self.max_drawdown = max(self.max_drawdown, self.peak - self.profit)
+        if outcome == "SKIP":
+            return
+        self.staked += stake
+        p, s = float(profit), float(stake)
+        self.sum_profit_sq += p * p
+        self.sum_stake_sq += s * s
+        self.sum_cross += p * s
+        if row["target_multiplier"] is not None:
+            self.targets[row["target_multiplier"]] += 1
+        elif outcome == "WIN" and row["cashout_multiplier"] is not None:
+            self.cashouts[row["cashout_multiplier"]] += 1
+        bot = row.get("bot_id", "")
+        streak = self.streaks.get(bot, 0) + 1 if outcome == "LOSS" else 0
+        self.streaks[bot] = streak
+        self.longest_streak = max(self.longest_streak, streak)
+
+    def usual_cashout(self) -> Decimal | None:
+        for counter in (self.targets, self.cashouts):
+            if counter:
+                return counter.most_common(1)[0][0]
+        return None
+
+
+def summarize(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    bot_id: str | None = None,
+    strategy: str | None = None,
+    rtp: float = DEFAULT_RTP,
+) -> Statistics:
+    """Statistics of ``rows`` (dicts or records of ``crashlog.rounds``) taken in order."""
+    acc = _Accumulator()
+    for row in rows:
+        acc.add(row)
+    return _finish(acc, bot_id=bot_id, strategy=strategy, rtp=rtp)
+
+
+def _finish(acc: _Accumulator, *, bot_id: str | None, strategy: str | None, rtp: float) -> Statistics:
+    wins, losses, skips = acc.counts["WIN"], acc.counts["LOSS"], acc.counts["SKIP"]
+    bets = wins + losses
+    ev, ev_interval = _expected_value(acc, bets)
+    roi, roi_interval = _roi(acc, bets)
+    cashout = acc.usual_cashout()
+    expected_streak = None
+    if cashout is not None and bets:
+        lose_probability = max(0.0, 1 - rtp / float(cashout))
+        expected_streak = expected_longest_run(bets, lose_probability)
+    house_edge = rtp - 1
+    return Statistics(
+        bot_id=bot_id,
+        strategy=strategy,
+        rounds=wins + losses + skips,
+        wins=wins,
+        losses=losses,
+        skips=skips,
+        win_rate=wins / bets if bets else None,
+        win_rate_interval=wilson_interval(wins, bets),
+        total_staked=acc.staked,
+        total_profit=acc.profit,
+        roi=roi,
+        roi_interval=roi_interval,
+        expected_value=ev,
+        expected_value_interval=ev_interval,
+        max_drawdown=acc.max_drawdown,
+        longest_losing_streak=acc.longest_streak,
+        cashout=cashout,
+        expected_longest_losing_streak=expected_streak,
+        house_edge=house_edge,
+        warning=_warning(bets, roi, roi_interval, house_edge),
+    )
+
+
+def _expected_value(acc: _Accumulator, bets: int) -> tuple[float | None, Interval | None]:
+    if not bets:
+        return None, None
+    mean = float(acc.profit) / bets
+    variance = max(0.0, (acc.sum_profit_sq - bets * mean * mean) / (bets - 1)) if bets > 1 else 0.0
+    return mean, mean_interval(bets, mean, variance)
+
+
+def _roi(acc: _Accumulator, bets: int) -> tuple[float | None, Interval | None]:
+    """ROI = profit / staked, with the ratio estimator's (delta-method) interval."""
+    if not bets or acc.staked <= 0:
+        return None, None
+    staked = float(acc.staked)
+    roi = float(acc.profit) / staked
+    if bets < 2:
+        return roi, None
+    # Sum of squared residuals (p_i - roi * s_i)^2, expanded so one pass suffices.
+    residuals = acc.sum_profit_sq - 2 * roi * acc.sum_cross + roi * roi * acc.sum_stake_sq
+    variance = max(0.0, residuals) * bets / (bets - 1) / (staked * staked)
+    half = z_value() * math.sqrt(variance)
+    return roi, Interval(roi - half, roi + half)
+
+
+def _warning(bets: int, roi: float | None, interval: Interval | None, house_edge: float) -> str | None:
+    """A plain sentence when the sample cannot tell this ROI from the house edge."""
+    if bets < MIN_BETS or roi is None or interval is None:
+        return (
+            f"Only {bets} bets: far too few to tell this bot's ROI from the house edge "
+            f"({house_edge:+.1%}). Treat every figure here as noise."
+        )
+    if house_edge in interval and 0.0 in interval:
+        half = (interval.high - interval.low) / 2
+        needed = math.ceil(bets * (half / abs(house_edge)) ** 2) if house_edge else None
+        more = f" About {needed:,} bets would be needed." if needed else ""
+        return (
+            f"{bets} bets are too few to tell this ROI ({roi:+.2%}, 95% interval "
+            f"{interval.low:+.2%} to {interval.high:+.2%}) from the house edge "
+            f"({house_edge:+.1%}) or from breaking even.{more}"
+        )
+    return None
+
+
+# -- reading the rounds table -------------------------------------------------------------
+
+_ROUND_COLUMNS = "bot_id, outcome, stake, profit_loss, target_multiplier, cashout_multiplier"
+
+_BOT_ROUNDS = f"""
+SELECT {_ROUND_COLUMNS} FROM crashlog.rounds
+WHERE bot_id = $1 AND ($2::text IS NULL OR strategy_name = $2)
+ORDER BY occurred_at, position
+"""
+
+_STRATEGY_ROUNDS = f"""
+SELECT {_ROUND_COLUMNS} FROM crashlog.rounds
+WHERE strategy_name = $1
+ORDER BY occurred_at, position
+"""
+
+#: Rows fetched per round trip when streaming a bot's rounds.
+PREFETCH = 5_000
+
+
+async def _stream(
+    conn: asyncpg.Connection, query: str, *args: Any
+) -> AsyncIterator[asyncpg.Record]:
+    """Rows of ``query`` through a server-side cursor (flat memory on a long history).
+
+    A cursor lives in a transaction: the caller's if it has one open, else our own
+    read-only snapshot.
+    """
+    if conn.is_in_transaction():
+        async for row in conn.cursor(query, *args, prefetch=PREFETCH):
+            yield row
+        return
+    async with conn.transaction(readonly=True, isolation="repeatable_read"):
+        async for row in conn.cursor(query, *args, prefetch=PREFETCH):
+            yield row
+
+
+async def _collect(
+    conn: asyncpg.Connection, query: str, args: tuple[Any, ...], **labels: Any
+) -> Statistics:
+    acc = _Accumulator()
+    async for row in _stream(conn, query, *args):
+        acc.add(row)
+    return _finish(acc, **labels)
+
+
+async def bot_statistics(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    bot_id: str,
+    strategy: str | None = None,
+    *,
+    rtp: float = DEFAULT_RTP,
+) -> Statistics:
+    """Statistics of one bot's settled rounds (of one strategy if given), in its order.
+
+    Reads ``crashlog.rounds``; call ``log.sync()`` first to include what was just emitted.
+    ``rtp`` is the game's return to player, for the house edge and the streak expected
+    by chance.
+    """
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as connection:
+            return await bot_statistics(connection, bot_id, strategy, rtp=rtp)
+    return await _collect(
+        conn, _BOT_ROUNDS, (bot_id, strategy), bot_id=bot_id, strategy=strategy, rtp=rtp
+    )
+
+
+async def strategy_statistics(
+    conn: asyncpg.Connection | asyncpg.Pool, strategy: str, *, rtp: float = DEFAULT_RTP
+) -> Statistics:
+    """Statistics of every bot's rounds played with ``strategy``, pooled in time order.
+
+    Losing streaks are counted per bot (the longest of any bot is reported).
+    """
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as connection:
+            return await strategy_statistics(connection, strategy, rtp=rtp)
+    return await _collect(conn, _STRATEGY_ROUNDS, (strategy,), bot_id=None, strategy=strategy, rtp=rtp)
+
+
+_BOT_SUMMARY = """
+SELECT bot_id, rounds, wins, losses, skips, total_staked, total_profit, last_balance, updated_at
+FROM crashlog.bot_stats WHERE strategy_name = '' ORDER BY bot_id
+"""
+
+
+async def bot_summaries(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str, Any]]:
+    """Every bot's running totals from ``crashlog.bot_stats`` (cheap: one row per bot)."""
+    rows = await conn.fetch(_BOT_SUMMARY)
+    return [dict(row) for row in rows]
