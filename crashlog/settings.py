@@ -28,8 +28,11 @@ class Settings:
     on_full: Literal["wait", "raise"] = attrs.field(
         default="wait", validator=attrs.validators.in_(("wait", "raise"))
     )
-    #: Connections in the pool (the writer uses one at a time, keeping the log in emit order).
-    pool_size: int = attrs.field(default=2, validator=_positive)
+    #: Writer lanes: bots are spread over them by a hash of bot_id; each lane writes one batch at
+    #: a time, which keeps every bot's events in emit order while lanes overlap.
+    writer_lanes: int = attrs.field(default=2, validator=_positive)
+    #: Connections in the pool: one per writer lane, plus one for queries and projections.
+    pool_size: int = attrs.field(default=3, validator=_positive)
     #: How long one batch is retried through transient failures before the writer reports it.
     retry_deadline: float = attrs.field(default=30.0, validator=_positive)
     #: Largest encoded payload ``emit`` accepts, in bytes.

@@ -3,8 +3,9 @@
 Promises:
 - ``enqueue`` does no I/O while the buffer has room; when it is full it waits
   (or raises, by policy). Nothing is dropped.
-- Batches are written one at a time, in emit order, so each bot's events land
-  in the log in the order it emitted them.
+- Each bot's events land in the log in the order it emitted them. Bots are
+  spread by a hash of ``bot_id`` over a few lanes; a lane writes one batch at a
+  time, so while the server stores one lane's batch another lane's is on its way.
 - A transient failure is retried (exponential backoff with jitter) with
   conflict handling, so an append that committed before its reply was lost adds
   nothing twice. A row the server refuses is isolated by bisection into
@@ -72,42 +73,35 @@ class Metrics:
 
 
 class BatchWriter:
-    """Owns the buffer and the task that drains it into the store."""
+    """Owns the buffer (split into lanes) and the tasks that drain it into the store."""
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
-        self._buffer: deque[Row] = deque()
-        self._in_flight = 0
-        self._emitted = 0  # events accepted so far; the n-th has sequence number n
-        self._done = 0  # events whose fate is sealed (committed, duplicate or rejected), in order
+        self._lanes = [_Lane(self, index) for index in range(settings.writer_lanes)]
+        self._held = 0  # events accepted and not yet done, over all lanes
+        self._emitted = 0
         self._counts = {"committed": 0, "duplicates": 0, "retried": 0, "rejected": 0, "batches": 0}
-        self._last_latency: float | None = None
-        self._arrived = asyncio.Event()  # the buffer went from empty to non-empty
-        self._batch_ready = asyncio.Event()  # a full batch is waiting, or someone is flushing
+        self.last_latency: float | None = None
         self._room = asyncio.Event()  # the buffer has room again
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self.closing = False
 
     # -- the caller's side ---------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="crashlog-writer")
+        for lane in self._lanes:
+            lane.start()
 
     def offer(self, row: Row) -> bool:
         """Accept a row if the buffer has room (no I/O, no waiting); False when it is full."""
-        if self._closing:
+        if self.closing:
             raise LoggerClosed("the logger is closed; no more events are accepted")
-        if len(self._buffer) + self._in_flight >= self._settings.buffer_size:
+        if self._held >= self._settings.buffer_size:
             return False
-        self._buffer.append(row)
+        self._held += 1
         self._emitted += 1
-        size = len(self._buffer)
-        if size == 1:
-            self._arrived.set()
-        elif size >= self._settings.batch_size:
-            self._batch_ready.set()
+        lanes = self._lanes
+        lanes[hash(row[3]) % len(lanes) if len(lanes) > 1 else 0].accept(row)  # row[3]: bot_id
         return True
 
     def wants_turn(self) -> bool:
@@ -129,98 +123,58 @@ class BatchWriter:
             await asyncio.sleep(0)
 
     async def flush(self, timeout: float | None = None, *, action: str = "flush") -> None:
-        """Return once every row enqueued before this call is committed (or rejected)."""
-        target = self._emitted
-        if self._done >= target:
+        """Return once every row accepted before this call is committed (or rejected)."""
+        targets = [(lane, lane.accepted) for lane in self._lanes if lane.done < lane.accepted]
+        if not targets:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, future))
-        self._batch_ready.set()
-        self._arrived.set()
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
+            await asyncio.wait_for(
+                asyncio.gather(*(lane.reached(target) for lane, target in targets)), timeout
+            )
         except asyncio.TimeoutError:
-            raise NotFlushed(action, timeout or 0, target - self._done, self.where()) from None
-        finally:
-            if not future.done():
-                future.cancel()
-                self._waiters = [(t, f) for t, f in self._waiters if f is not future]
+            pending = sum(max(0, target - lane.done) for lane, target in targets)
+            raise NotFlushed(action, timeout or 0, pending, self.where()) from None
 
     async def close(self, timeout: float | None) -> None:
         """Drain the buffer within ``timeout``, then stop. Raises ``NotFlushed`` if it could not."""
-        self._closing = True
+        self.closing = True
         self._room.set()
-        self._arrived.set()
-        self._batch_ready.set()
+        for lane in self._lanes:
+            lane.wake()
         try:
             await self.flush(timeout, action="close")
         finally:
-            if self._task is not None:
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.gather(*(lane.stop() for lane in self._lanes))
 
     def where(self) -> dict[str, int]:
         """Where the events not yet done are."""
-        return {"buffer": len(self._buffer), "in_flight": self._in_flight}
+        return {
+            "buffer": sum(len(lane.buffer) for lane in self._lanes),
+            "in_flight": sum(lane.in_flight for lane in self._lanes),
+        }
 
     def metrics(self) -> Metrics:
+        where = self.where()
         return Metrics(
             emitted=self._emitted,
             spooled=0,
-            buffered=len(self._buffer),
-            in_flight=self._in_flight,
-            last_flush_latency=self._last_latency,
+            buffered=where["buffer"],
+            in_flight=where["in_flight"],
+            last_flush_latency=self.last_latency,
             **self._counts,
         )
 
-    # -- the background task -------------------------------------------------------------
+    # -- called by the lanes -------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            if not self._buffer:
-                if self._closing:
-                    return
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
-            if len(self._buffer) < self._settings.batch_size and not self._urgent():
-                # Linger briefly so a trickle of events still goes out in few transactions.
-                self._batch_ready.clear()
-                try:
-                    await asyncio.wait_for(self._batch_ready.wait(), self._settings.flush_interval)
-                except asyncio.TimeoutError:
-                    pass
-            await self._write_batch(self._take_batch())
-
-    def _urgent(self) -> bool:
-        return self._closing or bool(self._waiters)
-
-    def _take_batch(self) -> list[Row]:
-        count = min(len(self._buffer), self._settings.batch_size)
-        batch = [self._buffer.popleft() for _ in range(count)]
-        self._in_flight = count
-        return batch
-
-    async def _write_batch(self, batch: list[Row]) -> None:
-        started = time.perf_counter()
-        while True:
-            try:
-                await self._append_with_retries(batch)
-                break
-            except Exception as error:  # past the retry deadline: keep the batch, never drop it
-                log.warning(
-                    "crashlog: %d events not yet written, still retrying: %s",
-                    len(batch) + len(self._buffer),
-                    error,
-                )
-                await asyncio.sleep(1.0)
-        self._last_latency = time.perf_counter() - started
+    def batch_done(self, size: int, latency: float) -> None:
+        self.last_latency = latency
         self._counts["batches"] += 1
-        self._in_flight = 0
-        self._done += len(batch)
-        self._release()
+        self._held -= size
+        if self._held < self._settings.buffer_size:
+            self._room.set()
 
-    async def _append_with_retries(self, batch: list[Row]) -> None:
+    async def append_with_retries(self, batch: list[Row]) -> None:
+        """Store ``batch``, retrying transient failures until the retry deadline."""
         attempt_number = 0
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
@@ -238,19 +192,22 @@ class BatchWriter:
     def _count_retry(self, state: RetryCallState) -> None:
         self._counts["retried"] += 1
         error = state.outcome.exception() if state.outcome else None
-        log.info("crashlog: retrying a batch of %d events after: %s", self._in_flight, error)
+        log.info("crashlog: retrying a batch after: %s", error)
 
     async def _append(self, batch: list[Row], *, first_try: bool) -> None:
         async with self._pool.acquire() as conn:
             if first_try:
                 try:
-                    self._counts["committed"] += await store.copy_rows(conn, batch)
-                    return
+                    stored = await store.copy_rows(conn, batch)
                 except asyncpg.UniqueViolationError:
                     pass  # an id that is already stored: take the path that skips it
                 except _REFUSALS as error:
                     if is_transient(error):
                         raise
+                else:
+                    # Count after the await: "x += await f()" would read x before other lanes update it.
+                    self._counts["committed"] += stored
+                    return
             await self._append_isolating(conn, batch)
 
     async def _append_isolating(self, conn: asyncpg.Connection, batch: list[Row]) -> None:
@@ -272,15 +229,100 @@ class BatchWriter:
         self._counts["committed"] += inserted
         self._counts["duplicates"] += len(batch) - inserted
 
-    def _release(self) -> None:
-        """Wake the flushers whose events are all done, and emitters waiting for room."""
-        still_waiting = []
+
+class _Lane:
+    """An ordered stream of batches: one task, one batch in flight at a time."""
+
+    def __init__(self, writer: BatchWriter, index: int) -> None:
+        self._writer = writer
+        self._settings = writer._settings
+        self._index = index
+        self.buffer: deque[Row] = deque()
+        self.in_flight = 0
+        self.accepted = 0  # rows accepted so far; the n-th row has sequence number n
+        self.done = 0  # rows whose fate is sealed (committed, duplicate or rejected), in order
+        self._arrived = asyncio.Event()  # the buffer went from empty to non-empty
+        self._batch_ready = asyncio.Event()  # a full batch is waiting, or someone is flushing
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"crashlog-writer-{self._index}"
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def accept(self, row: Row) -> None:
+        self.buffer.append(row)
+        self.accepted += 1
+        size = len(self.buffer)
+        if size == 1:
+            self._arrived.set()
+        elif size >= self._settings.batch_size:
+            self._batch_ready.set()
+
+    def wake(self) -> None:
+        self._arrived.set()
+        self._batch_ready.set()
+
+    async def reached(self, target: int) -> None:
+        """Return once the first ``target`` rows of this lane are done."""
+        if self.done >= target:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        self.wake()
+        try:
+            await future
+        finally:
+            self._waiters = [(t, f) for t, f in self._waiters if f is not future]
+
+    async def _run(self) -> None:
+        while True:
+            if not self.buffer:
+                if self._writer.closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            if len(self.buffer) < self._settings.batch_size and not self._urgent():
+                # Linger briefly so a trickle of events still goes out in few transactions.
+                self._batch_ready.clear()
+                try:
+                    await asyncio.wait_for(self._batch_ready.wait(), self._settings.flush_interval)
+                except asyncio.TimeoutError:
+                    pass
+            await self._write(self._take_batch())
+
+    def _urgent(self) -> bool:
+        return self._writer.closing or bool(self._waiters)
+
+    def _take_batch(self) -> list[Row]:
+        count = min(len(self.buffer), self._settings.batch_size)
+        batch = [self.buffer.popleft() for _ in range(count)]
+        self.in_flight = count
+        return batch
+
+    async def _write(self, batch: list[Row]) -> None:
+        started = time.perf_counter()
+        while True:
+            try:
+                await self._writer.append_with_retries(batch)
+                break
+            except Exception as error:  # past the retry deadline: keep the batch, never drop it
+                log.warning(
+                    "crashlog: %d events not yet written, still retrying: %s",
+                    len(batch) + len(self.buffer),
+                    error,
+                )
+                await asyncio.sleep(1.0)
+        self.in_flight = 0
+        self.done += len(batch)
+        self._writer.batch_done(len(batch), time.perf_counter() - started)
         for target, future in self._waiters:
-            if target <= self._done:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                still_waiting.append((target, future))
-        self._waiters = still_waiting
-        if len(self._buffer) < self._settings.buffer_size:
-            self._room.set()
+            if target <= self.done and not future.done():
+                future.set_result(None)
