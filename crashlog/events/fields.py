@@ -44,9 +44,17 @@ def _refuse(field: attrs.Attribute[Any], value: Any, reason: str) -> InvalidEven
     return InvalidEvent(field.name, value, reason)
 
 
-def _optional(convert: Convert) -> Convert:
+def _optional(convert: Convert, default: Callable[[], Any] | None = None) -> Convert:
+    """``convert``, taking ``None`` as "not given": the field's default, else None.
+
+    The codec leaves None fields out of the payload, so None must mean the same
+    as leaving the field out (and a field with a default is never None).
+    """
+
     def optional(value: Any, field: attrs.Attribute[Any]) -> Any:
-        return None if value is None else convert(value, field)
+        if value is None:
+            return None if default is None else default()
+        return convert(value, field)
 
     return optional
 
@@ -154,11 +162,28 @@ def _int64(minimum: int) -> Convert:
 
 
 def _aware_datetime(value: Any, field: attrs.Attribute[Any]) -> datetime:
-    if not isinstance(value, datetime):
+    """An aware datetime (or its ISO 8601 text, as the codec stores it), kept in UTC.
+
+    UTC because JSON offsets stop at the minute: an offset with seconds (old IANA
+    zones have them) would come back as another instant. Equality is by instant,
+    so the event still equals what the bot passed.
+    """
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise _refuse(field, value, "is not an ISO 8601 datetime") from None
+    elif not isinstance(value, datetime):
         raise _refuse(field, value, f"must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
         raise _refuse(field, value, "must be timezone-aware (a naive datetime is ambiguous)")
-    return value
+    if moment.tzinfo is timezone.utc:
+        return moment
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise _refuse(field, value, "is out of range once converted to UTC") from None
 
 
 def _uuid(value: Any, field: attrs.Attribute[Any]) -> UUID:
@@ -213,7 +238,7 @@ def _json_value(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidEvent(where, value, "must be finite (not NaN or infinite)")
-        return value
+        return _json_float(value, where)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidEvent(where, value, "must be finite (not NaN or infinite)")
@@ -240,6 +265,29 @@ def _json_value(value: Any, where: str, depth: int) -> Any:
     raise InvalidEvent(where, value, f"{type(value).__name__} is not a JSON value")
 
 
+def _json_float(value: float, where: str) -> float | int:
+    """A float as jsonb will give it back.
+
+    JSON writes a large float in exponent form ("6.107331154662631e+16"); jsonb
+    keeps it as the integer those digits spell (61073311546626310), which reads
+    back as an int that is not the float's value. An integral float that large
+    is therefore kept as its exact int. Between 2**63 and 2**64 that int would
+    break the 64-bit rule, yet it would still come back as an int: refused.
+    """
+    if abs(value) < _EXACT_FLOAT_INTS or not value.is_integer():
+        return value
+    if INT64_MIN <= value <= INT64_MAX:
+        return int(value)
+    if INT64_MAX < value < 2**64:  # orjson reads these digits back as an unsigned int
+        raise InvalidEvent(
+            where, value, "a float between 2**63 and 2**64 cannot be stored exactly (pass a string)"
+        )
+    return value
+
+
+_EXACT_FLOAT_INTS = 2.0**53
+
+
 def field(convert: Convert, *, required: bool = False, default: Any = None) -> Any:
     """An event field of the given kind; optional fields default to None.
 
@@ -252,10 +300,13 @@ def field(convert: Convert, *, required: bool = False, default: Any = None) -> A
             converter=attrs.Converter(convert, takes_field=True),  # type: ignore[call-overload]
             metadata=metadata,
         )
-    factory = default if callable(default) else None
+    if default is None:
+        factory = None
+    else:
+        factory = default if callable(default) else (lambda: default)
     return attrs.field(
-        converter=attrs.Converter(_optional(convert), takes_field=True),  # type: ignore[call-overload]
-        default=attrs.Factory(factory) if factory else default,
+        converter=attrs.Converter(_optional(convert, factory), takes_field=True),  # type: ignore[call-overload]
+        default=attrs.Factory(factory) if factory else None,
         metadata=metadata,
     )
 
