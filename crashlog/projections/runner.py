@@ -88,6 +88,13 @@ class Runner:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    def abort(self) -> None:
+        """Stop at once, mid-batch if need be, as a killed process would (its transaction
+        rolls back, its locks go with its connection). ``stop()`` still awaits the end."""
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+
     def wake(self) -> None:
         """Look at the log now rather than at the next poll."""
         self._wake.set()
