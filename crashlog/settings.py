@@ -24,9 +24,10 @@ class Settings:
     flush_interval: float = attrs.field(default=0.05, validator=_positive)
     #: Most events held in memory (buffered and in flight) before ``emit`` applies ``on_full``.
     buffer_size: int = attrs.field(default=100_000, validator=_positive)
-    #: What ``emit`` does when the buffer is full: wait for room, or raise ``BufferFull``.
-    on_full: Literal["wait", "raise"] = attrs.field(
-        default="wait", validator=attrs.validators.in_(("wait", "raise"))
+    #: What ``emit`` does when the buffer is full: wait for room, raise ``BufferFull``, or send
+    #: the waiting batches to the spool at once ("spool", needs ``spool_dir``) and wait for that.
+    on_full: Literal["wait", "raise", "spool"] = attrs.field(
+        default="wait", validator=attrs.validators.in_(("wait", "raise", "spool"))
     )
     #: Writer lanes: bots are spread over them by a hash of bot_id; each lane writes one batch at
     #: a time, which keeps every bot's events in emit order while lanes overlap.
@@ -43,3 +44,13 @@ class Settings:
     close_timeout: float = attrs.field(default=60.0, validator=_positive)
     #: Apply pending migrations at ``connect`` (False: refuse to start if any are pending).
     migrate: bool = True
+    #: A folder for the local spool: batches the server cannot take before ``retry_deadline``
+    #: go there (fsynced, acknowledged) and are replayed when it is back and at the next start.
+    #: None: no spool; such batches stay in memory and the writer keeps retrying.
+    spool_dir: str | None = None
+    #: Most bytes the spool may hold; past it, batches wait in memory (``SpoolFull`` is logged).
+    spool_max_bytes: int = attrs.field(default=1024**3, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.on_full == "spool" and self.spool_dir is None:
+            raise ValueError('on_full="spool" needs spool_dir (a folder for the spool)')

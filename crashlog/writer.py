@@ -10,6 +10,10 @@ Promises:
   conflict handling, so an append that committed before its reply was lost adds
   nothing twice. A row the server refuses is isolated by bisection into
   ``crashlog.rejected_events`` while the rest of its batch commits.
+- With ``spool_dir`` set, a batch still not stored at the retry deadline (or at
+  once, when the buffer is full and ``on_full="spool"``) is written to the local
+  spool and counts as done; the spool is replayed in order, idempotently, when
+  the server answers again and at the next start (see ``crashlog.spool``).
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_delay,
+    stop_when_event_set,
     wait_random_exponential,
 )
 
 from crashlog import store
 from crashlog.errors import BufferFull, LoggerClosed, NotFlushed
 from crashlog.settings import Settings
+from crashlog.spool import Spool, Spooler
 from crashlog.store import Row
 
 log = logging.getLogger("crashlog.writer")
@@ -85,12 +91,18 @@ class BatchWriter:
         self.last_latency: float | None = None
         self._room = asyncio.Event()  # the buffer has room again
         self.closing = False
+        self.spooler: Spooler | None = None
+        if settings.spool_dir is not None:
+            spool = Spool.open(settings.spool_dir, max_bytes=settings.spool_max_bytes)
+            self.spooler = Spooler(spool, lambda batch: self._append(batch, first_try=False))
 
     # -- the caller's side ---------------------------------------------------------------
 
     def start(self) -> None:
         for lane in self._lanes:
             lane.start()
+        if self.spooler is not None:
+            self.spooler.start()  # replay what an earlier process left
 
     def offer(self, row: Row) -> bool:
         """Accept a row if the buffer has room (no I/O, no waiting); False when it is full."""
@@ -117,6 +129,8 @@ class BatchWriter:
         while not self.offer(row):
             if self._settings.on_full == "raise":
                 raise BufferFull(f"{self._settings.buffer_size} events are already waiting")
+            if self._settings.on_full == "spool" and self.spooler is not None:
+                self.spooler.spill()
             self._room.clear()
             await self._room.wait()
         if self.wants_turn():
@@ -145,19 +159,24 @@ class BatchWriter:
             await self.flush(timeout, action="close")
         finally:
             await asyncio.gather(*(lane.stop() for lane in self._lanes))
+            if self.spooler is not None:
+                await self.spooler.close()
 
     def where(self) -> dict[str, int]:
         """Where the events not yet done are."""
-        return {
+        where = {
             "buffer": sum(len(lane.buffer) for lane in self._lanes),
             "in_flight": sum(lane.in_flight for lane in self._lanes),
         }
+        if self.spooler is not None:
+            where["spool"] = self.spooler.spool.pending_events
+        return where
 
     def metrics(self) -> Metrics:
         where = self.where()
         return Metrics(
             emitted=self._emitted,
-            spooled=0,
+            spooled=self.spooler.spool.stats().spooled_events if self.spooler else 0,
             buffered=where["buffer"],
             in_flight=where["in_flight"],
             last_flush_latency=self.last_latency,
@@ -176,10 +195,13 @@ class BatchWriter:
     async def append_with_retries(self, batch: list[Row]) -> None:
         """Store ``batch``, retrying transient failures until the retry deadline."""
         attempt_number = 0
+        stop = stop_after_delay(self._settings.retry_deadline)
+        if self.spooler is not None:  # the buffer is full and the policy says spool: stop waiting
+            stop = stop | stop_when_event_set(self.spooler.spill_event)
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             wait=wait_random_exponential(multiplier=0.05, max=5.0),
-            stop=stop_after_delay(self._settings.retry_deadline),
+            stop=stop,
             before_sleep=self._count_retry,
             reraise=True,
         )
@@ -309,17 +331,21 @@ class _Lane:
 
     async def _write(self, batch: list[Row]) -> None:
         started = time.perf_counter()
-        while True:
-            try:
-                await self._writer.append_with_retries(batch)
-                break
-            except Exception as error:  # past the retry deadline: keep the batch, never drop it
-                log.warning(
-                    "crashlog: %d events not yet written, still retrying: %s",
-                    len(batch) + len(self.buffer),
-                    error,
-                )
-                await asyncio.sleep(1.0)
+        spooler = self._writer.spooler
+        if spooler is not None:  # committed, or spooled (acknowledged) when it cannot be
+            await spooler.write(batch, self._writer.append_with_retries)
+        else:
+            while True:
+                try:
+                    await self._writer.append_with_retries(batch)
+                    break
+                except Exception as error:  # past the retry deadline: keep the batch, never drop it
+                    log.warning(
+                        "crashlog: %d events not yet written, still retrying: %s",
+                        len(batch) + len(self.buffer),
+                        error,
+                    )
+                    await asyncio.sleep(1.0)
         self.in_flight = 0
         self.done += len(batch)
         self._writer.batch_done(len(batch), time.perf_counter() - started)
