@@ -65,7 +65,9 @@ def wilson_interval(successes: int, trials: int, confidence: float = CONFIDENCE)
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return Interval(max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends, no rounding dust
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return Interval(low, high)
 
 
 def mean_interval(
@@ -113,7 +115,8 @@ def expected_longest_run(trials: int, probability: float) -> float:
 
     Schilling (1990), "The longest run of heads", College Math. J. 21(3): for a run of
     events of probability q among n trials, ``E ~ log_{1/q}(n (1 - q)) + gamma / ln(1/q) - 1/2``
-    (the periodic term it leaves out is below 0.01 for q <= 0.9). Returns 0 for no trials.
+    (it leaves out a small periodic term: within 0.1 of the exact expectation from about
+    100 trials on, as tests/test_statistics.py checks). Returns 0 for no trials.
     """
     if trials <= 0 or probability <= 0:
         return 0.0
