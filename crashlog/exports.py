@@ -1,0 +1,265 @@
+"""Exports of the read tables as JSON lines, a JSON array, CSV or Parquet, streamed.
+
+Rows come through a server-side cursor inside one read-only, repeatable-read
+transaction (one consistent snapshot), ``CHUNK`` rows at a time, and are written as
+they come: memory stays flat however many rows there are. Rows are in time order.
+
+Values keep their exactness: decimals are written as text in JSON and CSV
+(``"2.45"``, as the event log stores them) and as ``decimal128(38, 12)`` in Parquet;
+times are ISO 8601 UTC; ``metadata`` is the JSON object itself (in CSV, its text).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, nullcontext
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import asyncpg
+import orjson
+
+FORMATS = ("jsonl", "json", "csv", "parquet")
+#: Rows fetched and written per step.
+CHUNK = 5_000
+#: Parquet decimal type: 26 digits before the point, 12 after (money to sub-cent precision).
+DECIMAL_PRECISION, DECIMAL_SCALE = 38, 12
+
+Progress = Callable[[int], None]
+
+# (column, kind); kinds: uuid, int, int32, text, decimal, float, time, bool, json, texts.
+ROUND_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "uuid"), ("position", "int"), ("bot_id", "text"), ("session_id", "text"),
+    ("game", "text"), ("platform", "text"), ("round_number", "int"), ("game_round_id", "text"),
+    ("strategy_name", "text"), ("stake", "decimal"), ("target_multiplier", "decimal"),
+    ("crash_multiplier", "decimal"), ("cashout_multiplier", "decimal"), ("outcome", "text"),
+    ("profit_loss", "decimal"), ("balance_before", "decimal"), ("balance_after", "decimal"),
+    ("started_at", "time"), ("crashed_at", "time"), ("cashed_out_at", "time"),
+    ("ocr_confidence", "float"), ("detection_latency_ms", "int"), ("error", "text"),
+    ("metadata", "json"), ("occurred_at", "time"), ("is_contradictory", "bool"),
+    ("contradictions", "texts"),
+)
+
+MULTIPLIER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("platform", "text"), ("game", "text"), ("game_round_id", "text"), ("round_number", "int"),
+    ("multiplier", "decimal"), ("observers", "int32"), ("readings", "int32"),
+    ("disagreement", "bool"), ("min_multiplier", "decimal"), ("max_multiplier", "decimal"),
+    ("first_seen_at", "time"), ("last_seen_at", "time"),
+)
+
+
+def _select(columns: Sequence[tuple[str, str]]) -> str:
+    # jsonb and uuid as text: the export does not depend on the connection's codecs.
+    return ", ".join(
+        f"{name}::text AS {name}" if kind in ("json", "uuid") else name for name, kind in columns
+    )
+
+
+_ROUNDS = f"""
+SELECT {_select(ROUND_COLUMNS)} FROM crashlog.rounds
+WHERE ($1::text IS NULL OR bot_id = $1)
+  AND ($2::text IS NULL OR game = $2)
+  AND ($3::text IS NULL OR platform = $3)
+ORDER BY occurred_at, position
+"""
+
+_MULTIPLIERS = f"""
+SELECT {_select(MULTIPLIER_COLUMNS)} FROM crashlog.round_multipliers
+WHERE ($1::text IS NULL OR game = $1)
+  AND ($2::text IS NULL OR platform = $2)
+ORDER BY first_seen_at, first_position
+"""
+
+
+async def export_rounds(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    out: str | Path | IO[bytes],
+    format: str = "jsonl",
+    *,
+    bot_id: str | None = None,
+    game: str | None = None,
+    platform: str | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Write the settled rounds (``crashlog.rounds``, optionally filtered) to ``out``, in
+    time order; returns how many rows were written. ``out`` is a path or a binary file."""
+    return await export_query(
+        conn, _ROUNDS, (bot_id, game, platform), ROUND_COLUMNS, out, format, progress
+    )
+
+
+async def export_multipliers(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    out: str | Path | IO[bytes],
+    format: str = "jsonl",
+    *,
+    game: str | None = None,
+    platform: str | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Write one row per game round (``crashlog.round_multipliers``) to ``out``, in the
+    order the rounds were first seen: the series to train a model on. Returns the row count."""
+    return await export_query(
+        conn, _MULTIPLIERS, (game, platform), MULTIPLIER_COLUMNS, out, format, progress
+    )
+
+
+async def count_rows(conn: asyncpg.Connection | asyncpg.Pool, what: str, **filters: Any) -> int:
+    """How many rows ``export_rounds``/``export_multipliers`` would write (for progress bars)."""
+    if what == "rounds":
+        query, args = _ROUNDS, (filters.get("bot_id"), filters.get("game"), filters.get("platform"))
+    else:
+        query, args = _MULTIPLIERS, (filters.get("game"), filters.get("platform"))
+    body = query.split("ORDER BY")[0]
+    return int(await conn.fetchval(f"SELECT count(*) FROM ({body}) AS q", *args))
+
+
+async def export_query(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    query: str,
+    args: Sequence[Any],
+    columns: Sequence[tuple[str, str]],
+    out: str | Path | IO[bytes],
+    format: str,
+    progress: Progress | None = None,
+) -> int:
+    """Stream ``query`` (whose columns are ``columns``) into ``out`` as ``format``."""
+    if format not in FORMATS:
+        raise ValueError(f"invalid format={format!r}: must be one of {', '.join(FORMATS)}")
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as connection:
+            return await export_query(connection, query, args, columns, out, format, progress)
+    with ExitStack() as stack:
+        stream = out if hasattr(out, "write") else stack.enter_context(open(out, "wb"))  # type: ignore[arg-type]
+        writer = _WRITERS[format](stream, columns)  # type: ignore[arg-type]
+        written = 0
+        # A cursor lives in a transaction: the caller's if open, else one consistent snapshot.
+        snapshot = (
+            nullcontext()
+            if conn.is_in_transaction()
+            else conn.transaction(readonly=True, isolation="repeatable_read")
+        )
+        async with snapshot:
+            cursor = await conn.cursor(query, *args)
+            while rows := await cursor.fetch(CHUNK):
+                writer.write(rows)
+                written += len(rows)
+                if progress is not None:
+                    progress(written)
+        writer.close()
+    return written
+
+
+# -- writers ------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot export {type(value).__name__}")
+
+
+class _JsonLines:
+    def __init__(self, stream: IO[bytes], columns: Sequence[tuple[str, str]]) -> None:
+        self.stream = stream
+        self.names = [name for name, _ in columns]
+        self.json_columns = [name for name, kind in columns if kind == "json"]
+
+    def record(self, row: asyncpg.Record) -> bytes:
+        values = dict(zip(self.names, row, strict=True))
+        for name in self.json_columns:
+            if values[name] is not None:
+                values[name] = orjson.Fragment(values[name])
+        return orjson.dumps(values, default=_json_default)
+
+    def write(self, rows: list[asyncpg.Record]) -> None:
+        self.stream.write(b"".join(self.record(row) + b"\n" for row in rows))
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class _JsonArray(_JsonLines):
+    """One JSON array (what the old ``export_rounds_to_json`` wrote), still streamed."""
+
+    def __init__(self, stream: IO[bytes], columns: Sequence[tuple[str, str]]) -> None:
+        super().__init__(stream, columns)
+        self.first = True
+        stream.write(b"[")
+
+    def write(self, rows: list[asyncpg.Record]) -> None:
+        parts = [self.record(row) for row in rows]
+        head = b"\n" if self.first else b",\n"
+        self.first = False
+        self.stream.write(head + b",\n".join(parts))
+
+    def close(self) -> None:
+        self.stream.write(b"\n]\n" if not self.first else b"]\n")
+        self.stream.flush()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return orjson.dumps(value).decode()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+class _Csv:
+    def __init__(self, stream: IO[bytes], columns: Sequence[tuple[str, str]]) -> None:
+        self.stream = stream
+        self.write_text([[name for name, _ in columns]])
+
+    def write_text(self, rows: list[list[Any]]) -> None:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows)
+        self.stream.write(text.getvalue().encode())
+
+    def write(self, rows: list[asyncpg.Record]) -> None:
+        self.write_text([[_csv_cell(value) for value in row] for row in rows])
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class _Parquet:
+    def __init__(self, stream: IO[bytes], columns: Sequence[tuple[str, str]]) -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:  # an optional extra
+            raise RuntimeError(
+                "Parquet export needs pyarrow: pip install 'crashlog[parquet]'"
+            ) from None
+        self.pa = pa
+        self.columns = list(columns)
+        types = {
+            "uuid": pa.string(), "int": pa.int64(), "int32": pa.int32(), "text": pa.string(),
+            "decimal": pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE), "float": pa.float64(),
+            "time": pa.timestamp("us", tz="UTC"), "bool": pa.bool_(), "json": pa.string(),
+            "texts": pa.list_(pa.string()),
+        }
+        self.schema = pa.schema([(name, types[kind]) for name, kind in columns])
+        self.writer = pq.ParquetWriter(stream, self.schema)
+
+    def write(self, rows: list[asyncpg.Record]) -> None:
+        arrays = []
+        for index, (name, _kind) in enumerate(self.columns):
+            values = [row[index] for row in rows]
+            try:
+                arrays.append(self.pa.array(values, type=self.schema.field(name).type))
+            except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
+                raise ValueError(f"cannot export column {name} to Parquet: {exc}") from None
+        self.writer.write_table(self.pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+_WRITERS: dict[str, Any] = {"jsonl": _JsonLines, "json": _JsonArray, "csv": _Csv, "parquet": _Parquet}

@@ -1,0 +1,154 @@
+"""Exports read back with json/csv/pyarrow equal the tables, in time order, in flat memory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import attrs
+import pyarrow.parquet as pq
+import pytest
+
+import crashlog
+from crashlog.events import RoundObserved, RoundSettled
+from crashlog.exports import (
+    MULTIPLIER_COLUMNS,
+    ROUND_COLUMNS,
+    count_rows,
+    export_multipliers,
+    export_rounds,
+)
+from crashlog.simulator import CrashGame, Martingale, SimulatedBot
+
+START = datetime(2025, 3, 1, tzinfo=timezone.utc)
+
+
+async def play(log: crashlog.Logger, rounds: int = 120) -> None:
+    game = CrashGame(seed=11)
+    bots = [SimulatedBot(f"bot-{i}", Martingale(target="1.80")) for i in range(2)]
+    for n in range(rounds):
+        crash = game.next_crash()
+        at = START + timedelta(seconds=n)
+        for bot in bots:
+            played = bot.play(crash)
+            await log.emit(RoundSettled(
+                bot_id=bot.bot_id, occurred_at=at, game="aviator", platform="demo",
+                game_round_id=f"r{n}", strategy_name="martingale", metadata={"n": n},
+                **attrs.asdict(played),
+            ))
+        await log.emit(RoundObserved(bot_id="watcher", occurred_at=at, game="jetx", platform="demo",
+                                     crash_multiplier=crash))
+    await log.sync(timeout=30)
+
+
+def text(value) -> str:
+    """A table value as the exports write it in CSV."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+async def table(conn: asyncpg.Connection, name: str, columns, order: str) -> list[tuple]:
+    select = ", ".join(f"{c}::text" if kind == "json" else c for c, kind in columns)
+    return [tuple(r) for r in await conn.fetch(f"SELECT {select} FROM crashlog.{name} ORDER BY {order}")]
+
+
+async def test_rounds_export_in_every_format_equals_the_table(log: crashlog.Logger, tmp_path: Path) -> None:
+    await play(log)
+    async with log.pool.acquire() as conn:
+        expected = await table(conn, "rounds", ROUND_COLUMNS, "occurred_at, position")
+    names = [c for c, _ in ROUND_COLUMNS]
+    assert len(expected) == 240
+
+    assert await export_rounds(log.pool, tmp_path / "r.jsonl", "jsonl") == 240
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    for got, row in zip(lines, expected, strict=True):
+        want = dict(zip(names, row))
+        assert Decimal(got["stake"]) == want["stake"] and got["bot_id"] == want["bot_id"]
+        assert got["metadata"] == json.loads(want["metadata"])
+        assert datetime.fromisoformat(got["occurred_at"]) == want["occurred_at"]
+        assert got["event_id"] == str(want["event_id"])
+        assert (None if got["cashout_multiplier"] is None else Decimal(got["cashout_multiplier"])) \
+            == want["cashout_multiplier"]
+
+    assert await export_rounds(log.pool, tmp_path / "r.json", "json", bot_id="bot-1") == 120
+    array = json.loads((tmp_path / "r.json").read_text())
+    assert [r["event_id"] for r in array] == [str(r[0]) for r in expected if r[2] == "bot-1"]
+
+    await export_rounds(log.pool, tmp_path / "r.csv", "csv")
+    with open(tmp_path / "r.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == names
+    assert rows[1:] == [[text(v) for v in row] for row in expected]
+
+    await export_rounds(log.pool, tmp_path / "r.parquet", "parquet")
+    parquet = pq.read_table(tmp_path / "r.parquet").to_pylist()
+    assert [list(r.values()) for r in parquet] == [
+        [str(v) if c == "event_id" else v for c, v in zip(names, row)] for row in expected
+    ]
+
+
+async def test_multipliers_export_equals_the_table(log: crashlog.Logger, tmp_path: Path) -> None:
+    await play(log, rounds=50)
+    async with log.pool.acquire() as conn:
+        expected = await table(conn, "round_multipliers", MULTIPLIER_COLUMNS,
+                               "first_seen_at, first_position")
+        assert await count_rows(conn, "multipliers", game="aviator") == 50
+    names = [c for c, _ in MULTIPLIER_COLUMNS]
+    assert len(expected) == 100  # 50 aviator rounds seen by 2 bots each, 50 jetx observations
+    assert [r[4] for r in expected if r[1] == "aviator"] == list(CrashGame(seed=11).crashes(50))
+
+    buffer = io.BytesIO()
+    assert await export_multipliers(log.pool, buffer, "jsonl", game="aviator") == 50
+    got = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert [Decimal(r["multiplier"]) for r in got] == [r[4] for r in expected if r[1] == "aviator"]
+    assert all(r["observers"] == 2 for r in got)
+
+    await export_multipliers(log.pool, tmp_path / "m.parquet", "parquet")
+    parquet = pq.read_table(tmp_path / "m.parquet").to_pylist()
+    assert [tuple(r.values()) for r in parquet] == expected
+    assert list(parquet[0]) == names
+
+
+async def test_bad_format_is_named(log: crashlog.Logger, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="format='xlsx'"):
+        await export_rounds(log.pool, tmp_path / "x", "xlsx")
+
+
+FILL = """
+INSERT INTO crashlog.rounds (event_id, position, bot_id, game, platform, stake, crash_multiplier,
+    outcome, profit_loss, occurred_at, is_contradictory, metadata)
+SELECT gen_random_uuid(), i, 'bot-' || (i % 7), 'aviator', 'demo', 1.00, 2.45, 'LOSS', -1.00,
+       '2025-01-01'::timestamptz + i * interval '1 second', false,
+       jsonb_build_object('note', repeat('x', 200))
+FROM generate_series($1::int, $2::int) AS i
+"""
+
+
+async def peak_export_memory(conn: asyncpg.Connection, tmp_path: Path) -> int:
+    tracemalloc.start()
+    try:
+        await export_rounds(conn, tmp_path / "big.jsonl", "jsonl")
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def test_memory_stays_flat_as_the_export_grows(conn: asyncpg.Connection, tmp_path: Path) -> None:
+    await conn.execute(FILL, 1, 10_000)
+    small = await peak_export_memory(conn, tmp_path)
+    await conn.execute(FILL, 10_001, 40_000)
+    large = await peak_export_memory(conn, tmp_path)
+    assert (tmp_path / "big.jsonl").read_bytes().count(b"\n") == 40_000
+    # Four times the rows; had they been held at once the peak would grow about fourfold.
+    assert large < 1.5 * small, (small, large)
