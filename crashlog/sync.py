@@ -1,0 +1,149 @@
+"""A synchronous ``Logger`` for bots that are not async.
+
+    from crashlog.sync import connect
+
+    with connect() as log:                 # dsn: argument, CRASHLOG_DSN, else embedded
+        log.emit(RoundSettled(...))
+        log.sync()
+        print(log.bot_statistics("my_bot"))
+
+The asynchronous logger runs on an event loop in a background thread of its own; each
+method hands its work to that loop and waits for the answer. It is safe to call from
+several threads at once, and one thread's events keep the order it emitted them in.
+Leaving the ``with`` block (or ``close()``) commits everything emitted; a logger still
+open when the interpreter exits is closed then too, so an acknowledged event is not
+left in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+
+from crashlog import analytics, exports
+from crashlog.errors import LoggerClosed
+from crashlog.events import Event
+from crashlog.logger import Logger
+from crashlog.logger import connect as connect_async
+from crashlog.writer import Metrics
+
+T = TypeVar("T")
+
+
+def connect(dsn: str | None = None, **options: Any) -> SyncLogger:
+    """An open synchronous logger; ``options`` are those of ``crashlog.connect``."""
+    return SyncLogger(dsn, **options)
+
+
+class SyncLogger:
+    """The ``Logger``'s methods, blocking, from any thread."""
+
+    def __init__(self, dsn: str | None = None, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="crashlog", daemon=True)
+        self._thread.start()
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._logger: Logger = self._call(connect_async(dsn, **options).open())
+        except BaseException:
+            self._stop_loop()
+            raise
+        atexit.register(self._close_at_exit)
+
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError("a SyncLogger cannot be called from its own event loop thread")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def _live(self) -> Logger:
+        if self._closed:
+            raise LoggerClosed("the logger is closed")
+        return self._logger
+
+    # -- writing -------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> UUID:
+        """Validate and buffer ``event``; returns its id (see ``Logger.emit``)."""
+        return self._call(self._live().emit(event))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once every event emitted before this call is committed."""
+        self._call(self._live().flush(timeout))
+
+    def sync(self, timeout: float | None = None) -> None:
+        """Return once every event emitted before this call is committed and projected."""
+        self._call(self._live().sync(timeout))
+
+    def metrics(self) -> Metrics:
+        return self._live().metrics()
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool; it belongs to the background loop: use it through ``run``."""
+        return self._live().pool
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine of your own (e.g. a query on ``pool``) on the logger's loop."""
+        return self._call(coroutine, timeout)
+
+    def bot_statistics(self, bot_id: str, strategy: str | None = None, **options: Any) -> analytics.Statistics:
+        """``crashlog.analytics.bot_statistics`` of what is projected so far (``sync()`` first)."""
+        return self._call(analytics.bot_statistics(self._live().pool, bot_id, strategy, **options))
+
+    def strategy_statistics(self, strategy: str, **options: Any) -> analytics.Statistics:
+        return self._call(analytics.strategy_statistics(self._live().pool, strategy, **options))
+
+    def export_rounds(self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any) -> int:
+        """``crashlog.exports.export_rounds``: rows written."""
+        return self._call(exports.export_rounds(self._live().pool, out, format, **filters))
+
+    def export_multipliers(self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any) -> int:
+        """``crashlog.exports.export_multipliers``: rows written."""
+        return self._call(exports.export_multipliers(self._live().pool, out, format, **filters))
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self, timeout: float | None = None) -> None:
+        """Commit everything emitted, release the connections and stop the loop thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self._close_at_exit)
+        try:
+            self._call(self._logger.aclose(timeout))
+        finally:
+            self._stop_loop()
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception as exc:  # at exit there is no caller left to raise to
+            import logging
+
+            logging.getLogger("crashlog").error("closing the logger at exit: %s", exc)
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> SyncLogger:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
