@@ -76,7 +76,7 @@ def test_every_mistake_applies_to_some_field() -> None:
 # -- round trips ---------------------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(valid_events())
 def test_decoding_the_encoded_payload_gives_back_an_equal_event(event: Event) -> None:
     assert decoded(event, encode_payload(event)) == event
@@ -141,7 +141,7 @@ def assert_refused(info: pytest.ExceptionInfo[crashlog.InvalidEvent], field: str
 
 
 @pytest.mark.parametrize("mistake", sorted(INVALID))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_each_kind_of_bad_value_is_refused_naming_the_field_and_the_value(
     mistake: str, data: st.DataObject
