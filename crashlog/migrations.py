@@ -92,15 +92,23 @@ async def migrate(
     try:
         todo = await pending_migrations(conn, migrations)
         for migration in todo:
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO crashlog.schema_migrations (version, name, checksum)"
-                    " VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
+            await _apply(conn, migration)
         return todo
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+
+
+async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
+    """Run one file and record it, in one transaction: it applies whole or not at all."""
+    try:
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO crashlog.schema_migrations (version, name, checksum)"
+                " VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                migration.checksum,
+            )
+    except asyncpg.PostgresError as error:
+        raise MigrationError(f"{migration.name} failed and was rolled back: {error}") from error
