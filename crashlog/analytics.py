@@ -239,7 +239,7 @@ def _finish(acc: _Accumulator, *, bot_id: str | None, strategy: str | None, rtp:
     if cashout is not None and bets:
         lose_probability = max(0.0, 1 - rtp / float(cashout))
         expected_streak = expected_longest_run(bets, lose_probability)
-    house_edge = rtp - 1
+    house_edge = round(rtp - 1, 12)  # -0.03, not -0.030000000000000027
     return Statistics(
         bot_id=bot_id,
         strategy=strategy,
@@ -295,8 +295,10 @@ def _warning(bets: int, roi: float | None, interval: Interval | None, house_edge
             f"({house_edge:+.1%}). Treat every figure here as noise."
         )
     if house_edge in interval and 0.0 in interval:
-        half = (interval.high - interval.low) / 2
-        needed = math.ceil(bets * (half / abs(house_edge)) ** 2) if house_edge else None
+        # To exclude one of the two, the interval must be narrower than the gap between them;
+        # its width shrinks as 1/sqrt(bets).
+        width = interval.high - interval.low
+        needed = math.ceil(bets * (width / abs(house_edge)) ** 2) if house_edge else None
         more = f" About {needed:,} bets would be needed." if needed else ""
         return (
             f"{bets} bets are too few to tell this ROI ({roi:+.2%}, 95% interval "

@@ -194,7 +194,8 @@ class SimulatedBot:
         if stake is None:
             outcome, stake, cashout, profit = "SKIP", Decimal("0.00"), None, Decimal("0.00")
         elif crash >= target:
-            outcome, cashout, profit = "WIN", target, stake * (target - 1)
+            # The game pays whole cents, rounding the win down.
+            outcome, cashout, profit = "WIN", target, to_cents(stake * (target - 1))
             self.strategy.settle(True)
         else:
             outcome, cashout, profit = "LOSS", None, -stake

@@ -130,7 +130,7 @@ INSERT INTO crashlog.rounds (event_id, position, bot_id, game, platform, stake, 
     outcome, profit_loss, occurred_at, is_contradictory, metadata)
 SELECT gen_random_uuid(), i, 'bot-' || (i % 7), 'aviator', 'demo', 1.00, 2.45, 'LOSS', -1.00,
        '2025-01-01'::timestamptz + i * interval '1 second', false,
-       jsonb_build_object('note', repeat('x', 200))
+       jsonb_build_object('note', repeat('x', 100))
 FROM generate_series($1::int, $2::int) AS i
 """
 
@@ -145,10 +145,10 @@ async def peak_export_memory(conn: asyncpg.Connection, tmp_path: Path) -> int:
 
 
 async def test_memory_stays_flat_as_the_export_grows(conn: asyncpg.Connection, tmp_path: Path) -> None:
-    await conn.execute(FILL, 1, 10_000)
+    await conn.execute(FILL, 1, 5_000)
     small = await peak_export_memory(conn, tmp_path)
-    await conn.execute(FILL, 10_001, 40_000)
+    await conn.execute(FILL, 5_001, 20_000)
     large = await peak_export_memory(conn, tmp_path)
-    assert (tmp_path / "big.jsonl").read_bytes().count(b"\n") == 40_000
+    assert (tmp_path / "big.jsonl").read_bytes().count(b"\n") == 20_000
     # Four times the rows; had they been held at once the peak would grow about fourfold.
     assert large < 1.5 * small, (small, large)
