@@ -1,4 +1,4 @@
-"""The ``crashlog`` command: demo, migrate, project, stats, export, bench, tail, doctor.
+"""The ``crashlog`` command: demo, migrate, roles, project, stats, export, bench, tail, doctor.
 
 Every verb takes ``--dsn`` (default ``CRASHLOG_DSN``, else the embedded PostgreSQL).
 Errors are one line on stderr, with any password masked, and exit status 1; tables and
@@ -157,6 +157,33 @@ async def cmd_migrate(conn: asyncpg.Connection, dsn: str, args: argparse.Namespa
     for m in applied:
         out.print(f"applied: {m.name}")
     out.print(f"{mask_dsn(dsn)}: schema up to date ({len(applied)} applied now)")
+    return 0
+
+
+# -- roles ------------------------------------------------------------------------------
+
+
+@with_connection
+async def cmd_roles(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+    """Create the writer, projector and analyst roles; optionally a login in one of them."""
+    from crashlog import roles
+
+    made = await roles.create_roles(conn, args.prefix)
+    table = Table(title="roles")
+    table.add_column("role")
+    table.add_column("may")
+    table.add_row(made.writer, "append to crashlog.events (bots, with project=False)")
+    table.add_row(made.projector, "read the log, own and write the read tables")
+    table.add_row(made.analyst, "read every crashlog table")
+    out.print(table)
+    if args.login:
+        password = os.environ.get("CRASHLOG_NEW_PASSWORD")
+        if password is None:
+            import getpass
+
+            password = getpass.getpass(f"password for {args.login}: ")
+        await roles.create_login(conn, args.login, args.kind, prefix=args.prefix, password=password)
+        out.print(f"login {args.login} created in {args.prefix}_{args.kind}")
     return 0
 
 
@@ -475,6 +502,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = verb("migrate", "apply pending migrations (sql/NNN_*.sql)", cmd_migrate)
     migrate.add_argument("--check", action="store_true", help="only list pending ones (exit 1 if any)")
+
+    roles = verb("roles", "create the writer, projector and analyst roles (needs CREATEROLE)",
+                 cmd_roles)
+    roles.add_argument("--prefix", default="crashlog", help="role names' prefix (default crashlog)")
+    roles.add_argument("--login", help="also create this login (password: CRASHLOG_NEW_PASSWORD "
+                                       "or a prompt; sent to the server as a SCRAM verifier)")
+    roles.add_argument("--kind", choices=["writer", "projector", "analyst"], default="writer",
+                       help="the role the login joins (default writer)")
 
     project = verb("project", "keep the read tables current, rebuild them, or show their lag",
                    cmd_project)

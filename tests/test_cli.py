@@ -26,6 +26,7 @@ COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "crashl
 
 def crashlog_cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "CRASHLOG_DSN"}
+    env["CRASHLOG_NEW_PASSWORD"] = "not-a-secret-test-password"
     done = subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=timeout, env=env)
     if check:
         assert done.returncode == 0, f"crashlog {' '.join(args)}: {done.returncode}\n{done.stderr}"
@@ -41,7 +42,7 @@ async def count(dsn: str, query: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "verb", ["demo", "migrate", "project", "stats", "export", "bench", "tail", "doctor"]
+    "verb", ["demo", "migrate", "roles", "project", "stats", "export", "bench", "tail", "doctor"]
 )
 def test_every_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     from crashlog.cli import main
@@ -142,3 +143,17 @@ def test_demo_with_defaults_on_the_embedded_server(tmp_path: Path) -> None:
                           timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert "per-bot statistics" in done.stdout
+
+
+async def test_roles(dsn: str) -> None:
+    from crashlog.roles import drop_roles
+
+    prefix = f"cli_{os.urandom(4).hex()}"
+    try:
+        done = crashlog_cli("roles", "--dsn", dsn, "--prefix", prefix, "--login", f"{prefix}_bot")
+        assert f"{prefix}_writer" in done.stdout and f"login {prefix}_bot created" in done.stdout
+    finally:
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(f'DROP ROLE IF EXISTS "{prefix}_bot"')
+        await drop_roles(conn, prefix)
+        await conn.close()
