@@ -134,6 +134,8 @@ def _percent(value: Any, field: attrs.Attribute[Any]) -> Decimal:
 def _finite_float(value: Any, field: attrs.Attribute[Any], where: str | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise InvalidEvent(where or field.name, value, "must be a number")
+    if isinstance(value, Decimal) and not value.is_finite():  # float() raises on a signaling NaN
+        raise InvalidEvent(where or field.name, value, "must be finite (not NaN or infinite)")
     try:
         number = float(value)
     except OverflowError:
