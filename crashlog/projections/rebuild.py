@@ -72,9 +72,11 @@ async def rebuild_projections(
             locked.append(p)
         deferred = await _create_shadows(conn, projections)
         try:
-            cursor = await _fill(conn, projections, progress, batch_size)
+            cursor, done = await _fill(conn, projections, progress, batch_size)
             await _create_deferred_indexes(conn, deferred)
-            await _swap(conn, projections, cursor)
+            done += await _swap(conn, projections, cursor)
+            if progress:
+                progress(done, done)
         except BaseException:
             await _drop_shadows(conn, projections)
             raise
@@ -114,8 +116,10 @@ async def _fill(
     projections: Sequence[Projection],
     progress: Progress | None,
     batch_size: int,
-) -> Position:
-    """Apply the log from its origin to the shadows until the rest is under one batch."""
+) -> tuple[Position, int]:
+    """Apply the log from its origin to the shadows until the rest is under one batch;
+    returns where it got to and how many events that was. ``total`` is an estimate
+    (events above the horizon are counted but not yet readable)."""
     total = int(await conn.fetchval("SELECT count(*) FROM crashlog.events"))
     cursor, done = ORIGIN, 0
     if progress:
@@ -123,7 +127,7 @@ async def _fill(
     while True:
         batch = await checkpoints.next_batch(conn, cursor, batch_size)
         if batch is None:
-            return cursor
+            return cursor, done
         count, end = batch
         async with conn.transaction():
             for p in projections:
@@ -132,7 +136,7 @@ async def _fill(
         if progress:
             progress(done, max(total, done))
         if count < batch_size:
-            return cursor
+            return cursor, done
 
 
 async def _create_deferred_indexes(
@@ -146,15 +150,17 @@ async def _create_deferred_indexes(
 
 async def _swap(
     conn: asyncpg.Connection, projections: Sequence[Projection], cursor: Position
-) -> None:
-    """In one transaction: catch each shadow up to its live checkpoint, swap, set checkpoints."""
+) -> int:
+    """In one transaction: catch each shadow up to its live checkpoint, swap, set checkpoints.
+
+    Returns how many events the catching up covered (the most of any projection)."""
     ordered = sorted(projections, key=lambda p: p.name)  # one lock order for every swapper
     for p in ordered:
         await checkpoints.ensure(conn, p)
     async with conn.transaction():
         # Between two batches of the live runner: it locks the same row first.
         await conn.execute("SET LOCAL lock_timeout = '60s'")
-        final = {}
+        final, caught_up = {}, 0
         for p in ordered:
             row = await conn.fetchrow(
                 "SELECT tx_id, position FROM crashlog.projection_checkpoints WHERE name = $1 FOR UPDATE",
@@ -163,6 +169,7 @@ async def _swap(
             live = Position(row["tx_id"], row["position"])
             if live > cursor:  # the live tables are further on: bring the shadow there too
                 await p.apply(conn, p.shadow_tables(), (*cursor, *live))
+                caught_up = max(caught_up, await _count_between(conn, cursor, live))
             final[p.name] = max(live, cursor)
         for p in ordered:
             for table in p.tables:
@@ -172,6 +179,13 @@ async def _swap(
                 " position = $4, updated_at = now() WHERE name = $1",
                 p.name, p.version, *final[p.name],
             )
+    return caught_up
+
+
+async def _count_between(conn: asyncpg.Connection, lo: Position, hi: Position) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM crashlog.events WHERE (tx_id, position) > ($1::xid8, $2::bigint)"
+        " AND (tx_id, position) <= ($3::xid8, $4::bigint)", *lo, *hi))
 
 
 async def _swap_table(conn: asyncpg.Connection, table: str) -> None:

@@ -1,0 +1,104 @@
+"""Rebuilding read tables while bots keep writing: readers never see a partial table."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import asyncpg
+import pytest
+from test_projections_property import snapshot
+
+import crashlog
+from crashlog.errors import CrashlogError
+from crashlog.events import Outcome, RoundObserved, RoundSettled
+from crashlog.projections.runner import rebuild
+
+
+def settled(bot: int, n: int) -> RoundSettled:
+    return RoundSettled(
+        bot_id=f"bot{bot}", session_id="s1", game="aviator", platform="demo", round_number=n,
+        game_round_id=f"g{n}", strategy_name=f"s{bot % 2}", stake=Decimal("10.00"),
+        crash_multiplier=Decimal("2.00"), cashout_multiplier=Decimal("1.50"), outcome=Outcome.WIN,
+        profit_loss=Decimal("5.00"), balance_before=Decimal("1000.00"),
+        balance_after=Decimal("1005.00"),
+    )
+
+
+async def test_rebuild_while_five_bots_write_never_shows_a_partial_table(dsn, conn):
+    history = 2_000
+    async with crashlog.connect(dsn, flush_interval=0.01) as log:
+        for n in range(history):
+            await log.emit(settled(n % 5, n // 5))
+        await log.sync(timeout=60)
+        stop = asyncio.Event()
+
+        async def bot(i: int) -> None:
+            n = history
+            while not stop.is_set():
+                await log.emit(settled(i, n))
+                await log.emit(RoundObserved(bot_id=f"bot{i}", game="aviator", platform="demo",
+                                             game_round_id=f"g{n}", crash_multiplier=Decimal("2.00")))
+                n += 1
+                await asyncio.sleep(0.005)
+
+        seen: list[tuple[int, int, int]] = []
+
+        async def reader() -> None:
+            reading = await asyncpg.connect(dsn)
+            try:
+                while not stop.is_set():
+                    seen.append((
+                        await reading.fetchval("SELECT count(*) FROM crashlog.rounds"),
+                        await reading.fetchval(
+                            "SELECT coalesce(sum(rounds), 0) FROM crashlog.bot_stats WHERE strategy_name = ''"),
+                        await reading.fetchval("SELECT count(*) FROM crashlog.round_multipliers"),
+                    ))
+                    await asyncio.sleep(0.005)
+            finally:
+                await reading.close()
+
+        tasks = [asyncio.create_task(bot(i)) for i in range(5)] + [asyncio.create_task(reader())]
+        progress: list[tuple[int, int]] = []
+        await rebuild(dsn, ["all"], progress=lambda done, total: progress.append((done, total)))
+        await rebuild(dsn, ["rounds", "bot_stats", "round_multipliers"])
+        stop.set()
+        await asyncio.gather(*tasks)
+        await log.sync(timeout=60)
+
+    assert len(seen) > 10
+    for column in range(3):
+        counts = [s[column] for s in seen]
+        assert counts[0] >= history // 5 if column == 2 else counts[0] >= history
+        assert counts == sorted(counts), "a reader saw a table shrink: it was partial"
+    assert progress[0][0] == 0 and progress[-1][0] == progress[-1][1] >= history
+    live = await snapshot(conn)
+    await rebuild(dsn, ["all"])
+    assert await snapshot(conn) == live
+    assert await conn.fetchval("SELECT count(*) FROM crashlog.rounds") == \
+        await conn.fetchval("SELECT count(*) FROM crashlog.events WHERE event_type = 'RoundSettled'")
+
+
+async def test_rebuild_keeps_index_and_constraint_names(dsn, conn):
+    query = """SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               WHERE i.indrelid = $1::regclass ORDER BY 1"""
+    before = {t: await conn.fetch(query, f"crashlog.{t}") for t in ("rounds", "round_multipliers")}
+    await rebuild(dsn, ["all"])
+    after = {t: await conn.fetch(query, f"crashlog.{t}") for t in ("rounds", "round_multipliers")}
+    assert after == before
+    assert await conn.fetchval("SELECT to_regclass('crashlog.rounds__rebuild')") is None
+
+
+async def test_rebuild_refuses_an_unknown_name_and_a_concurrent_rebuild(dsn):
+    with pytest.raises(CrashlogError, match="unknown projection 'nope'"):
+        await rebuild(dsn, ["nope"])
+    holder = await asyncpg.connect(dsn)
+    try:
+        from crashlog.projections.rebuild import REBUILD_LOCK_CLASS, lock_id
+
+        await holder.execute("SELECT pg_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, lock_id("rounds"))
+        with pytest.raises(CrashlogError, match="already being rebuilt"):
+            await rebuild(dsn, ["rounds"])
+    finally:
+        await holder.close()
+    await rebuild(dsn, ["rounds"])  # the lock went with the connection
