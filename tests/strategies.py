@@ -263,6 +263,21 @@ def event_kwargs(cls: type[Event]) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+#: One plain valid value per kind: the background against which a single bad value is tried.
+PLAIN: dict[str, Any] = {
+    "identifier": "b1", "name": "Bot One", "text": "text", "money": Decimal("10.00"),
+    "stake": Decimal("1.00"), "multiplier": Decimal("2.00"), "percent": Decimal("97"),
+    "probability": 0.5, "count": 1, "datetime": datetime(2024, 1, 1, tzinfo=timezone.utc),
+    "uuid": None, "outcome": Outcome.WIN, "feature_vector": (0.5,), "json_object": {"k": 1},
+}
+
+
+def plain_kwargs(cls: type[Event]) -> dict[str, Any]:
+    """Valid keyword arguments for ``cls``: its required fields, with plain values."""
+    kinds = kinds_of(cls)
+    return {name: PLAIN[kinds[name]] for name in sorted(required_fields(cls))}
+
+
 def events_of(cls: type[Event]) -> st.SearchStrategy[Event]:
     return event_kwargs(cls).map(lambda kwargs: cls(**kwargs))
 
