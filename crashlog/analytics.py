@@ -229,7 +229,9 @@ def summarize(
     return _finish(acc, bot_id=bot_id, strategy=strategy, rtp=rtp)
 
 
-def _finish(acc: _Accumulator, *, bot_id: str | None, strategy: str | None, rtp: float) -> Statistics:
+def _finish(
+    acc: _Accumulator, *, bot_id: str | None, strategy: str | None, rtp: float
+) -> Statistics:
     wins, losses, skips = acc.counts["WIN"], acc.counts["LOSS"], acc.counts["SKIP"]
     bets = wins + losses
     ev, ev_interval = _expected_value(acc, bets)
@@ -287,7 +289,9 @@ def _roi(acc: _Accumulator, bets: int) -> tuple[float | None, Interval | None]:
     return roi, Interval(roi - half, roi + half)
 
 
-def _warning(bets: int, roi: float | None, interval: Interval | None, house_edge: float) -> str | None:
+def _warning(
+    bets: int, roi: float | None, interval: Interval | None, house_edge: float
+) -> str | None:
     """A plain sentence when the sample cannot tell this ROI from the house edge."""
     if bets < MIN_BETS or roi is None or interval is None:
         return (
@@ -385,7 +389,9 @@ async def strategy_statistics(
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as connection:
             return await strategy_statistics(connection, strategy, rtp=rtp)
-    return await _collect(conn, _STRATEGY_ROUNDS, (strategy,), bot_id=None, strategy=strategy, rtp=rtp)
+    return await _collect(
+        conn, _STRATEGY_ROUNDS, (strategy,), bot_id=None, strategy=strategy, rtp=rtp
+    )
 
 
 _BOT_SUMMARY = """

@@ -41,8 +41,13 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 def progress_bar(description: str, total: int | None) -> Progress:
     """A progress bar on stderr (hidden when stderr is not a terminal)."""
     return Progress(
-        TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     )
 
 
@@ -86,8 +91,14 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     with progress_bar("playing", args.rounds) as bar:
         task = bar.add_task("rounds", total=args.rounds)
         result = await run_demo(
-            dsn, bots=args.bots, rounds=args.rounds, strategy=args.strategy, rtp=args.rtp,
-            seed=args.seed, target=args.target, progress=lambda n: bar.update(task, completed=n),
+            dsn,
+            bots=args.bots,
+            rounds=args.rounds,
+            strategy=args.strategy,
+            rtp=args.rtp,
+            seed=args.seed,
+            target=args.target,
+            progress=lambda n: bar.update(task, completed=n),
         )
     out.print(statistics_table(result.statistics, f"demo {result.run_id}: per-bot statistics"))
     note = warnings_note(result.statistics)
@@ -104,8 +115,21 @@ def statistics_table(rows: Sequence[analytics.Statistics], title: str) -> Table:
     table = Table(title=title)
     # "streak" is the longest losing streak; "by chance" the longest expected for that
     # cash-out and number of bets.
-    for column in ("bot", "target", "rounds", "win rate", "95% CI", "staked", "profit", "ROI",
-                   "95% CI ", "EV/bet", "max DD", "streak", "by chance"):
+    for column in (
+        "bot",
+        "target",
+        "rounds",
+        "win rate",
+        "95% CI",
+        "staked",
+        "profit",
+        "ROI",
+        "95% CI ",
+        "EV/bet",
+        "max DD",
+        "streak",
+        "by chance",
+    ):
         table.add_column(column, justify="left" if column == "bot" else "right", no_wrap=True)
     for s in rows:
         chance = s.expected_longest_losing_streak
@@ -138,8 +162,10 @@ def warnings_note(rows: Sequence[analytics.Statistics]) -> str | None:
     if not warned:
         return None
     edge = warned[0].house_edge
-    return (f"{len(warned)} of {len(rows)} bots have too few bets to tell their ROI from the "
-            f"house edge ({edge:+.1%}); `crashlog stats --bot NAME` says how many would be needed.")
+    return (
+        f"{len(warned)} of {len(rows)} bots have too few bets to tell their ROI from the "
+        f"house edge ({edge:+.1%}); `crashlog stats --bot NAME` says how many would be needed."
+    )
 
 
 # -- migrate ------------------------------------------------------------------------------
@@ -201,7 +227,9 @@ async def cmd_project(args: argparse.Namespace) -> int:
         with progress_bar(f"rebuilding {', '.join(names)}", None) as bar:
             task = bar.add_task("rebuild", total=None)
             await runner.rebuild(
-                dsn, names, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                dsn,
+                names,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         out.print(f"rebuilt: {', '.join(names)}")
     if args.follow:
@@ -258,9 +286,16 @@ async def cmd_stats(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace
         table.add_column(column, justify="left" if column == "bot" else "right")
     for s in summaries:
         roi = s["total_profit"] / s["total_staked"] if s["total_staked"] else None
-        table.add_row(s["bot_id"], f"{s['rounds']:,}", f"{s['wins']:,}", f"{s['losses']:,}",
-                      f"{s['skips']:,}", money(s["total_staked"]), money(s["total_profit"]),
-                      percent(None if roi is None else float(roi)))
+        table.add_row(
+            s["bot_id"],
+            f"{s['rounds']:,}",
+            f"{s['wins']:,}",
+            f"{s['losses']:,}",
+            f"{s['skips']:,}",
+            money(s["total_staked"]),
+            money(s["total_profit"]),
+            percent(None if roi is None else float(roi)),
+        )
     out.print(table)
     return 0
 
@@ -281,8 +316,9 @@ async def cmd_export(conn: asyncpg.Connection, dsn: str, args: argparse.Namespac
     target: Any = sys.stdout.buffer if args.output == "-" else Path(args.output)
     with progress_bar(f"exporting {args.what}", total) as bar:
         task = bar.add_task(args.what, total=total)
-        written = await export(conn, target, fmt, progress=lambda n: bar.update(task, completed=n),
-                               **filters)
+        written = await export(
+            conn, target, fmt, progress=lambda n: bar.update(task, completed=n), **filters
+        )
     if args.output != "-":
         err.print(f"{written:,} {args.what} written to {args.output} ({fmt})")
     return 0
@@ -317,7 +353,9 @@ async def cmd_bench(args: argparse.Namespace) -> int:
         err.print(f"[bold]== {script.stem} ==[/]")
         extra = ["--dsn", args.dsn] if args.dsn else []
         completed = await asyncio.to_thread(
-            subprocess.run, [sys.executable, str(script), *extra, *args.extra], env=env,
+            subprocess.run,
+            [sys.executable, str(script), *extra, *args.extra],
+            env=env,
             cwd=BENCHMARKS,
         )
         status = status or completed.returncode
@@ -355,6 +393,7 @@ async def cmd_tail(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace)
             after = (last["tx"], last["position"])
     wake = asyncio.Event()
     await conn.add_listener("crashlog_events", lambda *_: wake.set())
+    err.print("following new events (Ctrl-C to stop)")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.seconds if args.seconds else None
     shown = 0
@@ -372,7 +411,7 @@ async def cmd_tail(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace)
             wake.clear()
             try:  # woken by NOTIFY at each commit; the poll covers a held-back horizon
                 await asyncio.wait_for(wake.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     return 0
 
@@ -384,7 +423,8 @@ def print_event(row: asyncpg.Record) -> None:
     out.print(
         f"{row['position']:>9} {row['occurred_at']:%Y-%m-%d %H:%M:%S} "
         f"[bold]{row['event_type']}[/] {row['bot_id']} {payload}",
-        markup=True, soft_wrap=True,
+        markup=True,
+        soft_wrap=True,
     )
 
 
@@ -430,18 +470,25 @@ async def check_lag(conn: asyncpg.Connection, max_lag: int) -> tuple[str, bool, 
     worst = max(lag.items(), key=lambda item: item[1][0], default=("-", (0, 0.0)))
     name, (events, seconds) = worst
     ok = events <= max_lag
-    detail = (f"all {len(lag)} projections within {max_lag:,} events"
-              if ok else f"{name} is {events:,} events ({seconds:.0f} s) behind: is a runner "
-                         f"running? (crashlog project --follow)")
+    detail = (
+        f"all {len(lag)} projections within {max_lag:,} events"
+        if ok
+        else f"{name} is {events:,} events ({seconds:.0f} s) behind: is a runner "
+        f"running? (crashlog project --follow)"
+    )
     return "projections", ok, detail
 
 
 async def check_records(conn: asyncpg.Connection) -> tuple[str, bool, str]:
     rejected = await conn.fetchval("SELECT count(*) FROM crashlog.rejected_events")
     contradictory = await conn.fetchval(
-        "SELECT count(*) FROM crashlog.rounds WHERE is_contradictory")
-    return ("records", True,
-            f"{rejected:,} rejected events, {contradictory:,} contradictory rounds (kept, flagged)")
+        "SELECT count(*) FROM crashlog.rounds WHERE is_contradictory"
+    )
+    return (
+        "records",
+        True,
+        f"{rejected:,} rejected events, {contradictory:,} contradictory rounds (kept, flagged)",
+    )
 
 
 def check_spool(spool_dir: str | None) -> tuple[str, bool, str]:
@@ -457,9 +504,13 @@ def check_spool(spool_dir: str | None) -> tuple[str, bool, str]:
     events = sum(len(decode_batch(r)) for s in segments for r in read_records(s)[0])
     size = sum(s.stat().st_size for s in segments)
     if events:
-        return ("spool", False, f"{folder}: {events:,} events in {len(segments)} segments "
-                                f"({size:,} bytes) wait to be replayed: start a logger with "
-                                f"spool_dir={str(folder)!r} while the server is up")
+        return (
+            "spool",
+            False,
+            f"{folder}: {events:,} events in {len(segments)} segments "
+            f"({size:,} bytes) wait to be replayed: start a logger with "
+            f"spool_dir={str(folder)!r} while the server is up",
+        )
     return "spool", True, f"{folder}: empty"
 
 
@@ -483,52 +534,92 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(name: str, help: str, run: Callable[[argparse.Namespace], Awaitable[int | None]]) -> argparse.ArgumentParser:
+    def verb(
+        name: str, help: str, run: Callable[[argparse.Namespace], Awaitable[int | None]]
+    ) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help, description=help)
-        sub.add_argument("--dsn", default=None,
-                         help="PostgreSQL DSN (default: CRASHLOG_DSN, else the embedded server)")
+        sub.add_argument(
+            "--dsn",
+            default=None,
+            help="PostgreSQL DSN (default: CRASHLOG_DSN, else the embedded server)",
+        )
         sub.set_defaults(run=run)
         return sub
 
-    demo = verb("demo", "simulated bots play a simulated crash game; print their statistics", cmd_demo)
+    demo = verb(
+        "demo", "simulated bots play a simulated crash game; print their statistics", cmd_demo
+    )
     demo.add_argument("--bots", type=int, default=6, help="number of bots (default 6)")
     demo.add_argument("--rounds", type=int, default=2000, help="rounds per bot (default 2000)")
-    demo.add_argument("--strategy", default="mixed", choices=["mixed", *STRATEGIES],
-                      help="every bot's strategy, or mixed (the three in turn; default)")
-    demo.add_argument("--target", default=None,
-                      help="every bot's cash-out multiplier (default: 2.00, 1.50, 3.00 in turn)")
-    demo.add_argument("--rtp", type=float, default=DEFAULT_RTP, help="return to player (default 0.97)")
+    demo.add_argument(
+        "--strategy",
+        default="mixed",
+        choices=["mixed", *STRATEGIES],
+        help="every bot's strategy, or mixed (the three in turn; default)",
+    )
+    demo.add_argument(
+        "--target",
+        default=None,
+        help="every bot's cash-out multiplier (default: 2.00, 1.50, 3.00 in turn)",
+    )
+    demo.add_argument(
+        "--rtp", type=float, default=DEFAULT_RTP, help="return to player (default 0.97)"
+    )
     demo.add_argument("--seed", type=int, default=None, help="seed of the game (default random)")
 
     migrate = verb("migrate", "apply pending migrations (sql/NNN_*.sql)", cmd_migrate)
-    migrate.add_argument("--check", action="store_true", help="only list pending ones (exit 1 if any)")
+    migrate.add_argument(
+        "--check", action="store_true", help="only list pending ones (exit 1 if any)"
+    )
 
-    roles = verb("roles", "create the writer, projector and analyst roles (needs CREATEROLE)",
-                 cmd_roles)
+    roles = verb(
+        "roles", "create the writer, projector and analyst roles (needs CREATEROLE)", cmd_roles
+    )
     roles.add_argument("--prefix", default="crashlog", help="role names' prefix (default crashlog)")
-    roles.add_argument("--login", help="also create this login (password: CRASHLOG_NEW_PASSWORD "
-                                       "or a prompt; sent to the server as a SCRAM verifier)")
-    roles.add_argument("--kind", choices=["writer", "projector", "analyst"], default="writer",
-                       help="the role the login joins (default writer)")
+    roles.add_argument(
+        "--login",
+        help="also create this login (password: CRASHLOG_NEW_PASSWORD "
+        "or a prompt; sent to the server as a SCRAM verifier)",
+    )
+    roles.add_argument(
+        "--kind",
+        choices=["writer", "projector", "analyst"],
+        default="writer",
+        help="the role the login joins (default writer)",
+    )
 
-    project = verb("project", "keep the read tables current, rebuild them, or show their lag",
-                   cmd_project)
+    project = verb(
+        "project", "keep the read tables current, rebuild them, or show their lag", cmd_project
+    )
     project.add_argument("--follow", action="store_true", help="apply new events until stopped")
-    project.add_argument("--seconds", type=float, default=None, help="with --follow: stop after this")
-    project.add_argument("--rebuild", action="append", metavar="NAME|all",
-                         help="rebuild projections from the log, then swap them in")
-    project.add_argument("--lag", action="store_true", help="show how far each projection is behind")
+    project.add_argument(
+        "--seconds", type=float, default=None, help="with --follow: stop after this"
+    )
+    project.add_argument(
+        "--rebuild",
+        action="append",
+        metavar="NAME|all",
+        help="rebuild projections from the log, then swap them in",
+    )
+    project.add_argument(
+        "--lag", action="store_true", help="show how far each projection is behind"
+    )
 
     stats = verb("stats", "statistics of a bot, a strategy, or every bot", cmd_stats)
     stats.add_argument("--bot", help="one bot's full statistics")
     stats.add_argument("--strategy", help="one strategy (with --bot: that bot's rounds of it)")
-    stats.add_argument("--rtp", type=float, default=DEFAULT_RTP, help="the game's RTP (default 0.97)")
+    stats.add_argument(
+        "--rtp", type=float, default=DEFAULT_RTP, help="the game's RTP (default 0.97)"
+    )
     stats.add_argument("--json", action="store_true", help="JSON instead of a table")
 
-    export = verb("export", "export rounds or multipliers (JSON lines, JSON, CSV, Parquet)", cmd_export)
+    export = verb(
+        "export", "export rounds or multipliers (JSON lines, JSON, CSV, Parquet)", cmd_export
+    )
     export.add_argument("what", choices=["rounds", "multipliers"])
-    export.add_argument("--format", choices=exports.FORMATS,
-                        help="default: from the output's extension, else jsonl")
+    export.add_argument(
+        "--format", choices=exports.FORMATS, help="default: from the output's extension, else jsonl"
+    )
     export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     export.add_argument("--bot", help="rounds of this bot only")
     export.add_argument("--game")
@@ -537,8 +628,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = verb("bench", "run the benchmarks in benchmarks/ and print their tables", cmd_bench)
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
-    bench.add_argument("--extra", action="append", default=[], metavar="ARG",
-                       help="argument passed to each benchmark (repeat), e.g. --extra=--events=20000")
+    bench.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="argument passed to each benchmark (repeat), e.g. --extra=--events=20000",
+    )
 
     tail = verb("tail", "print events as they are committed", cmd_tail)
     tail.add_argument("--from-start", action="store_true", help="from the first event")
@@ -548,11 +644,20 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=int, default=None, help="stop after this many events")
     tail.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
 
-    doctor = verb("doctor", "check the server, migrations, projection lag and the spool", cmd_doctor)
-    doctor.add_argument("--spool-dir", default=os.environ.get("CRASHLOG_SPOOL_DIR"),
-                        help="spool folder to inspect (default CRASHLOG_SPOOL_DIR)")
-    doctor.add_argument("--max-lag", type=int, default=10_000,
-                        help="events a projection may be behind before it is a failure")
+    doctor = verb(
+        "doctor", "check the server, migrations, projection lag and the spool", cmd_doctor
+    )
+    doctor.add_argument(
+        "--spool-dir",
+        default=os.environ.get("CRASHLOG_SPOOL_DIR"),
+        help="spool folder to inspect (default CRASHLOG_SPOOL_DIR)",
+    )
+    doctor.add_argument(
+        "--max-lag",
+        type=int,
+        default=10_000,
+        help="events a projection may be behind before it is a failure",
+    )
     return parser
 
 

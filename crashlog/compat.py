@@ -136,7 +136,8 @@ def get_bot_statistics(bot_id: str, strategy_name: str | None = None) -> dict[st
         "skips": s.skips,
         "win_rate_percent": _percent(s.win_rate),
         "win_rate_interval_percent": [
-            _percent(s.win_rate_interval.low), _percent(s.win_rate_interval.high)
+            _percent(s.win_rate_interval.low),
+            _percent(s.win_rate_interval.high),
         ],
         "total_staked": _money(s.total_staked),
         "total_profit": _money(s.total_profit),
@@ -152,8 +153,13 @@ def get_bot_statistics(bot_id: str, strategy_name: str | None = None) -> dict[st
 
 def _format_of(path: str | Path, default: str) -> str:
     suffix = Path(path).suffix.lower().lstrip(".")
-    return {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "json",
-            "parquet": "parquet"}.get(suffix, default)
+    return {
+        "csv": "csv",
+        "jsonl": "jsonl",
+        "ndjson": "jsonl",
+        "json": "json",
+        "parquet": "parquet",
+    }.get(suffix, default)
 
 
 def export_multipliers_for_ml(
@@ -170,7 +176,9 @@ def export_multipliers_for_ml(
     )
 
 
-def export_rounds_to_json(output_file: str | Path = "rounds.json", bot_id: str | None = None) -> int:
+def export_rounds_to_json(
+    output_file: str | Path = "rounds.json", bot_id: str | None = None
+) -> int:
     """Write the settled rounds (of one bot if given) as a JSON array, in time order (JSON
     lines if the name ends in .jsonl). Returns the row count."""
     logger = _current()

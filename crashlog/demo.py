@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -86,7 +86,7 @@ async def run_demo(
         )
         for i, name in enumerate(names)
     ]
-    start = datetime.now(timezone.utc) - timedelta(seconds=ROUND_SECONDS * (rounds + 1))
+    start = datetime.now(UTC) - timedelta(seconds=ROUND_SECONDS * (rounds + 1))
     async with crashlog.connect(dsn) as log:
         began = time.perf_counter()
         events = await _open_sessions(log, players, run_id, start, rtp)
@@ -95,18 +95,32 @@ async def run_demo(
             at = start + timedelta(seconds=ROUND_SECONDS * n)
             for bot in players:
                 played = bot.play(crash)
-                await log.emit(RoundSettled(
-                    bot_id=bot.bot_id, session_id=f"{run_id}-session", occurred_at=at,
-                    game=GAME, platform=PLATFORM, game_round_id=f"{run_id}-{n}",
-                    strategy_name=bot.strategy.name, **attrs.asdict(played),
-                ))
+                await log.emit(
+                    RoundSettled(
+                        bot_id=bot.bot_id,
+                        session_id=f"{run_id}-session",
+                        occurred_at=at,
+                        game=GAME,
+                        platform=PLATFORM,
+                        game_round_id=f"{run_id}-{n}",
+                        strategy_name=bot.strategy.name,
+                        **attrs.asdict(played),
+                    )
+                )
             events += len(players)
             if progress is not None and (n % 100 == 0 or n == rounds):
                 progress(n)
         end = start + timedelta(seconds=ROUND_SECONDS * (rounds + 1))
         for bot in players:
-            await log.emit(SessionEnded(bot_id=bot.bot_id, session_id=f"{run_id}-session",
-                                        occurred_at=end, balance=bot.balance, reason="demo over"))
+            await log.emit(
+                SessionEnded(
+                    bot_id=bot.bot_id,
+                    session_id=f"{run_id}-session",
+                    occurred_at=end,
+                    balance=bot.balance,
+                    reason="demo over",
+                )
+            )
         events += len(players)
         await log.flush()
         written = time.perf_counter() - began
@@ -126,18 +140,39 @@ async def _open_sessions(
     log: crashlog.Logger, players: list[SimulatedBot], run_id: str, at: datetime, rtp: float
 ) -> int:
     """Register the bots, configure the game and start a session for each: events emitted."""
-    await log.emit(GameConfigured(
-        bot_id=players[0].bot_id, occurred_at=at, game=GAME, platform=PLATFORM,
-        min_stake=Decimal("0.10"), max_stake=Decimal("1000.00"),
-        rtp_percent=(Decimal(str(rtp)) * 100).normalize(), currency="USD",
-    ))
+    await log.emit(
+        GameConfigured(
+            bot_id=players[0].bot_id,
+            occurred_at=at,
+            game=GAME,
+            platform=PLATFORM,
+            min_stake=Decimal("0.10"),
+            max_stake=Decimal("1000.00"),
+            rtp_percent=(Decimal(str(rtp)) * 100).normalize(),
+            currency="USD",
+        )
+    )
     for bot in players:
-        await log.emit(BotRegistered(
-            bot_id=bot.bot_id, occurred_at=at, bot_name=bot.bot_id, strategy_name=bot.strategy.name,
-            initial_balance=bot.balance, currency="USD", metadata={"demo": run_id},
-        ))
-        await log.emit(SessionStarted(
-            bot_id=bot.bot_id, session_id=f"{run_id}-session", occurred_at=at, game=GAME,
-            platform=PLATFORM, balance=bot.balance, strategy_name=bot.strategy.name,
-        ))
+        await log.emit(
+            BotRegistered(
+                bot_id=bot.bot_id,
+                occurred_at=at,
+                bot_name=bot.bot_id,
+                strategy_name=bot.strategy.name,
+                initial_balance=bot.balance,
+                currency="USD",
+                metadata={"demo": run_id},
+            )
+        )
+        await log.emit(
+            SessionStarted(
+                bot_id=bot.bot_id,
+                session_id=f"{run_id}-session",
+                occurred_at=at,
+                game=GAME,
+                platform=PLATFORM,
+                balance=bot.balance,
+                strategy_name=bot.strategy.name,
+            )
+        )
     return 1 + 2 * len(players)

@@ -32,22 +32,48 @@ Progress = Callable[[int], None]
 
 # (column, kind); kinds: uuid, int, int32, text, decimal, float, time, bool, json, texts.
 ROUND_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("event_id", "uuid"), ("position", "int"), ("bot_id", "text"), ("session_id", "text"),
-    ("game", "text"), ("platform", "text"), ("round_number", "int"), ("game_round_id", "text"),
-    ("strategy_name", "text"), ("stake", "decimal"), ("target_multiplier", "decimal"),
-    ("crash_multiplier", "decimal"), ("cashout_multiplier", "decimal"), ("outcome", "text"),
-    ("profit_loss", "decimal"), ("balance_before", "decimal"), ("balance_after", "decimal"),
-    ("started_at", "time"), ("crashed_at", "time"), ("cashed_out_at", "time"),
-    ("ocr_confidence", "float"), ("detection_latency_ms", "int"), ("error", "text"),
-    ("metadata", "json"), ("occurred_at", "time"), ("is_contradictory", "bool"),
+    ("event_id", "uuid"),
+    ("position", "int"),
+    ("bot_id", "text"),
+    ("session_id", "text"),
+    ("game", "text"),
+    ("platform", "text"),
+    ("round_number", "int"),
+    ("game_round_id", "text"),
+    ("strategy_name", "text"),
+    ("stake", "decimal"),
+    ("target_multiplier", "decimal"),
+    ("crash_multiplier", "decimal"),
+    ("cashout_multiplier", "decimal"),
+    ("outcome", "text"),
+    ("profit_loss", "decimal"),
+    ("balance_before", "decimal"),
+    ("balance_after", "decimal"),
+    ("started_at", "time"),
+    ("crashed_at", "time"),
+    ("cashed_out_at", "time"),
+    ("ocr_confidence", "float"),
+    ("detection_latency_ms", "int"),
+    ("error", "text"),
+    ("metadata", "json"),
+    ("occurred_at", "time"),
+    ("is_contradictory", "bool"),
     ("contradictions", "texts"),
 )
 
 MULTIPLIER_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("platform", "text"), ("game", "text"), ("game_round_id", "text"), ("round_number", "int"),
-    ("multiplier", "decimal"), ("observers", "int32"), ("readings", "int32"),
-    ("disagreement", "bool"), ("min_multiplier", "decimal"), ("max_multiplier", "decimal"),
-    ("first_seen_at", "time"), ("last_seen_at", "time"),
+    ("platform", "text"),
+    ("game", "text"),
+    ("game_round_id", "text"),
+    ("round_number", "int"),
+    ("multiplier", "decimal"),
+    ("observers", "int32"),
+    ("readings", "int32"),
+    ("disagreement", "bool"),
+    ("min_multiplier", "decimal"),
+    ("max_multiplier", "decimal"),
+    ("first_seen_at", "time"),
+    ("last_seen_at", "time"),
 )
 
 
@@ -109,6 +135,7 @@ async def export_multipliers(
 
 async def count_rows(conn: asyncpg.Connection | asyncpg.Pool, what: str, **filters: Any) -> int:
     """How many rows ``export_rounds``/``export_multipliers`` would write (for progress bars)."""
+    args: tuple[Any, ...]
     if what == "rounds":
         query, args = _ROUNDS, (filters.get("bot_id"), filters.get("game"), filters.get("platform"))
     else:
@@ -240,9 +267,15 @@ class _Parquet:
         self.pa = pa
         self.columns = list(columns)
         types = {
-            "uuid": pa.string(), "int": pa.int64(), "int32": pa.int32(), "text": pa.string(),
-            "decimal": pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE), "float": pa.float64(),
-            "time": pa.timestamp("us", tz="UTC"), "bool": pa.bool_(), "json": pa.string(),
+            "uuid": pa.string(),
+            "int": pa.int64(),
+            "int32": pa.int32(),
+            "text": pa.string(),
+            "decimal": pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
+            "float": pa.float64(),
+            "time": pa.timestamp("us", tz="UTC"),
+            "bool": pa.bool_(),
+            "json": pa.string(),
             "texts": pa.list_(pa.string()),
         }
         self.schema = pa.schema([(name, types[kind]) for name, kind in columns])
@@ -262,4 +295,9 @@ class _Parquet:
         self.writer.close()
 
 
-_WRITERS: dict[str, Any] = {"jsonl": _JsonLines, "json": _JsonArray, "csv": _Csv, "parquet": _Parquet}
+_WRITERS: dict[str, Any] = {
+    "jsonl": _JsonLines,
+    "json": _JsonArray,
+    "csv": _Csv,
+    "parquet": _Parquet,
+}

@@ -98,18 +98,24 @@ class SyncLogger:
         """Run a coroutine of your own (e.g. a query on ``pool``) on the logger's loop."""
         return self._call(coroutine, timeout)
 
-    def bot_statistics(self, bot_id: str, strategy: str | None = None, **options: Any) -> analytics.Statistics:
+    def bot_statistics(
+        self, bot_id: str, strategy: str | None = None, **options: Any
+    ) -> analytics.Statistics:
         """``crashlog.analytics.bot_statistics`` of what is projected so far (``sync()`` first)."""
         return self._call(analytics.bot_statistics(self._live().pool, bot_id, strategy, **options))
 
     def strategy_statistics(self, strategy: str, **options: Any) -> analytics.Statistics:
         return self._call(analytics.strategy_statistics(self._live().pool, strategy, **options))
 
-    def export_rounds(self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any) -> int:
+    def export_rounds(
+        self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
+    ) -> int:
         """``crashlog.exports.export_rounds``: rows written."""
         return self._call(exports.export_rounds(self._live().pool, out, format, **filters))
 
-    def export_multipliers(self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any) -> int:
+    def export_multipliers(
+        self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
+    ) -> int:
         """``crashlog.exports.export_multipliers``: rows written."""
         return self._call(exports.export_multipliers(self._live().pool, out, format, **filters))
 
@@ -144,6 +150,9 @@ class SyncLogger:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()

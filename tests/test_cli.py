@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,10 +23,14 @@ _SCRIPT = Path(sys.executable).with_name("crashlog")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "crashlog.cli"]
 
 
-def crashlog_cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+def crashlog_cli(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "CRASHLOG_DSN"}
     env["CRASHLOG_NEW_PASSWORD"] = "not-a-secret-test-password"
-    done = subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    done = subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
     if check:
         assert done.returncode == 0, f"crashlog {' '.join(args)}: {done.returncode}\n{done.stderr}"
     return done
@@ -73,22 +76,36 @@ async def test_demo_then_stats_export_tail(dsn: str, tmp_path: Path) -> None:
 
     shown = crashlog_cli("tail", "--dsn", dsn, "--from-start", "--count", "4").stdout.splitlines()
     conn = await asyncpg.connect(dsn)
-    first = await conn.fetch("SELECT position, event_type FROM crashlog.events ORDER BY tx_id, position LIMIT 4")
+    first = await conn.fetch(
+        "SELECT position, event_type FROM crashlog.events ORDER BY tx_id, position LIMIT 4"
+    )
     await conn.close()
     assert [line.split()[0] for line in shown] == [str(r["position"]) for r in first]
-    assert all(r["event_type"] in line for r, line in zip(first, shown))
+    assert all(r["event_type"] in line for r, line in zip(first, shown, strict=True))
 
 
 async def test_tail_follows_new_events_live(dsn: str) -> None:
     tail = subprocess.Popen(
         [*COMMAND, "tail", "--dsn", dsn, "--last", "0", "--count", "1", "--type", "RoundSettled"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        time.sleep(1.5)  # let it start; the event below must arrive after it is following
+        # The event below must come after tail is following: it says so on stderr.
+        assert "following" in tail.stderr.readline()
         async with crashlog.connect(dsn, project=False) as log:
-            await log.emit(RoundSettled(bot_id="live-bot", game="aviator", platform="p", stake=1,
-                                        crash_multiplier=2, outcome="LOSS", profit_loss=-1))
+            await log.emit(
+                RoundSettled(
+                    bot_id="live-bot",
+                    game="aviator",
+                    platform="p",
+                    stake=1,
+                    crash_multiplier=2,
+                    outcome="LOSS",
+                    profit_loss=-1,
+                )
+            )
         output, errors = tail.communicate(timeout=60)
     finally:
         tail.kill()
@@ -103,17 +120,40 @@ async def test_migrate_project_doctor(empty_dsn: str, tmp_path: Path) -> None:
     assert "rounds" in crashlog_cli("project", "--dsn", empty_dsn).stdout
     assert "rebuilt: all" in crashlog_cli("project", "--rebuild", "all", "--dsn", empty_dsn).stdout
     crashlog_cli("project", "--follow", "--seconds", "1", "--dsn", empty_dsn)
-    report = crashlog_cli("doctor", "--dsn", empty_dsn, "--spool-dir", str(tmp_path / "spool")).stdout
+    report = crashlog_cli(
+        "doctor", "--dsn", empty_dsn, "--spool-dir", str(tmp_path / "spool")
+    ).stdout
     assert "FAIL" not in report and "none pending" in report
 
     spool = Spool.open(tmp_path / "spool")  # a spool with events waiting: doctor must say so
-    event = RoundSettled(bot_id="b", game="g", platform="p", stake=1, crash_multiplier=2,
-                         outcome="LOSS", profit_loss=-1)
+    event = RoundSettled(
+        bot_id="b",
+        game="g",
+        platform="p",
+        stake=1,
+        crash_multiplier=2,
+        outcome="LOSS",
+        profit_loss=-1,
+    )
     from crashlog.events import encode_payload
-    spool.append([Row(event.event_id, event.event_type, 1, "b", None, event.occurred_at,
-                      encode_payload(event))])
+
+    spool.append(
+        [
+            Row(
+                event.event_id,
+                event.event_type,
+                1,
+                "b",
+                None,
+                event.occurred_at,
+                encode_payload(event),
+            )
+        ]
+    )
     spool.close()
-    done = crashlog_cli("doctor", "--dsn", empty_dsn, "--spool-dir", str(tmp_path / "spool"), check=False)
+    done = crashlog_cli(
+        "doctor", "--dsn", empty_dsn, "--spool-dir", str(tmp_path / "spool"), check=False
+    )
     assert done.returncode == 1 and "1 events" in done.stdout
 
 
@@ -139,8 +179,9 @@ def test_demo_with_defaults_on_the_embedded_server(tmp_path: Path) -> None:
     """`crashlog demo` with nothing set up: no DSN, a fresh CRASHLOG_HOME."""
     env = {k: v for k, v in os.environ.items() if k not in ("CRASHLOG_DSN", "XDG_RUNTIME_DIR")}
     env["CRASHLOG_HOME"] = str(tmp_path / "home")
-    done = subprocess.run([*COMMAND, "demo", "--rounds", "300"], capture_output=True, text=True,
-                          timeout=300, env=env)
+    done = subprocess.run(
+        [*COMMAND, "demo", "--rounds", "300"], capture_output=True, text=True, timeout=300, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "per-bot statistics" in done.stdout
 

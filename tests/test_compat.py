@@ -24,9 +24,17 @@ def old_api(dsn: str) -> Iterator[None]:
 
 def test_the_seeds_quick_start(old_api: None) -> None:
     compat.log_crash_round(
-        bot_id="bot_001", session_id="session_001", game_name="aviator", platform_code="spribe",
-        round_number=1, stake_value=10.00, crash_multiplier=2.45, cashout_multiplier=1.33,
-        round_outcome="WIN", profit_loss=3.30, running_balance_before=1000.00,
+        bot_id="bot_001",
+        session_id="session_001",
+        game_name="aviator",
+        platform_code="spribe",
+        round_number=1,
+        stake_value=10.00,
+        crash_multiplier=2.45,
+        cashout_multiplier=1.33,
+        round_outcome="WIN",
+        profit_loss=3.30,
+        running_balance_before=1000.00,
         running_balance_after=1003.30,
     )
     stats = compat.get_bot_statistics("bot_001")
@@ -42,8 +50,18 @@ def test_old_positional_calls_losses_and_exports(old_api: None, tmp_path) -> Non
     for n, (outcome, cashout, profit) in enumerate(
         [("LOSS", 0, -5), ("WIN", 2.0, 5), ("LOSS", None, -5), ("SKIP", 0, 0)], start=1
     ):
-        compat.log_crash_round("b", "s", "jetx", "smartsoft", n, 5 if outcome != "SKIP" else 0,
-                               1.5 + n, cashout, outcome, profit)
+        compat.log_crash_round(
+            "b",
+            "s",
+            "jetx",
+            "smartsoft",
+            n,
+            5 if outcome != "SKIP" else 0,
+            1.5 + n,
+            cashout,
+            outcome,
+            profit,
+        )
     stats = compat.get_bot_statistics("b")
     assert (stats["total_rounds"], stats["wins"], stats["losses"], stats["skips"]) == (4, 1, 2, 1)
     assert stats["total_profit"] == -5.0 and stats["roi_percent"] == pytest.approx(-33.33)
@@ -69,11 +87,21 @@ def test_bad_values_name_the_field(old_api: None) -> None:
 def test_sync_logger_from_several_threads(dsn: str) -> None:
     per_thread = 200
     with connect(dsn, flush_interval=0.01) as log:
+
         def bot(name: str) -> None:
             for n in range(1, per_thread + 1):
-                log.emit(RoundSettled(bot_id=name, game="aviator", platform="spribe", round_number=n,
-                                      stake=Decimal(1), crash_multiplier=Decimal("1.00"),
-                                      outcome="LOSS", profit_loss=Decimal(-1)))
+                log.emit(
+                    RoundSettled(
+                        bot_id=name,
+                        game="aviator",
+                        platform="spribe",
+                        round_number=n,
+                        stake=Decimal(1),
+                        crash_multiplier=Decimal("1.00"),
+                        outcome="LOSS",
+                        profit_loss=Decimal(-1),
+                    )
+                )
 
         threads = [threading.Thread(target=bot, args=(f"t{i}",)) for i in range(4)]
         for t in threads:
@@ -84,13 +112,23 @@ def test_sync_logger_from_several_threads(dsn: str) -> None:
         for i in range(4):
             stats = log.bot_statistics(f"t{i}")
             assert stats.rounds == per_thread and stats.longest_losing_streak == per_thread
-        numbers = log.run(log.pool.fetch(
-            "SELECT bot_id, round_number FROM crashlog.rounds ORDER BY position"))
+        numbers = log.run(
+            log.pool.fetch("SELECT bot_id, round_number FROM crashlog.rounds ORDER BY position")
+        )
     by_bot: dict[str, list[int]] = {}
     for row in numbers:
         by_bot.setdefault(row["bot_id"], []).append(row["round_number"])
     # Each thread's events are in the log in the order that thread emitted them.
     assert all(seq == list(range(1, per_thread + 1)) for seq in by_bot.values())
     with pytest.raises(crashlog.LoggerClosed):
-        log.emit(RoundSettled(bot_id="late", game="g", platform="p", stake=1, crash_multiplier=1,
-                              outcome="SKIP", profit_loss=0))
+        log.emit(
+            RoundSettled(
+                bot_id="late",
+                game="g",
+                platform="p",
+                stake=1,
+                crash_multiplier=1,
+                outcome="SKIP",
+                profit_loss=0,
+            )
+        )

@@ -44,8 +44,14 @@ def test_every_python_example_runs(page: Path, dsn: str, tmp_path: Path) -> None
     script = tmp_path / f"{page.stem}_examples.py"
     script.write_text(script_of(page))
     env = dict(os.environ, CRASHLOG_DSN=dsn)
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, f"{page.name} examples failed:\n{done.stdout}\n{done.stderr}"
 
 
@@ -72,4 +78,6 @@ def test_the_operations_guide_lists_every_verb() -> None:
     parser = build_parser()
     verbs = next(a for a in parser._actions if a.dest == "verb").choices  # noqa: SLF001
     for verb in verbs:
-        assert f"`crashlog {verb}" in text, f"docs/operations.md does not describe `crashlog {verb}`"
+        assert f"`crashlog {verb}" in text, (
+            f"docs/operations.md does not describe `crashlog {verb}`"
+        )

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from crashlog.exports import (
 )
 from crashlog.simulator import CrashGame, Martingale, SimulatedBot
 
-START = datetime(2025, 3, 1, tzinfo=timezone.utc)
+START = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 async def play(log: crashlog.Logger, rounds: int = 120) -> None:
@@ -37,13 +37,27 @@ async def play(log: crashlog.Logger, rounds: int = 120) -> None:
         at = START + timedelta(seconds=n)
         for bot in bots:
             played = bot.play(crash)
-            await log.emit(RoundSettled(
-                bot_id=bot.bot_id, occurred_at=at, game="aviator", platform="demo",
-                game_round_id=f"r{n}", strategy_name="martingale", metadata={"n": n},
-                **attrs.asdict(played),
-            ))
-        await log.emit(RoundObserved(bot_id="watcher", occurred_at=at, game="jetx", platform="demo",
-                                     crash_multiplier=crash))
+            await log.emit(
+                RoundSettled(
+                    bot_id=bot.bot_id,
+                    occurred_at=at,
+                    game="aviator",
+                    platform="demo",
+                    game_round_id=f"r{n}",
+                    strategy_name="martingale",
+                    metadata={"n": n},
+                    **attrs.asdict(played),
+                )
+            )
+        await log.emit(
+            RoundObserved(
+                bot_id="watcher",
+                occurred_at=at,
+                game="jetx",
+                platform="demo",
+                crash_multiplier=crash,
+            )
+        )
     await log.sync(timeout=30)
 
 
@@ -59,11 +73,15 @@ def text(value) -> str:
 
 
 async def table(conn: asyncpg.Connection, name: str, columns, order: str) -> list[tuple]:
-    select = ", ".join(f"{c}::text" if kind == "json" else c for c, kind in columns)
-    return [tuple(r) for r in await conn.fetch(f"SELECT {select} FROM crashlog.{name} ORDER BY {order}")]
+    select = ", ".join(f"{c}::text" if kind in ("json", "uuid") else c for c, kind in columns)
+    return [
+        tuple(r) for r in await conn.fetch(f"SELECT {select} FROM crashlog.{name} ORDER BY {order}")
+    ]
 
 
-async def test_rounds_export_in_every_format_equals_the_table(log: crashlog.Logger, tmp_path: Path) -> None:
+async def test_rounds_export_in_every_format_equals_the_table(
+    log: crashlog.Logger, tmp_path: Path
+) -> None:
     await play(log)
     async with log.pool.acquire() as conn:
         expected = await table(conn, "rounds", ROUND_COLUMNS, "occurred_at, position")
@@ -73,17 +91,18 @@ async def test_rounds_export_in_every_format_equals_the_table(log: crashlog.Logg
     assert await export_rounds(log.pool, tmp_path / "r.jsonl", "jsonl") == 240
     lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     for got, row in zip(lines, expected, strict=True):
-        want = dict(zip(names, row))
+        want = dict(zip(names, row, strict=True))
         assert Decimal(got["stake"]) == want["stake"] and got["bot_id"] == want["bot_id"]
         assert got["metadata"] == json.loads(want["metadata"])
         assert datetime.fromisoformat(got["occurred_at"]) == want["occurred_at"]
-        assert got["event_id"] == str(want["event_id"])
-        assert (None if got["cashout_multiplier"] is None else Decimal(got["cashout_multiplier"])) \
-            == want["cashout_multiplier"]
+        assert got["event_id"] == want["event_id"]
+        assert (
+            None if got["cashout_multiplier"] is None else Decimal(got["cashout_multiplier"])
+        ) == want["cashout_multiplier"]
 
     assert await export_rounds(log.pool, tmp_path / "r.json", "json", bot_id="bot-1") == 120
     array = json.loads((tmp_path / "r.json").read_text())
-    assert [r["event_id"] for r in array] == [str(r[0]) for r in expected if r[2] == "bot-1"]
+    assert [r["event_id"] for r in array] == [r[0] for r in expected if r[2] == "bot-1"]
 
     await export_rounds(log.pool, tmp_path / "r.csv", "csv")
     with open(tmp_path / "r.csv", newline="") as f:
@@ -93,16 +112,15 @@ async def test_rounds_export_in_every_format_equals_the_table(log: crashlog.Logg
 
     await export_rounds(log.pool, tmp_path / "r.parquet", "parquet")
     parquet = pq.read_table(tmp_path / "r.parquet").to_pylist()
-    assert [list(r.values()) for r in parquet] == [
-        [str(v) if c == "event_id" else v for c, v in zip(names, row)] for row in expected
-    ]
+    assert [tuple(r.values()) for r in parquet] == expected
 
 
 async def test_multipliers_export_equals_the_table(log: crashlog.Logger, tmp_path: Path) -> None:
     await play(log, rounds=50)
     async with log.pool.acquire() as conn:
-        expected = await table(conn, "round_multipliers", MULTIPLIER_COLUMNS,
-                               "first_seen_at, first_position")
+        expected = await table(
+            conn, "round_multipliers", MULTIPLIER_COLUMNS, "first_seen_at, first_position"
+        )
         assert await count_rows(conn, "multipliers", game="aviator") == 50
     names = [c for c, _ in MULTIPLIER_COLUMNS]
     assert len(expected) == 100  # 50 aviator rounds seen by 2 bots each, 50 jetx observations
@@ -144,7 +162,9 @@ async def peak_export_memory(conn: asyncpg.Connection, tmp_path: Path) -> int:
         tracemalloc.stop()
 
 
-async def test_memory_stays_flat_as_the_export_grows(conn: asyncpg.Connection, tmp_path: Path) -> None:
+async def test_memory_stays_flat_as_the_export_grows(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
     await conn.execute(FILL, 1, 5_000)
     small = await peak_export_memory(conn, tmp_path)
     await conn.execute(FILL, 5_001, 20_000)

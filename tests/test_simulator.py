@@ -24,10 +24,30 @@ D = Decimal
 ROUNDS = 100_000
 # Bins of the displayed crash point: the instant crash 1.00 alone, then ever wider ranges;
 # every bin expects well over 5 rounds out of 100,000 (the last, >= 1000, expects 97).
-EDGES = [D(x) for x in (
-    "1.00", "1.01", "1.05", "1.10", "1.20", "1.35", "1.50", "1.75", "2.00", "2.50", "3.00",
-    "4.00", "5.00", "7.50", "10.00", "20.00", "50.00", "100.00", "1000.00",
-)]
+EDGES = [
+    D(x)
+    for x in (
+        "1.00",
+        "1.01",
+        "1.05",
+        "1.10",
+        "1.20",
+        "1.35",
+        "1.50",
+        "1.75",
+        "2.00",
+        "2.50",
+        "3.00",
+        "4.00",
+        "5.00",
+        "7.50",
+        "10.00",
+        "20.00",
+        "50.00",
+        "100.00",
+        "1000.00",
+    )
+]
 
 
 def histogram(crashes: list[Decimal]) -> list[int]:
@@ -128,7 +148,9 @@ def test_martingale_falls_back_then_skips_when_it_cannot_afford() -> None:
     rounds = play(Martingale(target="2.00", base_stake="2.00"), ["1.1", "1.1", "1.1"], "5.00")
     # 5 -> stake 2 (loss) 3 -> stake 4 > 3: back to 2 (loss) 1 -> cannot afford 2: skip.
     assert [(r.outcome, r.stake) for r in rounds] == [
-        ("LOSS", D(2)), ("LOSS", D(2)), ("SKIP", D(0))
+        ("LOSS", D(2)),
+        ("LOSS", D(2)),
+        ("SKIP", D(0)),
     ]
     assert rounds[-1].balance_after == D(1)
 

@@ -1,11 +1,11 @@
-"""bot_statistics equals an independent computation, and its interval functions equal published values."""
+"""bot_statistics equals an independent computation; its interval functions, published values."""
 
 from __future__ import annotations
 
 import math
 import statistics
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -23,7 +23,7 @@ from crashlog.analytics import (
 from crashlog.events import RoundSettled
 
 D = Decimal
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+START = datetime(2025, 1, 1, tzinfo=UTC)
 
 # -- interval functions against published values ------------------------------------------
 
@@ -39,7 +39,9 @@ START = datetime(2025, 1, 1, tzinfo=timezone.utc)
         (29, 29, 0.8830, 1.0000),
     ],
 )
-def test_wilson_interval_matches_newcombe(successes: int, trials: int, low: float, high: float) -> None:
+def test_wilson_interval_matches_newcombe(
+    successes: int, trials: int, low: float, high: float
+) -> None:
     interval = wilson_interval(successes, trials)
     assert interval.low == pytest.approx(low, abs=0.00006)
     assert interval.high == pytest.approx(high, abs=0.00006)
@@ -68,9 +70,13 @@ def exact_expected_longest_run(trials: int, q: float) -> float:
     return total
 
 
-@pytest.mark.parametrize(("trials", "q"), [(200, 0.5), (100, 0.515), (500, 0.515), (150, 0.9), (1000, 0.2)])
+@pytest.mark.parametrize(
+    ("trials", "q"), [(200, 0.5), (100, 0.515), (500, 0.515), (150, 0.9), (1000, 0.2)]
+)
 def test_expected_longest_run_is_close_to_exact(trials: int, q: float) -> None:
-    assert expected_longest_run(trials, q) == pytest.approx(exact_expected_longest_run(trials, q), abs=0.1)
+    assert expected_longest_run(trials, q) == pytest.approx(
+        exact_expected_longest_run(trials, q), abs=0.1
+    )
 
 
 # -- an independent computation -----------------------------------------------------------
@@ -90,9 +96,14 @@ def independent(rounds: list[dict]) -> dict:
     outcomes = "".join(r["outcome"][0] for r in bets)  # W / L, skips left out
     streak = max((len(run) for run in outcomes.split("W")), default=0)
     out = {
-        "rounds": len(rounds), "wins": wins, "losses": len(bets) - wins,
-        "skips": len(rounds) - len(bets), "total_staked": staked, "total_profit": profit,
-        "max_drawdown": drawdown, "longest_losing_streak": streak,
+        "rounds": len(rounds),
+        "wins": wins,
+        "losses": len(bets) - wins,
+        "skips": len(rounds) - len(bets),
+        "total_staked": staked,
+        "total_profit": profit,
+        "max_drawdown": drawdown,
+        "longest_losing_streak": streak,
     }
     if bets:
         profits = [float(r["profit_loss"]) for r in bets]
@@ -104,7 +115,9 @@ def independent(rounds: list[dict]) -> dict:
             roi = float(profit) / float(staked)
             out["roi"] = roi
             if len(bets) > 1:
-                residuals = sum((float(r["profit_loss"]) - roi * float(r["stake"])) ** 2 for r in bets)
+                residuals = sum(
+                    (float(r["profit_loss"]) - roi * float(r["stake"])) ** 2 for r in bets
+                )
                 half = 1.959964 * math.sqrt(residuals * len(bets) / (len(bets) - 1)) / float(staked)
                 out["roi_interval"] = (roi - half, roi + half)
     return out
@@ -151,17 +164,30 @@ def check(stats: crashlog.analytics.Statistics, expected: dict) -> None:
 async def emit_rounds(log: crashlog.Logger, bot_id: str, rounds: list[dict]) -> None:
     balance = D("1000.00")
     for number, r in enumerate(rounds, start=1):
-        await log.emit(RoundSettled(
-            bot_id=bot_id, game="aviator", platform="demo", session_id="s1", round_number=number,
-            occurred_at=START + timedelta(seconds=number), crash_multiplier=D("5.00"),
-            balance_before=balance, balance_after=balance + r["profit_loss"], **r,
-        ))
+        await log.emit(
+            RoundSettled(
+                bot_id=bot_id,
+                game="aviator",
+                platform="demo",
+                session_id="s1",
+                round_number=number,
+                occurred_at=START + timedelta(seconds=number),
+                crash_multiplier=D("5.00"),
+                balance_before=balance,
+                balance_after=balance + r["profit_loss"],
+                **r,
+            )
+        )
         balance += r["profit_loss"]
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rounds=st.lists(a_round(), min_size=0, max_size=60))
-async def test_statistics_equal_an_independent_computation(log: crashlog.Logger, rounds: list[dict]) -> None:
+async def test_statistics_equal_an_independent_computation(
+    log: crashlog.Logger, rounds: list[dict]
+) -> None:
     bot_id = f"bot-{uuid.uuid4().hex[:8]}"
     await emit_rounds(log, bot_id, rounds)
     await log.sync(timeout=30)
@@ -170,9 +196,17 @@ async def test_statistics_equal_an_independent_computation(log: crashlog.Logger,
     check(await bot_statistics(log.pool, bot_id, "steady"), independent(steady))
 
 
-async def test_strategy_statistics_pool_bots_and_count_streaks_per_bot(log: crashlog.Logger) -> None:
-    lose = {"outcome": "LOSS", "stake": D("1.00"), "profit_loss": D("-1.00"),
-            "target_multiplier": D("2.00"), "cashout_multiplier": None, "strategy_name": "m"}
+async def test_strategy_statistics_pool_bots_and_count_streaks_per_bot(
+    log: crashlog.Logger,
+) -> None:
+    lose = {
+        "outcome": "LOSS",
+        "stake": D("1.00"),
+        "profit_loss": D("-1.00"),
+        "target_multiplier": D("2.00"),
+        "cashout_multiplier": None,
+        "strategy_name": "m",
+    }
     win = dict(lose, outcome="WIN", profit_loss=D("1.00"), cashout_multiplier=D("2.00"))
     await emit_rounds(log, "a", [lose, lose, win])
     await emit_rounds(log, "b", [lose, win, lose])  # interleaved in time with a's rounds
@@ -187,9 +221,13 @@ def test_house_edge_warning_depends_on_the_sample() -> None:
     def rounds(bets: int) -> list[dict]:
         wins = round(bets * 0.485)  # exactly the house's ROI of -3% at cash-out 2.00
         return [
-            {"outcome": "WIN" if i < wins else "LOSS", "stake": D(1), "target_multiplier": D(2),
-             "cashout_multiplier": D(2) if i < wins else None,
-             "profit_loss": D(1) if i < wins else D(-1)}
+            {
+                "outcome": "WIN" if i < wins else "LOSS",
+                "stake": D(1),
+                "target_multiplier": D(2),
+                "cashout_multiplier": D(2) if i < wins else None,
+                "profit_loss": D(1) if i < wins else D(-1),
+            }
             for i in range(bets)
         ]
 
@@ -201,11 +239,20 @@ def test_house_edge_warning_depends_on_the_sample() -> None:
 
 
 def test_expected_streak_uses_the_cashout_and_sample_size() -> None:
-    rows = [{"outcome": "LOSS", "stake": D(1), "target_multiplier": D(2), "cashout_multiplier": None,
-             "profit_loss": D(-1)}] * 200
+    rows = [
+        {
+            "outcome": "LOSS",
+            "stake": D(1),
+            "target_multiplier": D(2),
+            "cashout_multiplier": None,
+            "profit_loss": D(-1),
+        }
+    ] * 200
     stats = summarize(rows, rtp=0.97)
     assert stats.cashout == D(2)
-    assert stats.expected_longest_losing_streak == pytest.approx(expected_longest_run(200, 1 - 0.97 / 2))
+    assert stats.expected_longest_losing_streak == pytest.approx(
+        expected_longest_run(200, 1 - 0.97 / 2)
+    )
     assert stats.longest_losing_streak == 200
     assert stats.max_drawdown == D(200)
 
