@@ -24,7 +24,6 @@ import attrs
 from hypothesis import strategies as st
 
 from crashlog.events import (
-    EVENT_TYPES,
     BotErrorRaised,
     BotRegistered,
     Event,

@@ -3,6 +3,7 @@ refused at construction with an ``InvalidEvent`` that names the field and shows 
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -36,6 +37,10 @@ from strategies import (
     required_fields,
     valid_events,
 )
+
+
+#: CRASHLOG_HYPOTHESIS_SCALE=10 runs ten times the examples (a deeper search, not for every CI run).
+SCALE = int(os.environ.get("CRASHLOG_HYPOTHESIS_SCALE", "1"))
 
 
 def decoded(event: Event, payload: bytes) -> Event:
@@ -77,13 +82,13 @@ def test_every_mistake_applies_to_some_field() -> None:
 # -- round trips ---------------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200 * SCALE, deadline=None)
 @given(valid_events())
 def test_decoding_the_encoded_payload_gives_back_an_equal_event(event: Event) -> None:
     assert decoded(event, encode_payload(event)) == event
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50 * SCALE, deadline=None)
 @given(valid_events())
 def test_decimals_are_json_strings_and_absent_fields_are_omitted(event: Event) -> None:
     payload = orjson.loads(encode_payload(event))
@@ -142,7 +147,7 @@ def assert_refused(info: pytest.ExceptionInfo[crashlog.InvalidEvent], field: str
 
 
 @pytest.mark.parametrize("mistake", sorted(INVALID))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20 * SCALE, deadline=None)
 @given(data=st.data())
 def test_each_kind_of_bad_value_is_refused_naming_the_field_and_the_value(
     mistake: str, data: st.DataObject
@@ -154,7 +159,7 @@ def test_each_kind_of_bad_value_is_refused_naming_the_field_and_the_value(
     assert_refused(info, field, bad)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60 * SCALE, deadline=None)
 @given(data=st.data())
 def test_an_unknown_field_is_refused_by_name(data: st.DataObject) -> None:
     cls = data.draw(st.sampled_from(sorted(FIELD_KINDS, key=lambda c: c.__name__)))
@@ -217,7 +222,7 @@ def test_the_documented_refusals_name_the_field(changes: dict[str, Any], field: 
 
 
 @given(valid_events())
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30 * SCALE, deadline=None)
 def test_a_payload_over_the_limit_is_refused_and_one_at_the_limit_is_not(event: Event) -> None:
     size = len(encode_payload(event))
     assert len(encode_payload(event, max_bytes=size)) == size
@@ -236,7 +241,7 @@ FROM crashlog.events WHERE event_id = ANY($1::uuid[])
 
 
 @settings(
-    max_examples=25,
+    max_examples=25 * SCALE,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],
