@@ -87,6 +87,9 @@ class Logger:
         finally:
             if self._runner is not None:
                 runner, self._runner = self._runner, None
+                # Abort rather than wait: a batch cut short rolls back with its checkpoint, and
+                # a runner stuck behind a lock must not hold up closing.
+                runner.abort()
                 await runner.stop()
             if self._pool is not None:
                 await self._pool.close()
