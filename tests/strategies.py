@@ -107,6 +107,9 @@ def required_fields(cls: type[Event]) -> frozenset[str]:
     return frozenset(a.name for a in attrs.fields(cls) if a.default is attrs.NOTHING)
 
 
+DECIMAL_KINDS = ("money", "stake", "multiplier", "percent")
+
+
 def fields_of_kind(*kinds: str) -> list[tuple[type[Event], str]]:
     """Every (event class, field name) whose kind is one of ``kinds``."""
     return [
@@ -147,7 +150,7 @@ def _exact_decimals(max_digits: int = 30, max_exponent: int = 60) -> st.SearchSt
 
 _DECIMAL_EDGES = [
     Decimal("0"), Decimal("-0"), Decimal("0.00"), Decimal("-0.01"), Decimal("1E+100"),
-    Decimal("-9.99E+100"), Decimal("1E-100"), Decimal("123456789012345678901234567890.123456789"),
+    Decimal("-9.99E+100"), Decimal("1E-100"), Decimal("0." + "9" * 100), Decimal("123456789012345678901234567890.123456789"),
 ]
 
 money = st.one_of(
@@ -372,7 +375,7 @@ def _deeply_nested(depth: int) -> dict[str, Any]:
 
 
 _TEXT_KINDS = ("identifier", "name", "text")
-_DECIMAL_KINDS = ("money", "stake", "multiplier", "percent")
+_DECIMAL_KINDS = DECIMAL_KINDS
 
 #: mistake -> (kinds of field it applies to, strategy of Bad values).
 INVALID: dict[str, tuple[tuple[str, ...], st.SearchStrategy[Bad]]] = {
@@ -393,6 +396,9 @@ INVALID: dict[str, tuple[tuple[str, ...], st.SearchStrategy[Bad]]] = {
                                   Decimal("-Infinity")])),
     ),
     "not-a-number": (_DECIMAL_KINDS, _plain(st.sampled_from(["2,45", "abc", "", [1], True, object()]))),
+    "too-many-decimal-places": (_DECIMAL_KINDS, _plain(st.sampled_from(
+        [Decimal("1." + "1" * 101), Decimal("0." + "1" * 20_000), Decimal("2E-101"), "1." + "0" * 200]
+    ))),
     "negative-stake": (("stake",), _plain(st.one_of(
         st.decimals(max_value=Decimal("-0.01"), allow_nan=False, allow_infinity=False, places=2),
         st.sampled_from([Decimal("-1E-100"), -1, -0.5, "-10.00"]),

@@ -48,6 +48,14 @@ def test_mask_dsn_hides_the_password_and_keeps_the_rest(dsn: str, masked: str) -
     assert mask_dsn(dsn) == masked
 
 
+def test_mask_dsn_hides_a_password_holding_an_unencoded_at_sign() -> None:
+    # Such a URL is ambiguous (asyncpg reads "S3cr" as the password and "tPart2@db.example" as
+    # the host); either way no piece of what the user meant as the password may show.
+    masked = mask_dsn("postgresql://alice:S3cr@tPart2@db.example/bots")
+    assert "S3cr" not in masked and "tPart2" not in masked
+    assert masked == "postgresql://alice:***@db.example/bots"
+
+
 @pytest.mark.parametrize(
     "dsn",
     ["postgresql://alice@db.example:5432/bots", "postgresql://db.example/bots?sslmode=require",

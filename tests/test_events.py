@@ -27,11 +27,13 @@ from crashlog.events import (
     uuid7,
 )
 from strategies import (
+    DECIMAL_KINDS,
     FIELD_KINDS,
     INVALID,
     Bad,
     applicable,
     event_kwargs,
+    fields_of_kind,
     kinds_of,
     plain_kwargs,
     required_fields,
@@ -262,6 +264,19 @@ async def test_every_event_accepted_by_construction_is_stored_and_read_back_equa
     assert {event.event_id: event for event in stored} == {event.event_id: event for event in batch}
     assert len(stored) == len(batch)
     assert log.metrics().rejected == 0
+    # SQL reads the decimals back exactly as numeric, as the projections do.
+    decimal_fields = sorted({name for cls, name in fields_of_kind(*DECIMAL_KINDS)})
+    casts = await conn.fetch(_CAST_DECIMALS, ids, decimal_fields)
+    for row in casts:
+        event = next(e for e in batch if e.event_id == row["event_id"])
+        assert row["number"] == getattr(event, row["key"])
+
+
+_CAST_DECIMALS = """
+SELECT e.event_id, kv.key, kv.value::numeric AS number
+FROM crashlog.events e, jsonb_each_text(e.payload) kv
+WHERE e.event_id = ANY($1::uuid[]) AND kv.key = ANY($2::text[])
+"""
 
 
 async def test_emit_refuses_an_oversized_payload_and_keeps_going(log: crashlog.Logger, conn: Any) -> None:

@@ -23,6 +23,7 @@ from crashlog.errors import InvalidEvent
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MULTIPLIER_MIN = Decimal("1.00")
 MULTIPLIER_CAP = Decimal("1000000")
+DECIMAL_MAX_PLACES = 100
 ID_MAX_CHARS = 128
 NAME_MAX_CHARS = 256
 TEXT_MAX_CHARS = 100_000
@@ -105,6 +106,9 @@ def _decimal(value: Any, field: attrs.Attribute[Any]) -> Decimal:
         raise _refuse(field, value, "must be finite (not NaN or infinite)")
     if abs(number.adjusted()) > 100:
         raise _refuse(field, value, "is out of range (more than 100 digits of magnitude)")
+    if -number.as_tuple().exponent > DECIMAL_MAX_PLACES:  # type: ignore[operator]
+        # PostgreSQL's numeric, which SQL casts these to, holds at most 16383 places.
+        raise _refuse(field, value, f"has over {DECIMAL_MAX_PLACES} digits after the decimal point")
     return number
 
 
