@@ -33,7 +33,7 @@ import pytest
 import crashlog
 from crashlog import migrations
 from crashlog.events import RoundObserved
-from tests.faults import CuttingProxy, ThrowawayServer
+from faults import CuttingProxy, ThrowawayServer
 
 pytestmark = pytest.mark.slow
 

@@ -224,7 +224,7 @@ async def test_a_login_password_is_stored_as_a_scram_verifier_only(roles, conn):
 async def test_a_scram_login_works_and_a_wrong_password_is_not_echoed(caplog, tmp_path):
     """On a server of its own that asks for passwords (the shared test servers trust everyone)."""
     from crashlog import migrations
-    from tests.faults import ThrowawayServer
+    from faults import ThrowawayServer
 
     server = ThrowawayServer()
     try:
