@@ -5,7 +5,9 @@ transaction (one consistent snapshot), ``CHUNK`` rows at a time, and are written
 they come: memory stays flat however many rows there are. Rows are in time order.
 
 Values keep their exactness: decimals are written as text in JSON and CSV
-(``"2.45"``, as the event log stores them) and as ``decimal128(38, 12)`` in Parquet;
+(``"2.45"``, as the event log stores them) and as ``decimal128(38, 12)`` in Parquet
+(a value that does not fit, e.g. 13 decimal places, raises ``ValueError`` naming the
+column rather than being rounded);
 times are ISO 8601 UTC; ``metadata`` is the JSON object itself (in CSV, its text).
 """
 
@@ -162,6 +164,7 @@ async def export_query(
     with ExitStack() as stack:
         stream = out if hasattr(out, "write") else stack.enter_context(open(out, "wb"))  # type: ignore[arg-type]
         writer = _WRITERS[format](stream, columns)  # type: ignore[arg-type]
+        stack.callback(writer.close)  # also on an error: no writer left open
         written = 0
         # A cursor lives in a transaction: the caller's if open, else one consistent snapshot.
         snapshot = (
@@ -176,16 +179,20 @@ async def export_query(
                 written += len(rows)
                 if progress is not None:
                     progress(written)
-        writer.close()
     return written
 
 
 # -- writers ------------------------------------------------------------------------------
 
 
+def _plain(value: Decimal) -> str:
+    """A decimal in positional notation: ``0.0000000000001``, never ``1E-13``."""
+    return format(value, "f")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return _plain(value)
     raise TypeError(f"cannot export {type(value).__name__}")
 
 
@@ -231,6 +238,8 @@ class _JsonArray(_JsonLines):
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, Decimal):
+        return _plain(value)
     if isinstance(value, list):
         return orjson.dumps(value).decode()
     if hasattr(value, "isoformat"):

@@ -69,6 +69,8 @@ def text(value) -> str:
         return json.dumps(value, separators=(",", ":"))
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
     return str(value)
 
 
@@ -172,3 +174,12 @@ async def test_memory_stays_flat_as_the_export_grows(
     assert (tmp_path / "big.jsonl").read_bytes().count(b"\n") == 20_000
     # Four times the rows; had they been held at once the peak would grow about fourfold.
     assert large < 1.5 * small, (small, large)
+
+
+async def test_parquet_refuses_to_round_a_decimal(conn: asyncpg.Connection, tmp_path: Path) -> None:
+    await conn.execute(FILL, 1, 3)
+    await conn.execute("UPDATE crashlog.rounds SET profit_loss = 1e-13 WHERE position = 2")
+    with pytest.raises(ValueError, match="column profit_loss"):
+        await export_rounds(conn, tmp_path / "r.parquet", "parquet")
+    assert await export_rounds(conn, tmp_path / "r.jsonl", "jsonl") == 3  # exact as text
+    assert "0.0000000000001" in (tmp_path / "r.jsonl").read_text()
