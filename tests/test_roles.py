@@ -6,7 +6,10 @@ them afterwards. Logins are members of the group roles, as in production.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -221,7 +224,7 @@ async def test_a_login_password_is_stored_as_a_scram_verifier_only(roles, conn):
 
 
 @pytest.mark.slow
-async def test_a_scram_login_works_and_a_wrong_password_is_not_echoed(caplog, tmp_path):
+async def test_a_scram_login_works_a_wrong_password_is_not_echoed_and_sslmode_applies(caplog, tmp_path):
     """On a server of its own that asks for passwords (the shared test servers trust everyone)."""
     from crashlog import migrations
     from faults import ThrowawayServer
@@ -249,5 +252,35 @@ async def test_a_scram_login_works_and_a_wrong_password_is_not_echoed(caplog, tm
             await crashlog.connect(bad, project=False)
         assert "password authentication failed" in str(caught.value)
         assert SECRET not in str(caught.value) and SECRET not in caplog.text
+        # TLS options of the DSN reach the driver: this server has no TLS, so "require" fails.
+        with pytest.raises(ConnectFailed) as caught:
+            await crashlog.connect(good + "?sslmode=require", project=False)
+        assert "ssl" in str(caught.value).lower() and SECRET not in str(caught.value)
+        async with crashlog.connect(good + "?sslmode=disable", project=False) as log:
+            await log.emit(settled("bot_1", 2))
     finally:
         server.cleanup()
+
+
+async def run_cli(*args: str, home: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crashlog.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "CRASHLOG_HOME": home, "COLUMNS": "200"},
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    return output.decode()
+
+
+@pytest.mark.parametrize("verb", ["doctor", "migrate", "stats"])
+async def test_the_command_line_never_prints_a_password_of_an_unreachable_server(verb, tmp_path):
+    text = await run_cli(verb, "--dsn", f"postgresql://bot:{SECRET}@127.0.0.1:1/crashlog",
+                         home=str(tmp_path))
+    assert SECRET not in text
+    assert "***" in text, text
+
+
+async def test_doctor_on_a_live_server_shows_the_dsn_masked(dsn, tmp_path):
+    text = await run_cli("doctor", "--dsn", as_user(dsn, "postgres", SECRET), home=str(tmp_path))
+    assert SECRET not in text
+    assert "***" in text, text
