@@ -293,6 +293,8 @@ def _warning(
     bets: int, roi: float | None, interval: Interval | None, house_edge: float
 ) -> str | None:
     """A plain sentence when the sample cannot tell this ROI from the house edge."""
+    if bets == 0:
+        return "No bets yet: nothing to tell about this bot's ROI."
     if bets < MIN_BETS or roi is None or interval is None:
         return (
             f"Only {bets} bets: far too few to tell this bot's ROI from the house edge "

@@ -668,6 +668,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = asyncio.run(args.run(args))
     except KeyboardInterrupt:
         return 130
+    except asyncpg.UndefinedTableError as exc:
+        err.print(
+            f"crashlog {args.verb}: error: {exc}: the database has no crashlog schema "
+            "yet (run: crashlog migrate)",
+            markup=False,
+        )
+        return 1
     except (CrashlogError, ValueError, OSError, asyncpg.PostgresError) as exc:
         message = str(exc)
         if args.dsn:

@@ -115,6 +115,8 @@ async def test_tail_follows_new_events_live(dsn: str) -> None:
 
 async def test_migrate_project_doctor(empty_dsn: str, tmp_path: Path) -> None:
     assert "pending" in crashlog_cli("migrate", "--check", "--dsn", empty_dsn, check=False).stdout
+    unmigrated = crashlog_cli("stats", "--dsn", empty_dsn, check=False)
+    assert unmigrated.returncode == 1 and "run: crashlog migrate" in unmigrated.stderr
     assert "applied: 001_event_log.sql" in crashlog_cli("migrate", "--dsn", empty_dsn).stdout
     crashlog_cli("migrate", "--check", "--dsn", empty_dsn)
     assert "rounds" in crashlog_cli("project", "--dsn", empty_dsn).stdout
