@@ -77,13 +77,16 @@ class Logger:
         """Commit everything emitted, then release the connections.
 
         Raises ``NotFlushed`` (saying how many events and where) if that takes
-        longer than ``timeout`` seconds (default ``Settings.close_timeout``).
+        longer than ``timeout`` seconds (default ``Settings.close_timeout``); the
+        events it names were not acknowledged and are given up with the logger.
         """
         if self._writer is None:
             return
         writer, self._writer = self._writer, None
+        closed_cleanly = False
         try:
             await writer.close(self.settings.close_timeout if timeout is None else timeout)
+            closed_cleanly = True
         finally:
             if self._runner is not None:
                 runner, self._runner = self._runner, None
@@ -92,7 +95,10 @@ class Logger:
                 runner.abort()
                 await runner.stop()
             if self._pool is not None:
-                await self._pool.close()
+                if closed_cleanly:
+                    await self._pool.close()
+                else:  # a connection may be stuck behind the very thing that timed out
+                    self._pool.terminate()
 
     def __await__(self) -> Generator[Any, None, Logger]:
         return self.open().__await__()

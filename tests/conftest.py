@@ -21,7 +21,8 @@ import pytest
 import crashlog
 from crashlog import migrations, store
 
-TEMPLATE_DB = "crashlog_test_template"
+# Unique per run: several test runs may share one server.
+TEMPLATE_DB = f"crashlog_test_template_{uuid.uuid4().hex[:8]}"
 
 
 def with_database(dsn: str, database: str) -> str:
