@@ -94,7 +94,9 @@ class BatchWriter:
         self.spooler: Spooler | None = None
         if settings.spool_dir is not None:
             spool = Spool.open(settings.spool_dir, max_bytes=settings.spool_max_bytes)
-            self.spooler = Spooler(spool, lambda batch: self._append(batch, first_try=False))
+            # Replay takes the COPY fast path too: a batch already stored (spooled after an
+            # ambiguous failure, or replayed before a crash) fails whole, then goes idempotent.
+            self.spooler = Spooler(spool, lambda batch: self._append(batch, first_try=True))
 
     # -- the caller's side ---------------------------------------------------------------
 
