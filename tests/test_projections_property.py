@@ -327,7 +327,7 @@ async def test_batches_redeliveries_and_rebuilds_equal_the_reference(server_dsn,
                 await apply_span(conn, *again)
         await apply_span(conn, *spans[-1])  # the last batch once more
         incremental = await snapshot(conn)
-        unique = list({e.event_id: e for e in reversed(sent)}.values())[::-1]  # first occurrence
+        unique = list({e.event_id: e for e in sent}.values())  # in order of first occurrence
         assert await observed(conn) == reference(unique)
         await rebuild_projections(conn, PROJECTIONS)
         assert await snapshot(conn) == incremental

@@ -26,6 +26,8 @@ Progress = Callable[[int, int], None]
 
 #: Events per rebuild transaction: large, since the shadow tables have no readers.
 REBUILD_BATCH = 50_000
+#: Events in the first rebuild batch, applied before the new tables have statistics.
+FIRST_BATCH = 1_000
 #: advisory lock class of "projection X is being rebuilt" (per projection object id).
 REBUILD_LOCK_CLASS = 0x636C6F68
 
@@ -121,22 +123,33 @@ async def _fill(
     returns where it got to and how many events that was. ``total`` is an estimate
     (events above the horizon are counted but not yet readable)."""
     total = int(await conn.fetchval("SELECT count(*) FROM crashlog.events"))
-    cursor, done = ORIGIN, 0
+    cursor, done, batches = ORIGIN, 0, 0
     if progress:
         progress(0, total)
     while True:
-        batch = await checkpoints.next_batch(conn, cursor, batch_size)
+        # The first batch is small: until the new tables have statistics, plans are blind.
+        batch = await checkpoints.next_batch(conn, cursor, batch_size if batches else FIRST_BATCH)
         if batch is None:
             return cursor, done
         count, end = batch
         async with conn.transaction():
             for p in projections:
                 await p.apply(conn, p.shadow_tables(), (*cursor, *end))
-        cursor, done = end, done + count
+        cursor, done, batches = end, done + count, batches + 1
+        if batches & (batches - 1) == 0:
+            # New tables have no statistics: without them the planner joins the growing
+            # tables by nested loops. Analyse after batch 1, 2, 4, 8, ... (as they double).
+            await analyze(conn, [t for p in projections for t in p.shadow_tables().values()])
         if progress:
             progress(done, max(total, done))
-        if count < batch_size:
+        if count < (batch_size if batches > 1 else FIRST_BATCH):
             return cursor, done
+
+
+async def analyze(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
+    """Refresh the planner's statistics of ``tables`` (qualified names we own)."""
+    for table in tables:
+        await conn.execute(f"ANALYZE {table}")
 
 
 async def _create_deferred_indexes(

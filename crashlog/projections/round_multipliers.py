@@ -41,42 +41,36 @@ ON CONFLICT (event_id) DO NOTHING
 
 _KEYED = f"""
 WITH touched AS (
-    SELECT DISTINCT {text('platform')} AS platform, {text('game')} AS game,
-                    {text('game_round_id')} AS game_round_id
-    FROM {IN_SPAN} AND {ROUND_EVENTS} AND e.payload ? 'game_round_id'
-), readings AS (
-    SELECT r.* FROM {{readings}} r
-    JOIN touched t USING (platform, game, game_round_id)
-), agg AS (
-    SELECT platform, game, game_round_id, min(round_number) AS round_number,
-           count(DISTINCT bot_id) AS observers, count(*) AS readings,
-           min(multiplier) AS min_multiplier, max(multiplier) AS max_multiplier,
-           min(occurred_at) AS first_seen_at, max(occurred_at) AS last_seen_at,
-           min(position) AS first_position
-    FROM readings GROUP BY platform, game, game_round_id
-), mode AS (
-    SELECT DISTINCT ON (platform, game, game_round_id) platform, game, game_round_id, multiplier
-    FROM (SELECT platform, game, game_round_id, multiplier, count(*) AS n,
-                 min(occurred_at) AS first_at
-          FROM readings GROUP BY platform, game, game_round_id, multiplier) v
-    ORDER BY platform, game, game_round_id, n DESC, first_at, multiplier
+    SELECT DISTINCT platform, game, game_round_id FROM (
+        SELECT {text('platform')} AS platform, {text('game')} AS game,
+               {text('game_round_id')} AS game_round_id
+        FROM {IN_SPAN} AND {ROUND_EVENTS}) s
+    WHERE game_round_id IS NOT NULL
+), counted AS (
+    -- One pass, no join between aggregates: each reading carries how many readings of its
+    -- round share its value, and when that value was first reported.
+    SELECT r.*,
+           count(*) OVER w AS n,
+           min(r.occurred_at) OVER w AS first_at
+    FROM {{readings}} r JOIN touched t USING (platform, game, game_round_id)
+    WINDOW w AS (PARTITION BY r.platform, r.game, r.game_round_id, r.multiplier)
 )
 INSERT INTO {{multipliers}} AS m (
     platform, game, game_round_id, round_number, multiplier, observers, readings,
     min_multiplier, max_multiplier, disagreement, first_seen_at, last_seen_at, first_position)
-SELECT a.platform, a.game, a.game_round_id, a.round_number, o.multiplier, a.observers,
-       a.readings, a.min_multiplier, a.max_multiplier, a.min_multiplier <> a.max_multiplier,
-       a.first_seen_at, a.last_seen_at, a.first_position
-FROM agg a JOIN mode o USING (platform, game, game_round_id)
+SELECT platform, game, game_round_id, min(round_number),
+       (array_agg(multiplier ORDER BY n DESC, first_at, multiplier))[1],
+       count(DISTINCT bot_id), count(*), min(multiplier), max(multiplier),
+       min(multiplier) <> max(multiplier), min(occurred_at), max(occurred_at), min(position)
+FROM counted
+GROUP BY platform, game, game_round_id
 ON CONFLICT (platform, game, game_round_id) DO UPDATE SET
     round_number = excluded.round_number, multiplier = excluded.multiplier,
     observers = excluded.observers, readings = excluded.readings,
     min_multiplier = excluded.min_multiplier, max_multiplier = excluded.max_multiplier,
     disagreement = excluded.disagreement, first_seen_at = excluded.first_seen_at,
     last_seen_at = excluded.last_seen_at, first_position = excluded.first_position
-WHERE (m.readings, m.multiplier, m.round_number, m.first_seen_at, m.last_seen_at)
-      IS DISTINCT FROM (excluded.readings, excluded.multiplier, excluded.round_number,
-                        excluded.first_seen_at, excluded.last_seen_at)
+WHERE m.readings IS DISTINCT FROM excluded.readings
 """
 
 

@@ -30,7 +30,7 @@ from crashlog.errors import NotFlushed
 from crashlog.projections import NAMES, PROJECTIONS, checkpoints, select
 from crashlog.projections.base import Projection
 from crashlog.projections.checkpoints import Position, StaleCheckpoint
-from crashlog.projections.rebuild import Progress, lock_id, rebuild_projections
+from crashlog.projections.rebuild import Progress, analyze, lock_id, rebuild_projections
 
 log = logging.getLogger("crashlog.projections")
 
@@ -39,6 +39,9 @@ CHANNEL = "crashlog_events"
 APPLY_LOCK_CLASS = 0x636C6F67
 #: Events per live batch (one transaction per projection and batch).
 BATCH_SIZE = 5_000
+
+# JIT compiling each handler statement costs more (a second and more) than running it.
+SERVER_SETTINGS = {"application_name": "crashlog-projections", "jit": "off"}
 
 _FAILURES = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -76,6 +79,7 @@ class Runner:
         self.backend_pid: int | None = None
         #: Batches applied, over all projections (for tests and metrics).
         self.batches_applied = 0
+        self._batches: dict[str, int] = {}  # per projection, in this session
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="crashlog-projections")
@@ -116,7 +120,7 @@ class Runner:
                 delay = min(delay * 2, 5.0)
 
     async def _session(self) -> None:
-        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "crashlog-projections"})
+        conn = await asyncpg.connect(self._dsn, server_settings=SERVER_SETTINGS)
         self.held = {}
         try:
             await store.init_connection(conn)
@@ -169,8 +173,19 @@ class Runner:
                     break
                 if count:
                     self.batches_applied += 1
+                    await self._refresh_statistics(conn, p)
                 if count < self._batch_size:
                     break
+
+    async def _refresh_statistics(self, conn: asyncpg.Connection, p: Projection) -> None:
+        """Analyse a projection's tables after its batch 1, 2, 4, ... 1024 of a session.
+
+        Fresh tables have no statistics until autovacuum comes by (a minute or more); the
+        planner then joins growing tables by nested loops, which costs more every batch.
+        """
+        n = self._batches[p.name] = self._batches.get(p.name, 0) + 1
+        if n <= 1024 and n & (n - 1) == 0:
+            await analyze(conn, list(p.live_tables().values()))
 
     def _on_notify(self, *_args: object) -> None:
         self._wake.set()
@@ -211,7 +226,7 @@ async def rebuild(
     tables until the swap. ``progress(done, total)`` is called after each batch.
     """
     projections = select(list(names))
-    conn = await asyncpg.connect(dsn, server_settings={"application_name": "crashlog-rebuild"})
+    conn = await asyncpg.connect(dsn, server_settings={**SERVER_SETTINGS, "application_name": "crashlog-rebuild"})
     try:
         await store.init_connection(conn)
         await rebuild_projections(conn, projections, progress=progress)
