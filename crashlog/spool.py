@@ -357,8 +357,7 @@ class Spooler:
             log.warning("crashlog: the buffer is full; batches go to the spool at %s",
                         self.spool.directory)
             self.spill_event.set()
-        self.backlog = True
-        self._kick()
+        self.backlog = True  # the lanes spool from now on; their first append starts the replayer
 
     async def write(self, batch: list[Row], direct: Append) -> str:
         """Commit ``batch`` with ``direct`` or spool it; returns "committed" or "spooled"."""
@@ -406,7 +405,7 @@ class Spooler:
         pause = 0.1
         while True:
             try:
-                await self.spool.replay(self._append)
+                replayed = await self.spool.replay(self._append)
             except Exception as error:  # the server is still away: try again later
                 self._server_ok = False
                 log.info("crashlog: spool replay paused (%d events wait on disk): %s",
@@ -416,9 +415,10 @@ class Spooler:
                 continue
             self._server_ok = True
             pause = 0.1
+            if replayed:  # the server took writes again: the pressure that made us spill is gone
+                self.spill_event.clear()
             if self._spooling == 0 and self.spool.is_empty():
                 self.backlog = False
-                self.spill_event.clear()
                 self._drained.set()
                 return
             await asyncio.sleep(0.01)

@@ -327,3 +327,26 @@ async def test_d_a_long_outage_stays_within_the_buffer_bound_and_spools_the_rest
     assert (result.lost, result.duplicated) == (0, 0)
     # ~1 KiB per held event is generous; 64 MiB covers the interpreter's own noise.
     assert growth <= buffer_size * 1024 + 64 * 2**20
+
+
+async def test_on_full_spool_spills_without_waiting_out_the_retry_deadline(
+    server, database, tmp_path
+):
+    dsn, spool = server.dsn_for(database), tmp_path / "spool"
+    log = await crashlog.connect(dsn, project=False, spool_dir=str(spool), on_full="spool",
+                                 buffer_size=500, batch_size=100, flush_interval=0.01,
+                                 retry_deadline=3600, connect_timeout=1)
+    server.stop("immediate")
+    ids = [await asyncio.wait_for(log.emit(round_for("bot-e", n)), 60) for n in range(3_000)]
+    await log.flush(timeout=60)  # acknowledged: spooled, though the server is still down
+    spooled = log.metrics().spooled
+    server.start()
+    for _ in range(600):
+        if not list(spool.glob("*.spool")):
+            break
+        await asyncio.sleep(0.1)
+    await log.aclose(timeout=60)
+    result = await census(dsn, ids, set(ids))
+    result.show("(e) buffer full with on_full='spool', server down, retry deadline 1 h")
+    assert spooled >= 3_000 - 500
+    assert (result.lost, result.duplicated, result.stored) == (0, 0, 3_000)
