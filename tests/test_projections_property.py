@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 from conftest import with_database
+from strategies import valid_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -355,3 +356,19 @@ async def test_bots_interleaved_differently_give_the_same_tables(server_dsn, tem
             await apply_span(conn, (0, 0), (top["tx_id"], top["position"]))
             results.append(await snapshot(conn, positional=False))
     assert results[0] == results[1] == results[2]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(log=st.lists(valid_events(), min_size=1, max_size=12))
+async def test_every_event_that_passes_emit_projects_without_error(server_dsn, template, log):
+    """Any valid event (extreme decimals, 64-bit integers, any unicode, nested JSON, time
+    zones) is applied by every projection, and each lands where it belongs."""
+    async with fresh_database(server_dsn, template) as conn:
+        await append(conn, [log])
+        top = await conn.fetchrow(
+            "SELECT tx_id, position FROM crashlog.events ORDER BY 1 DESC, 2 DESC LIMIT 1")
+        await apply_span(conn, (0, 0), (top["tx_id"], top["position"]))
+        stored = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM crashlog.rounds")}
+        assert stored == {e.event_id for e in log if isinstance(e, RoundSettled)}
+        assert await conn.fetchval("SELECT count(*) FROM crashlog.round_signals") == \
+            len({e.event_id for e in log if isinstance(e, SignalRaised)})

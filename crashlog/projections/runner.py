@@ -41,7 +41,9 @@ APPLY_LOCK_CLASS = 0x636C6F67
 BATCH_SIZE = 5_000
 
 # JIT compiling each handler statement costs more (a second and more) than running it.
-SERVER_SETTINGS = {"application_name": "crashlog-projections", "jit": "off"}
+SERVER_SETTINGS = {"application_name": "crashlog-projections", "jit": "off",
+                   # A generic plan of a span query may scan the whole log: plan each span.
+                   "plan_cache_mode": "force_custom_plan"}
 
 _FAILURES = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
