@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -336,3 +338,41 @@ async def test_a_new_owner_replays_what_an_earlier_one_left(folder):
     await wait_until(lambda: not spooler.backlog)
     assert server.stored == rows
     await spooler.close()
+
+
+KILLED_WRITER = """
+import sys
+from datetime import datetime, timezone
+from uuid import UUID
+from crashlog.spool import Spool
+from crashlog.store import Row
+
+spool = Spool.open(sys.argv[1], segment_bytes=3_000_000)
+big = ('{"text":"%s"}' % ("z" * 20_000)).encode()
+number = 0
+while True:
+    number += 1
+    rows = [Row(UUID(int=number * 1000 + i), "OcrRead", 1, "b", None,
+                datetime(2026, 1, 1, tzinfo=timezone.utc), big) for i in range(20)]
+    spool.append(rows)
+    print(number, flush=True)
+"""
+
+
+async def test_a_writer_killed_mid_append_leaves_every_acknowledged_batch_readable(folder):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_WRITER, str(folder), stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    acknowledged = 0
+    while acknowledged < 40:
+        acknowledged = int(await asyncio.wait_for(process.stdout.readline(), 60))
+    process.send_signal(signal.SIGKILL)  # most likely in the middle of a 400 KB write
+    await process.wait()
+    spool = Spool.open(folder)
+    numbers = sorted({row.event_id.int // 1000 for row in read_all(spool)})
+    assert numbers[: acknowledged] == list(range(1, acknowledged + 1))
+    assert numbers == list(range(1, len(numbers) + 1))  # whole batches only, in order
+    print(f"\nkilled after {acknowledged} acknowledged batches; recovered {len(numbers)}; "
+          f"torn bytes cut: {spool.stats().torn_bytes}")
+    spool.close()
