@@ -161,23 +161,30 @@ class Runner:
         return await checkpoints.any_after(conn, min(self.held.values()))
 
     async def _catch_up(self, conn: asyncpg.Connection) -> None:
-        for p in list(self._projections):
-            if p.name not in self.held:
-                continue
-            while not self._stop.is_set():
-                try:
-                    count, self.held[p.name] = await checkpoints.apply_next_batch(conn, p, self._batch_size)
-                except StaleCheckpoint as error:
-                    log.error("crashlog projections: %s; no longer applying it", error)
-                    await conn.execute("SELECT pg_advisory_unlock($1, $2)", APPLY_LOCK_CLASS, lock_id(p.name))
-                    self._projections.remove(p)
-                    del self.held[p.name]
-                    break
-                if count:
-                    self.batches_applied += 1
-                    await self._refresh_statistics(conn, p)
-                if count < self._batch_size:
-                    break
+        """Apply batches round-robin, one per projection per pass, until none is behind:
+        a busy projection does not hold the others back."""
+        busy = True
+        while busy and not self._stop.is_set():
+            busy = False
+            for p in list(self._projections):
+                if p.name in self.held and not self._stop.is_set():
+                    busy |= await self._apply_one(conn, p) == self._batch_size
+
+    async def _apply_one(self, conn: asyncpg.Connection, p: Projection) -> int:
+        try:
+            count, self.held[p.name] = await checkpoints.apply_next_batch(
+                conn, p, self._batch_size)
+        except StaleCheckpoint as error:
+            log.error("crashlog projections: %s; no longer applying it", error)
+            await conn.execute(
+                "SELECT pg_advisory_unlock($1, $2)", APPLY_LOCK_CLASS, lock_id(p.name))
+            self._projections.remove(p)
+            del self.held[p.name]
+            return 0
+        if count:
+            self.batches_applied += 1
+            await self._refresh_statistics(conn, p)
+        return count
 
     async def _refresh_statistics(self, conn: asyncpg.Connection, p: Projection) -> None:
         """Analyse a projection's tables after its batch 1, 2, 4, ... 1024 of a session.
