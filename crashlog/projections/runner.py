@@ -45,6 +45,12 @@ SERVER_SETTINGS = {"application_name": "crashlog-projections", "jit": "off",
                    # A generic plan of a span query may scan the whole log: plan each span.
                    "plan_cache_mode": "force_custom_plan"}
 
+# Tables changed by more rows since their last analysis than they had then (or never analysed).
+_DOUBLED = """
+SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.relid = ANY($1::regclass[]) AND s.n_mod_since_analyze > greatest(c.reltuples, 0) + 500
+"""
+
 _FAILURES = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -187,14 +193,16 @@ class Runner:
         return count
 
     async def _refresh_statistics(self, conn: asyncpg.Connection, p: Projection) -> None:
-        """Analyse a projection's tables after its batch 1, 2, 4, ... 1024 of a session.
+        """Analyse a projection's tables that have doubled since their last analysis, looking
+        after its batch 1, 2, 4, ... 1024 of a session.
 
         Fresh tables have no statistics until autovacuum comes by (a minute or more); the
         planner then joins growing tables by nested loops, which costs more every batch.
         """
         n = self._batches[p.name] = self._batches.get(p.name, 0) + 1
         if n <= 1024 and n & (n - 1) == 0:
-            await analyze(conn, list(p.live_tables().values()))
+            stale = await conn.fetch(_DOUBLED, list(p.live_tables().values()))
+            await analyze(conn, [f"crashlog.{r['relname']}" for r in stale])
 
     def _on_notify(self, *_args: object) -> None:
         self._wake.set()
