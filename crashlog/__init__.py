@@ -16,6 +16,7 @@ from crashlog.errors import (
 )
 from crashlog.logger import Logger, connect
 from crashlog.settings import Settings
+from crashlog.spool import SpoolError, SpoolFull
 from crashlog.writer import Metrics
 
 __version__ = "0.1.0"
@@ -31,6 +32,8 @@ __all__ = [
     "MigrationError",
     "NotFlushed",
     "Settings",
+    "SpoolError",
+    "SpoolFull",
     "__version__",
     "connect",
     "mask_dsn",

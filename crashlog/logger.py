@@ -57,7 +57,11 @@ class Logger:
         except BaseException:
             await self._pool.close()
             raise
-        self._writer = BatchWriter(self._pool, self.settings)
+        try:
+            self._writer = BatchWriter(self._pool, self.settings)
+        except BaseException:  # e.g. the spool folder is another process's
+            await self._pool.close()
+            raise
         self._writer.start()
         if self._project:  # the projections, in-process: they take a connection of their own
             self._runner = Runner(dsn)
