@@ -17,6 +17,7 @@ interpreter's exit commits everything and closes it. Safe from several threads.
 from __future__ import annotations
 
 import threading
+import warnings
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -36,13 +37,27 @@ def init_db(dsn: str | None = None, **options: Any) -> SyncLogger:
     """Open the process-wide logger (applying migrations); a second call returns the same one.
 
     ``dsn`` names the server (else ``CRASHLOG_DSN``, else the embedded one); ``options``
-    are those of ``crashlog.connect``.
+    are those of ``crashlog.connect``. A file name, as the old ``init_db("crash_data.db")``
+    took, is ignored with a warning.
     """
     global _logger
+    if dsn is not None and not _looks_like_dsn(dsn):
+        # The old API took a SQLite file name (init_db("crash_data.db")): keep such a bot
+        # running unchanged, on CRASHLOG_DSN or the embedded server, and say so.
+        warnings.warn(
+            f"init_db({dsn!r}): crashlog stores rounds in PostgreSQL, not in a file; using "
+            "CRASHLOG_DSN or the embedded server instead",
+            stacklevel=2,
+        )
+        dsn = None
     with _lock:
         if _logger is None:
             _logger = SyncLogger(dsn, **options)
         return _logger
+
+
+def _looks_like_dsn(text: str) -> bool:
+    return "://" in text or "=" in text
 
 
 def close_db() -> None:

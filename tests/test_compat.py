@@ -132,3 +132,14 @@ def test_sync_logger_from_several_threads(dsn: str) -> None:
                 profit_loss=0,
             )
         )
+
+
+def test_an_old_sqlite_file_name_is_ignored_with_a_warning(dsn: str, monkeypatch) -> None:
+    monkeypatch.setenv("CRASHLOG_DSN", dsn)
+    with pytest.warns(UserWarning, match="crash_data.db"):
+        compat.init_db("crash_data.db")
+    try:
+        compat.log_crash_round("old", "s", "aviator", "spribe", 1, 1, 1.5, None, "LOSS", -1)
+        assert compat.get_bot_statistics("old")["total_rounds"] == 1
+    finally:
+        compat.close_db()
