@@ -38,7 +38,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # -- helpers ------------------------------------------------------------------------------
 
 
-def progress_bar(description: str, total: int | None) -> Progress:
+def progress_bar(description: str) -> Progress:
     """A progress bar on stderr (hidden when stderr is not a terminal)."""
     return Progress(
         TextColumn(description),
@@ -88,7 +88,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
     dsn = await asyncio.to_thread(resolve_dsn, args.dsn)
     err.print(f"demo: {args.bots} bots x {args.rounds} rounds, rtp {args.rtp}, on {mask_dsn(dsn)}")
-    with progress_bar("playing", args.rounds) as bar:
+    with progress_bar("playing") as bar:
         task = bar.add_task("rounds", total=args.rounds)
         result = await run_demo(
             dsn,
@@ -224,7 +224,7 @@ async def cmd_project(args: argparse.Namespace) -> int:
     await conn.close()
     if args.rebuild:
         names = [n for part in args.rebuild for n in part.split(",")]
-        with progress_bar(f"rebuilding {', '.join(names)}", None) as bar:
+        with progress_bar(f"rebuilding {', '.join(names)}") as bar:
             task = bar.add_task("rebuild", total=None)
             await runner.rebuild(
                 dsn,
@@ -314,7 +314,7 @@ async def cmd_export(conn: asyncpg.Connection, dsn: str, args: argparse.Namespac
     total = await exports.count_rows(conn, args.what, **filters)
     export = exports.export_rounds if args.what == "rounds" else exports.export_multipliers
     target: Any = sys.stdout.buffer if args.output == "-" else Path(args.output)
-    with progress_bar(f"exporting {args.what}", total) as bar:
+    with progress_bar(f"exporting {args.what}") as bar:
         task = bar.add_task(args.what, total=total)
         written = await export(
             conn, target, fmt, progress=lambda n: bar.update(task, completed=n), **filters
