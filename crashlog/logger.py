@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 import asyncpg
 
-from crashlog import migrations, store
+from crashlog import analytics, exports, migrations, store
 from crashlog.database import resolve_dsn
 from crashlog.errors import InvalidEvent, LoggerClosed, MigrationError
 from crashlog.events import Event, encode_payload
@@ -168,6 +169,33 @@ class Logger:
     def metrics(self) -> Metrics:
         """Counters: emitted, committed, duplicates, retried, rejected, spooled, buffered, ..."""
         return self._open_writer().metrics()
+
+    # -- reading -------------------------------------------------------------------------
+    # Read the projected tables: call ``sync()`` first to include what was just emitted.
+
+    async def bot_statistics(
+        self, bot_id: str, strategy: str | None = None, *, rtp: float = analytics.DEFAULT_RTP
+    ) -> analytics.Statistics:
+        """Statistics of one bot's settled rounds (see ``crashlog.analytics``)."""
+        return await analytics.bot_statistics(self.pool, bot_id, strategy, rtp=rtp)
+
+    async def strategy_statistics(
+        self, strategy: str, *, rtp: float = analytics.DEFAULT_RTP
+    ) -> analytics.Statistics:
+        """Statistics of every bot's rounds played with ``strategy``."""
+        return await analytics.strategy_statistics(self.pool, strategy, rtp=rtp)
+
+    async def export_rounds(
+        self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
+    ) -> int:
+        """Stream the rounds, in time order, to ``out``; returns how many were written."""
+        return await exports.export_rounds(self.pool, out, format, **filters)
+
+    async def export_multipliers(
+        self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
+    ) -> int:
+        """Stream the multipliers (for ML), in time order, to ``out``; returns how many."""
+        return await exports.export_multipliers(self.pool, out, format, **filters)
 
     @property
     def pool(self) -> asyncpg.Pool:
