@@ -6,6 +6,7 @@ Each example gets a database of its own (cloned from the migrated template).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -133,7 +134,14 @@ async def fresh_database(server_dsn: str, template: str) -> AsyncIterator[asyncp
     name = f"crashlog_prop_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server_dsn)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        for attempt in range(20):  # autovacuum may be visiting the template for a moment
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                break
+            except asyncpg.ObjectInUseError:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.1)
         conn = await asyncpg.connect(with_database(server_dsn, name))
         await store.init_connection(conn)
         try:
