@@ -143,11 +143,11 @@ async def apply_next_batch(
 
 
 async def unprojected(conn: asyncpg.Connection, names: Sequence[str], before_xid: int) -> int:
-    """Events of transactions below ``before_xid`` that some projection in ``names`` has not applied."""
+    """Events of transactions below ``before_xid`` that a projection of ``names`` lacks."""
     return int(await conn.fetchval(_UNPROJECTED, before_xid, list(names)))
 
 
 async def lag(conn: asyncpg.Connection, names: Sequence[str]) -> dict[str, tuple[int, float]]:
-    """Per projection: events in the log it has not applied, and the age in seconds of the oldest."""
+    """Per projection: events in the log it has not applied, and the oldest one's age (s)."""
     rows = await conn.fetch(_LAG, list(names))
     return {r["name"]: (int(r["events"]), float(r["seconds"])) for r in rows}

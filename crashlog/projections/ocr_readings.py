@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, bigint, float8, numeric, text
+from crashlog.projections.base import (
+    IN_SPAN, Projection, Span, Tables, bigint, float8, numeric, text,
+)
 
 _INSERT = f"""
 INSERT INTO {{ocr_readings}} (

@@ -69,7 +69,8 @@ async def rebuild_projections(
     locked = []
     try:
         for p in projections:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name)):
+            if not await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name)):
                 raise CrashlogError(f"projection {p.name} is already being rebuilt elsewhere")
             locked.append(p)
         deferred = await _create_shadows(conn, projections)
@@ -84,7 +85,8 @@ async def rebuild_projections(
             raise
     finally:
         for p in locked:
-            await conn.execute("SELECT pg_advisory_unlock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name))
+            await conn.execute(
+                "SELECT pg_advisory_unlock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name))
 
 
 async def _create_shadows(
@@ -176,7 +178,8 @@ async def _swap(
         final, caught_up = {}, 0
         for p in ordered:
             row = await conn.fetchrow(
-                "SELECT tx_id, position FROM crashlog.projection_checkpoints WHERE name = $1 FOR UPDATE",
+                "SELECT tx_id, position FROM crashlog.projection_checkpoints"
+                " WHERE name = $1 FOR UPDATE",
                 p.name,
             )
             live = Position(row["tx_id"], row["position"])
@@ -204,7 +207,8 @@ async def _count_between(conn: asyncpg.Connection, lo: Position, hi: Position) -
 async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
     """Replace crashlog.table by its shadow, giving the shadow's indexes the old names."""
     shadow = shadow_name(table)
-    old_names = {_shape(i["definition"]): i["name"] for i in await _indexes(conn, f"crashlog.{table}")}
+    old = await _indexes(conn, f"crashlog.{table}")
+    old_names = {_shape(i["definition"]): i["name"] for i in old}
     new_indexes = await _indexes(conn, f"crashlog.{shadow}")
     await conn.execute(f"DROP TABLE crashlog.{table}")
     await conn.execute(f"ALTER TABLE crashlog.{shadow} RENAME TO {table}")

@@ -75,7 +75,10 @@ WHERE m.readings IS DISTINCT FROM excluded.readings
 
 
 async def apply(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
-    names = {"readings": tables["round_multiplier_readings"], "multipliers": tables["round_multipliers"]}
+    names = {
+        "readings": tables["round_multiplier_readings"],
+        "multipliers": tables["round_multipliers"],
+    }
     await conn.execute(_READINGS.format(**names), *span)
     await conn.execute(_UNKEYED.format(**names), *span)
     await conn.execute(_KEYED.format(**names), *span)

@@ -123,7 +123,8 @@ class Runner:
                 if isinstance(error, _FAILURES):
                     log.warning("crashlog projections: %s; retrying in %.1fs", message, delay)
                 else:
-                    log.exception("crashlog projections failed: %s; retrying in %.1fs", message, delay)
+                    log.exception(
+                        "crashlog projections failed: %s; retrying in %.1fs", message, delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -153,12 +154,14 @@ class Runner:
         for p in self._projections:
             if p.name in self.held:
                 continue
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", APPLY_LOCK_CLASS, lock_id(p.name)):
+            if not await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1, $2)", APPLY_LOCK_CLASS, lock_id(p.name)):
                 continue
             version, checkpoint = await checkpoints.ensure(conn, p)
             if version != p.version:
-                log.warning("crashlog projections: %s is at version %s, this code at %s: rebuilding",
-                            p.name, version, p.version)
+                log.warning(
+                    "crashlog projections: %s is at version %s, this code at %s: rebuilding",
+                    p.name, version, p.version)
                 await rebuild_projections(conn, [p], progress=self._progress)
                 version, checkpoint = await checkpoints.ensure(conn, p)
             self.held[p.name] = checkpoint
@@ -243,7 +246,8 @@ async def rebuild(
     tables until the swap. ``progress(done, total)`` is called after each batch.
     """
     projections = select(list(names))
-    conn = await asyncpg.connect(dsn, server_settings={**SERVER_SETTINGS, "application_name": "crashlog-rebuild"})
+    settings = {**SERVER_SETTINGS, "application_name": "crashlog-rebuild"}
+    conn = await asyncpg.connect(dsn, server_settings=settings)
     try:
         await store.init_connection(conn)
         await rebuild_projections(conn, projections, progress=progress)
