@@ -17,6 +17,7 @@ import asyncpg
 from crashlog import migrations
 from crashlog.database import mask_dsn, resolve_dsn
 from crashlog.events import Outcome, RoundSettled
+from crashlog.events.fields import MULTIPLIER_CAP
 
 
 def base_arguments(description: str) -> argparse.ArgumentParser:
@@ -48,16 +49,20 @@ async def scratch_database(dsn: str | None) -> AsyncIterator[str]:
 
 
 def sample_rounds(count: int, *, bots: int = 10, seed: int = 7) -> list[RoundSettled]:
-    """``count`` settled rounds of ``bots`` bots, shaped like a real bot's (same shape every run)."""
+    """``count`` settled rounds of ``bots`` bots watching the same game rounds (each round seen
+    by every bot), crash points by the real law capped at the catalogue's multiplier cap.
+    The same events every run."""
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     balance = [Decimal("1000.00")] * bots
+    crash = Decimal("1.00")
     events = []
     for i in range(count):
         bot = i % bots
-        crash = max(Decimal("1.00"), Decimal(int(97 / (1 - rng.random()))) / 100)
-        stake = Decimal("10.00")
-        target = Decimal("1.50")
+        if bot == 0:  # a new game round
+            drawn = Decimal(int(97 / (1 - rng.random()))) / 100
+            crash = min(MULTIPLIER_CAP, max(Decimal("1.00"), drawn))
+        stake, target = Decimal("10.00"), Decimal("1.50")
         win = crash >= target
         profit = stake * (target - 1) if win else -stake
         before, balance[bot] = balance[bot], balance[bot] + profit

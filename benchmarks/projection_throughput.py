@@ -11,10 +11,8 @@ Figures only: nothing here asserts a time.
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import asyncpg
@@ -24,7 +22,7 @@ from crashlog.events import Outcome, RoundSettled
 from crashlog.projections import NAMES
 from crashlog.projections.runner import rebuild
 
-from _common import base_arguments, environment_note, percentile, scratch_database
+from _common import base_arguments, environment_note, percentile, sample_rounds, scratch_database
 
 # Age of the oldest event that some projection has not applied yet (0 when none).
 _LAG = """
@@ -33,34 +31,6 @@ FROM crashlog.events e,
      (SELECT tx_id, position FROM crashlog.projection_checkpoints ORDER BY 1, 2 LIMIT 1) cp
 WHERE (e.tx_id, e.position) > (cp.tx_id, cp.position)
 """
-
-
-def sample_rounds(count: int, *, bots: int = 10, seed: int = 7) -> list[RoundSettled]:
-    """``count`` settled rounds of ``bots`` bots watching the same game rounds (10 observers
-    each), crash points by the real law, capped at the catalogue's multiplier cap."""
-    rng = random.Random(seed)
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    balance = [Decimal("1000.00")] * bots
-    crash = Decimal("1.00")
-    events = []
-    for i in range(count):
-        bot = i % bots
-        if bot == 0:  # a new game round, seen by every bot
-            crash = min(Decimal(1_000_000), max(Decimal("1.00"), Decimal(int(97 / (1 - rng.random()))) / 100))
-        stake, target = Decimal("10.00"), Decimal("1.50")
-        win = crash >= target
-        profit = stake * (target - 1) if win else -stake
-        before, balance[bot] = balance[bot], balance[bot] + profit
-        events.append(RoundSettled(
-            bot_id=f"bench-bot-{bot}", session_id=f"bench-session-{bot}", game="aviator",
-            platform="demo", round_number=i // bots, game_round_id=f"r{i // bots}",
-            strategy_name="fixed-1.5", stake=stake, target_multiplier=target,
-            crash_multiplier=crash, cashout_multiplier=target if win else None,
-            outcome=Outcome.WIN if win else Outcome.LOSS, profit_loss=profit,
-            balance_before=before, balance_after=balance[bot],
-            occurred_at=start + timedelta(seconds=i),
-        ))
-    return events
 
 
 async def write(dsn: str, events: list) -> float:
