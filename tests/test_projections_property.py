@@ -171,6 +171,21 @@ async def snapshot(conn: asyncpg.Connection, *, positional: bool = True) -> dict
     return tables
 
 
+async def below_the_horizon(conn: asyncpg.Connection, timeout: float = 60) -> None:
+    """Wait until every stored event sits below the reading horizon, so a rebuild sees it all.
+
+    The horizon is the whole server's: a transaction open in any database (another test
+    run on a shared server, say) holds it back, and a rebuild reads only below it.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await conn.fetchval(
+        "SELECT coalesce(max(tx_id) < pg_snapshot_xmin(pg_current_snapshot()), true)"
+        " FROM crashlog.events"
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "an open transaction held the horizon"
+        await asyncio.sleep(0.05)
+
+
 async def apply_span(conn: asyncpg.Connection, lo: tuple[int, int], hi: tuple[int, int]) -> None:
     async with conn.transaction():
         for p in PROJECTIONS:
@@ -338,6 +353,7 @@ async def test_batches_redeliveries_and_rebuilds_equal_the_reference(server_dsn,
         incremental = await snapshot(conn)
         unique = list({e.event_id: e for e in sent}.values())  # in order of first occurrence
         assert await observed(conn) == reference(unique)
+        await below_the_horizon(conn)
         await rebuild_projections(conn, PROJECTIONS)
         assert await snapshot(conn) == incremental
 
