@@ -19,6 +19,7 @@ log = logging.getLogger("crashlog")
 
 # The password runs to the LAST "@" before the host: an unencoded "@" may sit inside it.
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#]*:)(?P<secret>[^/?#]*)@", re.I)
+_URL_SCHEME = re.compile(r"\s*[a-z][a-z0-9+.-]*://", re.I)
 _PASSWORD_IN_QUERY = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)", re.I)
 _PASSWORD_IN_KEYWORDS = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I)
 
@@ -29,7 +30,7 @@ class ConnectFailed(CrashlogError):
 
 def mask_dsn(dsn: str) -> str:
     """The DSN with any password replaced by ``***``."""
-    if "://" in dsn:  # a URL: user:password@host, or ?password=
+    if _URL_SCHEME.match(dsn):  # a URL: user:password@host, or ?password=
         dsn = _PASSWORD_IN_URL.sub(r"\g<head>***@", dsn)
         return _PASSWORD_IN_QUERY.sub(r"\g<head>***", dsn)
     return _PASSWORD_IN_KEYWORDS.sub(r"\g<head>***", dsn)  # key=value pairs
