@@ -17,7 +17,6 @@ import asyncio
 import os
 import resource
 import signal
-import subprocess
 import sys
 import textwrap
 import uuid
