@@ -154,7 +154,8 @@ async def bad_input_run(log, conn, target: int, per_run: int) -> Tally:
     assert metrics.rejected == 0
     await log.sync(timeout=120)  # nothing that passed emit fails in a projection
     print(f"\nBAD INPUT: invalid={tally.invalid} (each refused naming its field) "
-          f"valid={len(tally.valid)} (distinct ids {len(set(tally.valid))}) committed={stored} rejected_by_server={metrics.rejected}")
+          f"valid={len(tally.valid)} (distinct ids {len(set(tally.valid))}) committed={stored} "
+          f"rejected_by_server={metrics.rejected}")
     return tally
 
 
