@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
 from crashlog.events.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
 
-def _positive(instance: object, attribute: attrs.Attribute[object], value: float) -> None:
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not value > 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+
 import asyncpg
 import attrs
 from tenacity import (
@@ -32,6 +33,7 @@ from tenacity import (
     stop_when_event_set,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from crashlog import store
 from crashlog.errors import BufferFull, LoggerClosed, NotFlushed
@@ -197,7 +199,7 @@ class BatchWriter:
     async def append_with_retries(self, batch: list[Row]) -> None:
         """Store ``batch``, retrying transient failures until the retry deadline."""
         attempt_number = 0
-        stop = stop_after_delay(self._settings.retry_deadline)
+        stop: stop_base = stop_after_delay(self._settings.retry_deadline)
         if self.spooler is not None:  # the buffer is full and the policy says spool: stop waiting
             stop = stop | stop_when_event_set(self.spooler.spill_event)
         retrying = AsyncRetrying(
