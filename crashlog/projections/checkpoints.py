@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from crashlog.projections.base import Projection, Span
+from crashlog.projections.base import Projection
 
 
 class Position(NamedTuple):
@@ -92,6 +92,11 @@ LEFT JOIN crashlog.projection_checkpoints c USING (name)
 class StaleCheckpoint(Exception):
     """The checkpoint moved under this runner, or its version is not this code's."""
 
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        #: The projection concerned.
+        self.name = name
+
 
 async def next_batch(
     conn: asyncpg.Connection, after: Position, limit: int
@@ -118,28 +123,49 @@ async def apply_next_batch(
 ) -> tuple[int, Position]:
     """Apply the next batch to the live tables and advance the checkpoint, in one transaction.
 
-    The checkpoint row is locked first, so two runners never apply the same batch, and a
-    rebuild's swap waits for this batch (or this batch for the swap). Returns how many
-    events were applied and the checkpoint after them.
+    Returns how many events were applied and the checkpoint after them.
     """
+    return (await apply_next_batches(conn, [projection], limit))[projection.name]
+
+
+async def apply_next_batches(
+    conn: asyncpg.Connection, projections: Sequence[Projection], limit: int
+) -> dict[str, tuple[int, Position]]:
+    """Apply the next batch of at most ``limit`` events to each of ``projections`` (live
+    tables) and advance each checkpoint by compare-and-set, all in one transaction.
+
+    Projections at the same checkpoint (the usual case) share one batch, so the log's
+    batch end is looked up once and the whole pass commits once rather than once per
+    projection. The checkpoint rows are locked first, in name order (the order a
+    rebuild's swap locks them in, so the two cannot deadlock): two runners never apply
+    the same batch, and a swap waits for this pass (or this pass for the swap).
+    Returns, per projection, how many events were applied and its checkpoint after them.
+    Raises ``StaleCheckpoint`` (naming the projection) if one has no checkpoint of its
+    version; nothing is applied then.
+    """
+    done: dict[str, tuple[int, Position]] = {}
     async with conn.transaction():
-        row = await conn.fetchrow(_LOCK, projection.name, projection.version)
-        if row is None:
-            raise StaleCheckpoint(
-                f"projection {projection.name} v{projection.version} has no checkpoint of "
-                "that version (another version of crashlog rebuilt it?)"
-            )
-        start = Position(row["tx_id"], row["position"])
-        batch = await next_batch(conn, start, limit)
-        if batch is None:
-            return 0, start
-        count, end = batch
-        span: Span = (*start, *end)
-        await projection.apply(conn, projection.live_tables(), span)
-        status = await conn.execute(_ADVANCE, projection.name, *start, *end, count)
-        if status != "UPDATE 1":  # cannot happen while the row lock holds; refuse to guess
-            raise StaleCheckpoint(f"checkpoint of {projection.name} moved during a batch")
-    return count, end
+        starts: dict[Position, list[Projection]] = {}
+        for p in sorted(projections, key=lambda p: p.name):
+            row = await conn.fetchrow(_LOCK, p.name, p.version)
+            if row is None:
+                raise StaleCheckpoint(
+                    p.name, f"projection {p.name} v{p.version} has no checkpoint of that "
+                    "version (another version of crashlog rebuilt it?)")
+            starts.setdefault(Position(row["tx_id"], row["position"]), []).append(p)
+        for start, group in sorted(starts.items()):
+            batch = await next_batch(conn, start, limit)
+            if batch is None:
+                done.update((p.name, (0, start)) for p in group)
+                continue
+            count, end = batch
+            for p in sorted(group, key=projections.index):  # the caller's order
+                await p.apply(conn, p.live_tables(), (*start, *end))
+                status = await conn.execute(_ADVANCE, p.name, *start, *end, count)
+                if status != "UPDATE 1":  # cannot happen while the row lock holds
+                    raise StaleCheckpoint(p.name, f"checkpoint of {p.name} moved during a batch")
+                done[p.name] = (count, end)
+    return done
 
 
 async def unprojected(conn: asyncpg.Connection, names: Sequence[str], before_xid: int) -> int:

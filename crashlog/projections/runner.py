@@ -170,30 +170,32 @@ class Runner:
         return await checkpoints.any_after(conn, min(self.held.values()))
 
     async def _catch_up(self, conn: asyncpg.Connection) -> None:
-        """Apply batches round-robin, one per projection per pass, until none is behind:
-        a busy projection does not hold the others back."""
+        """Apply passes until none is behind. A pass gives every held projection its next
+        batch in one transaction: each gets its share, and the pass commits once."""
         busy = True
         while busy and not self._stop.is_set():
-            busy = False
-            for p in list(self._projections):
-                if p.name in self.held and not self._stop.is_set():
-                    busy |= await self._apply_one(conn, p) == self._batch_size
+            busy = await self._apply_pass(conn) == self._batch_size
 
-    async def _apply_one(self, conn: asyncpg.Connection, p: Projection) -> int:
+    async def _apply_pass(self, conn: asyncpg.Connection) -> int:
+        """Apply one batch to every held projection; returns the largest batch applied."""
+        held = [p for p in self._projections if p.name in self.held]
         try:
-            count, self.held[p.name] = await checkpoints.apply_next_batch(
-                conn, p, self._batch_size)
+            done = await checkpoints.apply_next_batches(conn, held, self._batch_size)
         except StaleCheckpoint as error:
             log.error("crashlog projections: %s; no longer applying it", error)
             await conn.execute(
-                "SELECT pg_advisory_unlock($1, $2)", APPLY_LOCK_CLASS, lock_id(p.name))
-            self._projections.remove(p)
-            del self.held[p.name]
-            return 0
-        if count:
-            self.batches_applied += 1
-            await self._refresh_statistics(conn, p)
-        return count
+                "SELECT pg_advisory_unlock($1, $2)", APPLY_LOCK_CLASS, lock_id(error.name))
+            self._projections = [p for p in self._projections if p.name != error.name]
+            del self.held[error.name]
+            return self._batch_size  # the others are still to apply: pass again
+        largest = 0
+        for p in held:
+            count, self.held[p.name] = done[p.name]
+            if count:
+                self.batches_applied += 1
+                await self._refresh_statistics(conn, p)
+            largest = max(largest, count)
+        return largest
 
     async def _refresh_statistics(self, conn: asyncpg.Connection, p: Projection) -> None:
         """Analyse a projection's tables that have doubled since their last analysis, looking
