@@ -76,6 +76,7 @@ async def rebuild_projections(
         deferred = await _create_shadows(conn, projections)
         try:
             cursor, done = await _fill(conn, projections, progress, batch_size)
+            await _set_logged(conn, projections)
             await _create_deferred_indexes(conn, deferred)
             done += await _swap(conn, projections, cursor)
             if progress:
@@ -99,7 +100,10 @@ async def _create_shadows(
     for p in projections:
         for table in p.tables:
             shadow = f"crashlog.{shadow_name(table)}"
-            await conn.execute(f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
+            # Unlogged while it fills: one WAL image per page at _set_logged instead of a WAL
+            # record per row. A crash loses only the shadow, which a rebuild starts afresh.
+            await conn.execute(
+                f"CREATE UNLOGGED TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
             for index in await _indexes(conn, shadow):
                 if not index["is_unique"]:
                     await conn.execute(f'DROP INDEX crashlog."{index["name"]}"')
@@ -107,6 +111,14 @@ async def _create_shadows(
                 if not index["is_unique"]:
                     deferred.append((shadow, _shape(index["definition"])))
     return deferred
+
+
+async def _set_logged(conn: asyncpg.Connection, projections: Sequence[Projection]) -> None:
+    """Make the filled shadows crash-safe before they are swapped in (before the secondary
+    indexes are built, which are then logged as they are made, not rewritten)."""
+    for p in projections:
+        for table in p.tables:
+            await conn.execute(f"ALTER TABLE crashlog.{shadow_name(table)} SET LOGGED")
 
 
 async def _drop_shadows(conn: asyncpg.Connection, projections: Sequence[Projection]) -> None:
