@@ -8,10 +8,12 @@ migrations applied, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -70,39 +72,39 @@ async def template_dsn(server_dsn: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def _new_database(server_dsn: str, template: str | None) -> str:
+@asynccontextmanager
+async def new_database(server_dsn: str, template: str | None = TEMPLATE_DB) -> AsyncIterator[str]:
+    """A new database of its own (a clone of ``template``, or empty with None), dropped after."""
     name = f"crashlog_test_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
     admin = await _admin(server_dsn)
     try:
-        clause = f' TEMPLATE "{template}"' if template else ""
-        await admin.execute(f'CREATE DATABASE "{name}"{clause}')
+        for attempt in range(20):  # autovacuum may be visiting the template for a moment
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"{clause}')
+                break
+            except asyncpg.ObjectInUseError:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.1)
+        yield with_database(server_dsn, name)
     finally:
-        await admin.close()
-    return name
-
-
-async def _drop_database(server_dsn: str, name: str) -> None:
-    admin = await _admin(server_dsn)
-    try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
         await admin.close()
 
 
 @pytest.fixture
 async def dsn(server_dsn: str, template_dsn: str) -> AsyncIterator[str]:
     """A new database of this test's own, with the crashlog schema in place."""
-    name = await _new_database(server_dsn, TEMPLATE_DB)
-    yield with_database(server_dsn, name)
-    await _drop_database(server_dsn, name)
+    async with new_database(server_dsn) as database:
+        yield database
 
 
 @pytest.fixture
 async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
     """A new, empty database of this test's own (no migrations applied)."""
-    name = await _new_database(server_dsn, None)
-    yield with_database(server_dsn, name)
-    await _drop_database(server_dsn, name)
+    async with new_database(server_dsn, None) as database:
+        yield database
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Each example gets a database of its own (cloned from the migrated template).
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,13 +15,12 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import pytest
-from conftest import with_database
+from conftest import new_database
 from strategies import valid_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crashlog import migrations, store
+from crashlog import store
 from crashlog.events import (
     BotErrorRaised,
     BotRegistered,
@@ -111,46 +109,16 @@ def row_of(event: Event) -> Row:
 
 # -- databases and tables ----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-async def template(server_dsn: str) -> AsyncIterator[str]:
-    """A migrated database of this module's own to clone (no other session can drop it)."""
-    name = f"crashlog_prop_template_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(with_database(server_dsn, name))
-        try:
-            await migrations.migrate(conn)
-        finally:
-            await conn.close()
-        yield name
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @asynccontextmanager
-async def fresh_database(server_dsn: str, template: str) -> AsyncIterator[asyncpg.Connection]:
-    name = f"crashlog_prop_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        for attempt in range(20):  # autovacuum may be visiting the template for a moment
-            try:
-                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-                break
-            except asyncpg.ObjectInUseError:
-                if attempt == 19:
-                    raise
-                await asyncio.sleep(0.1)
-        conn = await asyncpg.connect(with_database(server_dsn, name))
+async def fresh_database(server_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a new database cloned from the suite's migrated template."""
+    async with new_database(server_dsn) as dsn:
+        conn = await asyncpg.connect(dsn)
         await store.init_connection(conn)
         try:
             yield conn
         finally:
             await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def append(conn: asyncpg.Connection, chunks: list[list[Event]]) -> None:
@@ -326,13 +294,13 @@ async def observed(conn: asyncpg.Connection) -> dict[str, Any]:
     log=st.lists(events, min_size=1, max_size=30),
     data=st.data(),
 )
-async def test_batches_redeliveries_and_rebuilds_equal_the_reference(server_dsn, template, log, data):
+async def test_batches_redeliveries_and_rebuilds_equal_the_reference(server_dsn, template_dsn, log, data):
     # Duplicates: some events are emitted twice; the log stores each id once.
     repeats = data.draw(st.lists(st.sampled_from(log), max_size=5))
     sent = log + repeats
     cuts = sorted(set(data.draw(st.lists(st.integers(1, len(sent)), max_size=6))))
     chunks = [sent[a:b] for a, b in zip([0, *cuts], [*cuts, len(sent)])]
-    async with fresh_database(server_dsn, template) as conn:
+    async with fresh_database(server_dsn) as conn:
         await append(conn, chunks)
         order = [(r["tx_id"], r["position"]) for r in await conn.fetch(
             "SELECT tx_id, position FROM crashlog.events ORDER BY tx_id, position")]
@@ -360,7 +328,7 @@ async def test_batches_redeliveries_and_rebuilds_equal_the_reference(server_dsn,
 
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(log=st.lists(events, min_size=10, max_size=40), rng=st.randoms(use_true_random=False))
-async def test_bots_interleaved_differently_give_the_same_tables(server_dsn, template, log, rng):
+async def test_bots_interleaved_differently_give_the_same_tables(server_dsn, template_dsn, log, rng):
     """Each bot's events keep their order; how bots interleave changes no table (but
     the columns that record log positions)."""
     per_bot: dict[str, list[Event]] = defaultdict(list)
@@ -374,7 +342,7 @@ async def test_bots_interleaved_differently_give_the_same_tables(server_dsn, tem
             bot = rng.choice([b for b, evs in lanes.items() if evs])
             interleaved.append(lanes[bot].pop(0))
         cut = rng.randrange(1, len(interleaved))
-        async with fresh_database(server_dsn, template) as conn:
+        async with fresh_database(server_dsn) as conn:
             await append(conn, [interleaved[:cut], interleaved[cut:]])
             top = await conn.fetchrow("SELECT tx_id, position FROM crashlog.events ORDER BY 1 DESC, 2 DESC LIMIT 1")
             await apply_span(conn, (0, 0), (top["tx_id"], top["position"]))
@@ -384,10 +352,10 @@ async def test_bots_interleaved_differently_give_the_same_tables(server_dsn, tem
 
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 @given(log=st.lists(valid_events(), min_size=1, max_size=12))
-async def test_every_event_that_passes_emit_projects_without_error(server_dsn, template, log):
+async def test_every_event_that_passes_emit_projects_without_error(server_dsn, template_dsn, log):
     """Any valid event (extreme decimals, 64-bit integers, any unicode, nested JSON, time
     zones) is applied by every projection, and each lands where it belongs."""
-    async with fresh_database(server_dsn, template) as conn:
+    async with fresh_database(server_dsn) as conn:
         await append(conn, [log])
         top = await conn.fetchrow(
             "SELECT tx_id, position FROM crashlog.events ORDER BY 1 DESC, 2 DESC LIMIT 1")
