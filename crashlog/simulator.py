@@ -53,6 +53,28 @@ def survival(x: Decimal | float | str, rtp: float = DEFAULT_RTP) -> float:
     return rtp / float(value)
 
 
+def instant_bust_probability(rtp: float = DEFAULT_RTP) -> float:
+    """``P(X = 1.00)``: the share of rounds that crash at once, ``1 - rtp / 1.01``."""
+    return 1.0 - _check_rtp(rtp) / 1.01
+
+
+def randomized_pit(x: Decimal | float | str, v: float, rtp: float = DEFAULT_RTP) -> float:
+    """The randomized probability-integral transform of a displayed crash point ``x``.
+
+    ``P(X < x) + v * P(X = x)`` for a uniform ``v`` in [0, 1): under the law it is exactly
+    uniform on [0, 1) even though ``X`` is discrete (Brockwell 2007, "Universal residuals"),
+    which a plain PIT of a two-decimal value is not. ``x`` must be on the two-decimal grid.
+    """
+    if not 0 <= v < 1:
+        raise ValueError(f"invalid v={v!r}: must be in [0, 1)")
+    value = Decimal(str(x))
+    if value < 1 or value != value.quantize(CENT):
+        raise ValueError(f"invalid x={x!r}: must be a two-decimal multiplier of at least 1.00")
+    at_least = survival(value, rtp)
+    above = survival(value + CENT, rtp)
+    return (1.0 - at_least) + v * (at_least - above)
+
+
 def bin_probabilities(edges: Sequence[Decimal], rtp: float = DEFAULT_RTP) -> list[float]:
     """Exact probabilities of ``[edges[i], edges[i+1])`` and of the last ``[edges[-1], inf)``.
 
