@@ -170,6 +170,38 @@ async def test_five_bots_watching_the_same_rounds_make_one_row_each(log, conn):
     assert kept == Decimal("2.50")  # the disagreeing reading is not lost
 
 
+async def test_doubtful_rounds_are_flagged_for_exports_to_filter(log, conn):
+    def observed(bot: str, round_id: str | None, crash: str) -> RoundObserved:
+        return RoundObserved(bot_id=bot, game="aviator", platform="demo", game_round_id=round_id,
+                             crash_multiplier=Decimal(crash))
+
+    def settled_with_ocr(round_id: str, crash: str, confidence: float) -> RoundSettled:
+        return RoundSettled(bot_id="b3", session_id="s", game="aviator", platform="demo",
+                            game_round_id=round_id, round_number=1, stake=Decimal("1"),
+                            crash_multiplier=Decimal(crash), outcome=Outcome.SKIP,
+                            profit_loss=Decimal("0"), balance_before=Decimal("10"),
+                            balance_after=Decimal("10"),
+                            ocr_confidence=confidence)
+
+    for event in (observed("b1", "clean", "2.45"), observed("b2", "clean", "2.45"),
+                  observed("b1", "three-decimals", "2.453"), observed("b1", None, "1.017"),
+                  observed("b1", "disputed", "4.00"), observed("b2", "disputed", "1.40"),
+                  settled_with_ocr("blurry", "3.10", 0.41), settled_with_ocr("sharp", "3.10", 0.97)):
+        await log.emit(event)
+    await log.sync(timeout=30)
+    rows = await conn.fetch(
+        "SELECT coalesce(game_round_id, 'none') AS r, quality_flags, ocr_confidence"
+        " FROM crashlog.round_multipliers")
+    assert {r["r"]: (r["quality_flags"], r["ocr_confidence"]) for r in rows} == {
+        "clean": ([], None),
+        "three-decimals": (["off_grid"], None),
+        "none": (["off_grid"], None),
+        "disputed": (["disagreement"], None),
+        "blurry": (["low_ocr_confidence"], 0.41),
+        "sharp": ([], 0.97),
+    }
+
+
 async def test_lag_counts_what_is_not_yet_applied(dsn, conn):
     for n in range(5):
         await conn.execute(_INSERT, *row_of(settled("b1", n)))

@@ -55,7 +55,10 @@ KEYS = {
 
 bots = st.sampled_from(BOTS)
 times = st.integers(0, 4).map(lambda s: T0 + timedelta(seconds=s))
-multipliers = st.sampled_from([Decimal("1.00"), Decimal("1.50"), Decimal("2.00"), Decimal("2.45")])
+# 2.453 is off the two-decimal grid: accepted, and flagged in round_multipliers.
+multipliers = st.sampled_from([Decimal("1.00"), Decimal("1.50"), Decimal("2.00"), Decimal("2.45"),
+                               Decimal("2.453")])
+confidences = st.none() | st.sampled_from([0.5, 0.95])
 money = st.sampled_from([Decimal("0"), Decimal("5.00"), Decimal("10"), Decimal("-10.00"),
                          Decimal("2.50"), Decimal("1000.00"), Decimal("1005")])
 maybe = lambda s: st.none() | s  # noqa: E731
@@ -64,18 +67,18 @@ round_numbers = maybe(st.integers(1, 2))
 games = st.sampled_from([("aviator", "demo"), ("jetx", "demo")])
 
 
-def _settled(bot, game, rid, rn, strategy, stake, crash, cash, outcome, profit, before, after, t):
+def _settled(bot, game, rid, rn, strategy, stake, crash, cash, outcome, profit, before, after, t, ocr):
     return RoundSettled(
         bot_id=bot, session_id="s1", game=game[0], platform=game[1], game_round_id=rid,
         round_number=rn, strategy_name=strategy, stake=stake, crash_multiplier=crash,
         cashout_multiplier=cash, outcome=outcome, profit_loss=profit, balance_before=before,
-        balance_after=after, occurred_at=t)
+        balance_after=after, occurred_at=t, ocr_confidence=ocr)
 
 
 events = st.one_of(
     st.builds(_settled, bots, games, round_ids, round_numbers, maybe(st.sampled_from(["x", "y"])),
               st.sampled_from([Decimal("10"), Decimal("5.00")]), multipliers, maybe(multipliers),
-              st.sampled_from(list(Outcome)), money, maybe(money), maybe(money), times),
+              st.sampled_from(list(Outcome)), money, maybe(money), maybe(money), times, confidences),
     st.builds(lambda bot, game, rid, rn, m, t: RoundObserved(
         bot_id=bot, game=game[0], platform=game[1], game_round_id=rid, round_number=rn,
         crash_multiplier=m, occurred_at=t), bots, games, round_ids, round_numbers, multipliers, times),
@@ -215,13 +218,20 @@ def reference(log: list[Event]) -> dict[str, Any]:
     multipliers, keyed = {}, defaultdict(list)
     for e in readings:
         if e.game_round_id is None:
-            multipliers[("event", e.event_id)] = (e.crash_multiplier, 1, 1, False)
+            keyed[("event", e.event_id)].append(e)
         else:
             keyed[(e.platform, e.game, e.game_round_id)].append(e)
     for key, group in keyed.items():
         values = [e.crash_multiplier for e in group]
+        given = [c for e in group if (c := getattr(e, "ocr_confidence", None)) is not None]
+        confidence = min(given) if given else None
+        flags = [flag for flag, raised in (
+            ("off_grid", any(v != v.quantize(Decimal("0.01")) for v in values)),
+            ("disagreement", len(set(values)) > 1),
+            ("low_ocr_confidence", confidence is not None and confidence < 0.8)) if raised]
         multipliers[key] = (_mode([(e.crash_multiplier, e.occurred_at) for e in group]),
-                            len({e.bot_id for e in group}), len(group), len(set(values)) > 1)
+                            len({e.bot_id for e in group}), len(group), len(set(values)) > 1,
+                            confidence, flags)
     ref["round_multipliers"] = multipliers
     signals = {}
     for s in of(SignalRaised):
@@ -275,7 +285,8 @@ async def observed(conn: asyncpg.Connection) -> dict[str, Any]:
         for r in await q("SELECT * FROM crashlog.sessions")}
     got["round_multipliers"] = {
         (("event", r["event_id"]) if r["game_round_id"] is None else (r["platform"], r["game"], r["game_round_id"])):
-        (r["multiplier"], r["observers"], r["readings"], r["disagreement"])
+        (r["multiplier"], r["observers"], r["readings"], r["disagreement"], r["ocr_confidence"],
+         r["quality_flags"])
         for r in await q("SELECT * FROM crashlog.round_multipliers")}
     got["round_signals"] = {r["event_id"]: (r["actual_multiplier"], r["hit"], r["resolved"])
                             for r in await q("SELECT * FROM crashlog.round_signals")}

@@ -7,23 +7,41 @@ bots' events arrive in does not matter, and a re-delivery changes nothing. The r
 multiplier is the value most readings agree on (ties: the earliest reported, then
 the lowest); ``disagreement`` flags a round whose readings differ. A reading without
 a game_round_id is a row of its own, keyed by its event_id.
+
+``quality_flags`` marks what makes a round's value doubtful, so exports and the quality
+report can leave it out: ``off_grid`` (a reading not on the two-decimal grid the game
+shows), ``disagreement`` (its readings differ) and ``low_ocr_confidence`` (a reading's OCR
+confidence below ``LOW_OCR_CONFIDENCE``); ``ocr_confidence`` is the lowest one given.
 """
 
 from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, bigint, numeric, text
+from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, bigint, float8, numeric, text
+
+#: A reading whose OCR confidence is below this is flagged ``low_ocr_confidence``.
+LOW_OCR_CONFIDENCE = 0.8
+
+
+def _flags(*, off_grid: str, disagreement: str, confidence: str) -> str:
+    """The SQL array of a row's quality flags, from three SQL expressions (one place for both
+    the one-reading rows and the merged ones)."""
+    return f"""array_remove(ARRAY[
+        CASE WHEN {off_grid} THEN 'off_grid' END,
+        CASE WHEN {disagreement} THEN 'disagreement' END,
+        CASE WHEN {confidence} < {LOW_OCR_CONFIDENCE} THEN 'low_ocr_confidence' END], NULL)"""
+
 
 ROUND_EVENTS = "e.event_type IN ('RoundObserved', 'RoundSettled')"
 
 _READINGS = f"""
 INSERT INTO {{readings}} (
     event_id, position, bot_id, platform, game, game_round_id, round_number, multiplier,
-    occurred_at)
+    ocr_confidence, occurred_at)
 SELECT e.event_id, e.position, e.bot_id, {text('platform')}, {text('game')},
        {text('game_round_id')}, {bigint('round_number')}, {numeric('crash_multiplier')},
-       e.occurred_at
+       {float8('ocr_confidence')}, e.occurred_at
 FROM {IN_SPAN} AND {ROUND_EVENTS}
 ON CONFLICT (event_id) DO NOTHING
 """
@@ -31,10 +49,14 @@ ON CONFLICT (event_id) DO NOTHING
 _UNKEYED = f"""
 INSERT INTO {{multipliers}} (
     platform, game, event_id, round_number, multiplier, observers, readings,
-    min_multiplier, max_multiplier, disagreement, first_seen_at, last_seen_at, first_position)
+    min_multiplier, max_multiplier, disagreement, first_seen_at, last_seen_at, first_position,
+    ocr_confidence, quality_flags)
 SELECT {text('platform')}, {text('game')}, e.event_id, {bigint('round_number')},
        {numeric('crash_multiplier')}, 1, 1, {numeric('crash_multiplier')},
-       {numeric('crash_multiplier')}, false, e.occurred_at, e.occurred_at, e.position
+       {numeric('crash_multiplier')}, false, e.occurred_at, e.occurred_at, e.position,
+       {float8('ocr_confidence')},
+       {_flags(off_grid=f"{numeric('crash_multiplier')} <> round({numeric('crash_multiplier')}, 2)",
+               disagreement="false", confidence=float8('ocr_confidence'))}
 FROM {IN_SPAN} AND {ROUND_EVENTS} AND NOT e.payload ? 'game_round_id'
 ON CONFLICT (event_id) DO NOTHING
 """
@@ -57,11 +79,15 @@ WITH touched AS (
 )
 INSERT INTO {{multipliers}} AS m (
     platform, game, game_round_id, round_number, multiplier, observers, readings,
-    min_multiplier, max_multiplier, disagreement, first_seen_at, last_seen_at, first_position)
+    min_multiplier, max_multiplier, disagreement, first_seen_at, last_seen_at, first_position,
+    ocr_confidence, quality_flags)
 SELECT platform, game, game_round_id, min(round_number),
        (array_agg(multiplier ORDER BY n DESC, first_at, multiplier))[1],
        count(DISTINCT bot_id), count(*), min(multiplier), max(multiplier),
-       min(multiplier) <> max(multiplier), min(occurred_at), max(occurred_at), min(position)
+       min(multiplier) <> max(multiplier), min(occurred_at), max(occurred_at), min(position),
+       min(ocr_confidence),
+       {_flags(off_grid="bool_or(multiplier <> round(multiplier, 2))",
+               disagreement="min(multiplier) <> max(multiplier)", confidence="min(ocr_confidence)")}
 FROM counted
 GROUP BY platform, game, game_round_id
 ON CONFLICT (platform, game, game_round_id) DO UPDATE SET
@@ -69,7 +95,8 @@ ON CONFLICT (platform, game, game_round_id) DO UPDATE SET
     observers = excluded.observers, readings = excluded.readings,
     min_multiplier = excluded.min_multiplier, max_multiplier = excluded.max_multiplier,
     disagreement = excluded.disagreement, first_seen_at = excluded.first_seen_at,
-    last_seen_at = excluded.last_seen_at, first_position = excluded.first_position
+    last_seen_at = excluded.last_seen_at, first_position = excluded.first_position,
+    ocr_confidence = excluded.ocr_confidence, quality_flags = excluded.quality_flags
 WHERE m.readings IS DISTINCT FROM excluded.readings
 """
 
@@ -86,7 +113,7 @@ async def apply(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
 
 PROJECTION = Projection(
     name="round_multipliers",
-    version=1,
+    version=2,
     event_types=("RoundObserved", "RoundSettled"),
     tables=("round_multipliers", "round_multiplier_readings"),
     handler=apply,
