@@ -2,6 +2,7 @@
 
 - ``performance``: a bot's or a strategy's results (win rate, ROI, drawdown) with intervals.
 - ``inference``: the intervals and tests the other modules share.
+- ``signals``: each signal type's hits against the law's baseline r/c (``signal_report``).
 """
 
 from crashlog.analytics.inference import (
@@ -22,6 +23,13 @@ from crashlog.analytics.performance import (
     strategy_statistics,
     summarize,
 )
+from crashlog.analytics.signals import (
+    SignalReport,
+    SignalTypeScore,
+    benjamini_hochberg,
+    score_signals,
+    signal_report,
+)
 from crashlog.simulator import DEFAULT_RTP
 
 __all__ = [
@@ -29,13 +37,18 @@ __all__ = [
     "DEFAULT_RTP",
     "MIN_BETS",
     "Interval",
+    "SignalReport",
+    "SignalTypeScore",
     "Statistics",
+    "benjamini_hochberg",
     "bot_statistics",
     "bot_summaries",
     "chi_square",
     "chi_square_sf",
     "expected_longest_run",
     "mean_interval",
+    "score_signals",
+    "signal_report",
     "strategy_statistics",
     "summarize",
     "wilson_interval",

@@ -1,0 +1,561 @@
+"""Signals scored against what happened: is a signal type better than chance?
+
+Under the law of crash games a prediction "this round reaches ``c``" comes true with
+probability ``P(X >= c) = r / c`` (for ``c`` on the two-decimal grid; ``r`` the RTP)
+whatever the signal knows, unless it knows something. So each signal type is scored
+against that baseline, not against 50%:
+
+- its hit rate with a Wilson interval, beside the baseline: the mean of ``r / c_i`` over
+  its signals (a type may predict different targets);
+- a two-sided test of its hits against the Poisson-binomial law of independent signals
+  with chances ``r / c_i``, by the normal approximation ``z = (H - sum p_i) /
+  sqrt(sum p_i (1 - p_i))``. With one target this is the score test the Wilson interval
+  inverts (Wilson 1927), so "the interval excludes the baseline" and "p < 1 - confidence"
+  say the same thing;
+- Benjamini–Hochberg (1995) across signal types at false discovery rate ``q``: a type is
+  called better or worse than chance only when its interval excludes the baseline *and*
+  its test survives BH; otherwise it shows no evidence of skill;
+- the Brier score of ``confidence_score`` as a forecast of a hit (Brier 1950), against the
+  Brier score of forecasting the law's ``r / c_i`` for every signal (the skill score
+  ``1 - BS / BS_ref``: above 0 the confidences beat chance, below 0 they do worse), and
+  a reliability table (Murphy & Winkler 1977): per confidence bin, the mean forecast, the
+  observed hit rate and the count;
+- optionally a time-ordered holdout: only the last ``holdout`` fraction of the signals
+  (by ``occurred_at``) is scored, so a type tuned on earlier data is judged on later data.
+
+``score_signals`` is the pure function over plain rows; ``signal_report`` reads
+``crashlog.round_signals`` (resolved signals only; it says how many wait for their round).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import ROUND_CEILING, Decimal
+from statistics import NormalDist
+from typing import Any
+
+import asyncpg
+import attrs
+
+from crashlog.analytics.inference import CONFIDENCE, Interval, wilson_interval
+from crashlog.simulator import CENT, DEFAULT_RTP, survival
+
+#: Verdicts of a signal type.
+NO_EVIDENCE = "no evidence of skill"
+BETTER = "better than chance"
+WORSE = "worse than chance"
+
+#: The false discovery rate of the Benjamini–Hochberg step across signal types.
+FDR = 0.05
+#: Confidence bins of the reliability table: [0, 0.1), [0.1, 0.2), ... [0.9, 1.0].
+RELIABILITY_BINS = 10
+
+
+# -- the pieces ---------------------------------------------------------------------------
+
+
+def chance_of_hit(predicted: Decimal | float | str, rtp: float = DEFAULT_RTP) -> float:
+    """``P(X >= c)`` under the law: the chance a signal predicting ``c`` comes true by luck.
+
+    A crash point is shown on the two-decimal grid, so reaching an off-grid ``c`` (2.005)
+    means reaching the next cent up (2.01).
+    """
+    value = Decimal(str(predicted)).quantize(CENT, rounding=ROUND_CEILING)
+    return survival(value, rtp)
+
+
+def benjamini_hochberg(p_values: Sequence[float], q: float = FDR) -> tuple[list[bool], list[float]]:
+    """Which hypotheses the Benjamini–Hochberg step-up procedure rejects at FDR ``q``.
+
+    Benjamini & Hochberg (1995), JRSS B 57(1):289-300: with the ``m`` p-values sorted,
+    reject the ``k`` smallest for the largest ``k`` with ``p_(k) <= k q / m``. Also returns
+    the adjusted p-values (``min_{j >= i} m p_(j) / j``, capped at 1; R's
+    ``p.adjust(method="BH")``), in the input order: a hypothesis is rejected exactly when
+    its adjusted p-value is at most ``q``.
+    """
+    if not 0 < q < 1:
+        raise ValueError(f"invalid q={q!r}: must be in (0, 1), e.g. 0.05")
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):  # from the largest p-value down
+        index = order[rank - 1]
+        running = min(running, m * p_values[index] / rank)
+        adjusted[index] = min(1.0, running)
+    passing = [rank for rank in range(1, m + 1) if p_values[order[rank - 1]] <= rank * q / m]
+    cutoff = max(passing, default=0)
+    rejected = [False] * m
+    for rank in range(1, cutoff + 1):
+        rejected[order[rank - 1]] = True
+    return rejected, adjusted
+
+
+def holdout_split(count: int, holdout: float | None) -> int:
+    """How many of ``count`` time-ordered signals are the 'train' part left unscored."""
+    if holdout is None:
+        return 0
+    if not 0 < holdout < 1:
+        raise ValueError(f"invalid holdout={holdout!r}: must be a fraction in (0, 1), e.g. 0.3")
+    return math.floor(count * (1 - holdout))
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ReliabilityBin:
+    """Signals whose confidence fell in ``[low, high)`` (the last bin includes 1.0)."""
+
+    low: float
+    high: float
+    count: int
+    mean_forecast: float
+    observed_rate: float
+    mean_baseline: float  # what chance alone gives these signals
+
+
+@attrs.frozen(kw_only=True)
+class SignalTypeScore:
+    """One signal type against the law's baseline. Rates are fractions (0.5 = 50%)."""
+
+    signal_type: str
+    n: int
+    hits: int
+    hit_rate: float | None
+    interval: Interval  # Wilson, at the report's confidence
+    baseline: float | None  # mean of r / c_i over the type's signals
+    expected_hits: float
+    targets: tuple[Decimal, ...]  # the distinct predicted multipliers
+    z: float | None
+    p_value: float | None  # two-sided, hits against the baseline
+    adjusted_p: float | None  # Benjamini–Hochberg
+    survives_bh: bool
+    verdict: str
+    forecasts: int  # signals with a confidence_score, which the Brier figures use
+    brier: float | None
+    brier_baseline: float | None  # forecasting r / c_i for every signal
+    brier_skill: float | None  # 1 - brier / brier_baseline
+    reliability: tuple[ReliabilityBin, ...]
+
+
+@attrs.frozen(kw_only=True)
+class RtpSource:
+    """The RTP used for one game's signals, and where it came from."""
+
+    platform: str | None
+    game: str | None
+    rtp: float
+    source: str  # "given", "game_configs" or "default"
+
+
+@attrs.frozen(kw_only=True)
+class SignalReport:
+    """What ``score_signals`` and ``signal_report`` return."""
+
+    types: tuple[SignalTypeScore, ...]
+    signals: int  # scored: resolved, with a predicted multiplier (test part with a holdout)
+    unresolved: int  # their round is not known yet
+    unscored: int  # resolved but without a predicted multiplier
+    holdout: float | None
+    train: int  # earlier signals left out by the holdout
+    scored_from: datetime | None
+    scored_to: datetime | None
+    rtp: float | None  # None when the games' RTPs differ (see rtp_sources)
+    rtp_source: str
+    rtp_sources: tuple[RtpSource, ...]
+    q: float
+    confidence: float
+
+    def type(self, signal_type: str) -> SignalTypeScore:
+        """The score of ``signal_type``; KeyError naming it when there is none."""
+        for score in self.types:
+            if score.signal_type == signal_type:
+                return score
+        raise KeyError(f"no signal_type={signal_type!r} in this report")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (intervals as ``[low, high]``), e.g. for JSON."""
+        return _plain(attrs.asdict(self, recurse=True, retain_collection_types=False))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"low", "high"}:
+            return [value["low"], value["high"]]
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- scoring ------------------------------------------------------------------------------
+
+
+class _TypeTally:
+    """One pass over a signal type's scored signals."""
+
+    def __init__(self, bins: int) -> None:
+        self.n = 0
+        self.hits = 0
+        self.expected = 0.0
+        self.variance = 0.0
+        self.targets: set[Decimal] = set()
+        self.forecasts = 0
+        self.brier_sum = 0.0
+        self.brier_baseline_sum = 0.0
+        # per confidence bin: signals, hits, and the sums of their forecasts and chances
+        self.bin_count = [0] * bins
+        self.bin_hits = [0] * bins
+        self.bin_forecast = [0.0] * bins
+        self.bin_chance = [0.0] * bins
+
+    def add(self, predicted: Decimal, hit: bool, confidence: float | None, rtp: float) -> None:
+        chance = chance_of_hit(predicted, rtp)
+        outcome = 1.0 if hit else 0.0
+        self.n += 1
+        self.hits += hit
+        self.expected += chance
+        self.variance += chance * (1 - chance)
+        self.targets.add(predicted)
+        if confidence is None:
+            return
+        self.forecasts += 1
+        self.brier_sum += (confidence - outcome) ** 2
+        self.brier_baseline_sum += (chance - outcome) ** 2
+        bins = len(self.bin_count)
+        cell = min(int(confidence * bins), bins - 1)
+        self.bin_count[cell] += 1
+        self.bin_hits[cell] += hit
+        self.bin_forecast[cell] += confidence
+        self.bin_chance[cell] += chance
+
+    def test(self) -> tuple[float | None, float | None]:
+        """z and the two-sided p-value of the hits against the Poisson-binomial law."""
+        if self.n == 0:
+            return None, None
+        if self.variance <= 0:  # every signal certain (c <= 1.00) or impossible
+            return 0.0, 1.0 if math.isclose(self.hits, self.expected, abs_tol=1e-9) else 0.0
+        z = (self.hits - self.expected) / math.sqrt(self.variance)
+        return z, min(1.0, 2 * NormalDist().cdf(-abs(z)))
+
+    def reliability(self) -> tuple[ReliabilityBin, ...]:
+        width = 1 / len(self.bin_count)
+        return tuple(
+            ReliabilityBin(
+                low=round(i * width, 12),
+                high=round((i + 1) * width, 12),
+                count=count,
+                mean_forecast=self.bin_forecast[i] / count,
+                observed_rate=self.bin_hits[i] / count,
+                mean_baseline=self.bin_chance[i] / count,
+            )
+            for i, count in enumerate(self.bin_count)
+            if count
+        )
+
+
+def _is_scored(row: Mapping[str, Any]) -> bool:
+    return row["predicted_multiplier"] is not None and row["hit"] is not None
+
+
+class _Scorer:
+    """Signals in time order, tallied per type; ``finish`` adds the tests across types."""
+
+    def __init__(self, *, rtp: float, bins: int) -> None:
+        if bins < 1:
+            raise ValueError(f"invalid bins={bins!r}: must be at least 1")
+        self.rtp = rtp
+        self.bins = bins
+        self.tallies: dict[str, _TypeTally] = {}
+        self.unscored = 0
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        if not _is_scored(row):
+            self.unscored += 1
+            return
+        predicted, hit = row["predicted_multiplier"], row["hit"]
+        tally = self.tallies.get(row["signal_type"])
+        if tally is None:
+            tally = self.tallies[row["signal_type"]] = _TypeTally(self.bins)
+        rtp = row.get("rtp")
+        confidence = row["confidence_score"]
+        tally.add(
+            Decimal(str(predicted)),
+            bool(hit),
+            None if confidence is None else float(confidence),
+            self.rtp if rtp is None else float(rtp),
+        )
+        at = row.get("occurred_at")
+        if at is not None:
+            self.first = at if self.first is None else min(self.first, at)
+            self.last = at if self.last is None else max(self.last, at)
+
+    def finish(self, *, q: float, confidence: float) -> list[SignalTypeScore]:
+        names = sorted(self.tallies)
+        tests = [self.tallies[name].test() for name in names]
+        p_values = [1.0 if p is None else p for _, p in tests]
+        survives, adjusted = benjamini_hochberg(p_values, q)
+        scores = []
+        for i, name in enumerate(names):
+            tally = self.tallies[name]
+            z, p = tests[i]
+            interval = wilson_interval(tally.hits, tally.n, confidence)
+            baseline = tally.expected / tally.n if tally.n else None
+            scores.append(
+                SignalTypeScore(
+                    signal_type=name,
+                    n=tally.n,
+                    hits=tally.hits,
+                    hit_rate=tally.hits / tally.n if tally.n else None,
+                    interval=interval,
+                    baseline=baseline,
+                    expected_hits=tally.expected,
+                    targets=tuple(sorted(tally.targets)),
+                    z=z,
+                    p_value=p,
+                    adjusted_p=None if p is None else adjusted[i],
+                    survives_bh=survives[i] and p is not None,
+                    verdict=_verdict(tally, interval, baseline, survives[i]),
+                    forecasts=tally.forecasts,
+                    **_brier(tally),
+                    reliability=tally.reliability(),
+                )
+            )
+        return scores
+
+
+def _verdict(tally: _TypeTally, interval: Interval, baseline: float | None, survives: bool) -> str:
+    if baseline is None or baseline in interval or not survives:
+        return NO_EVIDENCE
+    return BETTER if tally.hits > tally.expected else WORSE
+
+
+def _brier(tally: _TypeTally) -> dict[str, float | None]:
+    if not tally.forecasts:
+        return {"brier": None, "brier_baseline": None, "brier_skill": None}
+    brier = tally.brier_sum / tally.forecasts
+    reference = tally.brier_baseline_sum / tally.forecasts
+    skill = 1 - brier / reference if reference > 0 else None
+    return {"brier": brier, "brier_baseline": reference, "brier_skill": skill}
+
+
+def _check(q: float, confidence: float) -> None:
+    if not 0 < q < 1:
+        raise ValueError(f"invalid q={q!r}: must be in (0, 1), e.g. 0.05")
+    if not 0 < confidence < 1:
+        raise ValueError(f"invalid confidence={confidence!r}: must be in (0, 1), e.g. 0.95")
+
+
+def score_signals(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    rtp: float = DEFAULT_RTP,
+    holdout: float | None = None,
+    q: float = FDR,
+    confidence: float = CONFIDENCE,
+    bins: int = RELIABILITY_BINS,
+    unresolved: int = 0,
+) -> SignalReport:
+    """Score resolved signals, given as mappings (dicts or records) with the keys
+    ``signal_type``, ``predicted_multiplier``, ``confidence_score`` (or None), ``hit`` and
+    ``occurred_at``; an optional ``rtp`` key overrides ``rtp`` for that row.
+
+    A row without a predicted multiplier or a hit is counted as unscored. With
+    ``holdout``, the rows are put in ``occurred_at`` order (stable) and only the last
+    ``holdout`` fraction is scored. ``unresolved`` is passed through to the report.
+    """
+    _check(q, confidence)
+    ordered = list(rows)
+    train = 0
+    if holdout is not None:
+        unscored = [r for r in ordered if not _is_scored(r)]
+        scored = [r for r in ordered if _is_scored(r)]
+        train = holdout_split(len(scored), holdout)
+        scored.sort(key=lambda r: r["occurred_at"])
+        ordered = unscored + scored[train:]
+    scorer = _Scorer(rtp=rtp, bins=bins)
+    for row in ordered:
+        scorer.add(row)
+    source = RtpSource(platform=None, game=None, rtp=rtp, source="given")
+    return _report(
+        scorer,
+        q=q,
+        confidence=confidence,
+        holdout=holdout,
+        train=train,
+        unresolved=unresolved,
+        sources=(source,),
+    )
+
+
+def _report(
+    scorer: _Scorer,
+    *,
+    q: float,
+    confidence: float,
+    holdout: float | None,
+    train: int,
+    unresolved: int,
+    sources: tuple[RtpSource, ...],
+) -> SignalReport:
+    types = tuple(scorer.finish(q=q, confidence=confidence))
+    rtps = {s.rtp for s in sources}
+    kinds = sorted({s.source for s in sources})
+    return SignalReport(
+        types=types,
+        signals=sum(t.n for t in types),
+        unresolved=unresolved,
+        unscored=scorer.unscored,
+        holdout=holdout,
+        train=train,
+        scored_from=scorer.first,
+        scored_to=scorer.last,
+        rtp=rtps.pop() if len(rtps) == 1 else None,
+        rtp_source=kinds[0] if len(kinds) == 1 else "mixed",
+        rtp_sources=sources,
+        q=q,
+        confidence=confidence,
+    )
+
+
+# -- reading crashlog.round_signals -------------------------------------------------------
+
+_FILTER = """
+    ($1::text IS NULL OR s.game = $1) AND ($2::text IS NULL OR s.platform = $2)
+    AND ($3::text IS NULL OR s.bot_id = $3)
+    AND ($4::timestamptz IS NULL OR s.occurred_at >= $4)
+    AND ($5::timestamptz IS NULL OR s.occurred_at < $5)
+"""
+
+# One row per game: its configured RTP (if any) and how many signals are in each state.
+_GAMES = f"""
+SELECT s.platform, s.game, g.rtp_percent,
+       count(*) FILTER (WHERE s.hit IS NOT NULL) AS scored,
+       count(*) FILTER (WHERE s.resolved AND s.hit IS NULL) AS unscored,
+       count(*) FILTER (WHERE NOT s.resolved) AS unresolved
+FROM crashlog.round_signals s
+LEFT JOIN crashlog.game_configs g ON g.platform = s.platform AND g.game = s.game
+WHERE {_FILTER}
+GROUP BY s.platform, s.game, g.rtp_percent
+ORDER BY s.platform, s.game
+"""
+
+# hit is set exactly when the round is known and the signal predicted a multiplier.
+_SIGNALS = f"""
+SELECT s.signal_type, s.predicted_multiplier, s.confidence_score, s.hit, s.occurred_at,
+       s.platform, s.game
+FROM crashlog.round_signals s
+WHERE s.hit IS NOT NULL AND {_FILTER}
+ORDER BY s.occurred_at, s.position
+"""
+
+#: Rows fetched per round trip when streaming signals.
+PREFETCH = 5_000
+
+
+def _rtp_sources(games: Sequence[Mapping[str, Any]], rtp: float | None) -> tuple[RtpSource, ...]:
+    sources = []
+    for game in games:
+        if rtp is not None:
+            value, source = rtp, "given"
+        elif game["rtp_percent"] is not None:
+            value, source = float(game["rtp_percent"]) / 100, "game_configs"
+        else:
+            value, source = DEFAULT_RTP, "default"
+        sources.append(
+            RtpSource(platform=game["platform"], game=game["game"], rtp=value, source=source)
+        )
+    if not sources:
+        value, source = (rtp, "given") if rtp is not None else (DEFAULT_RTP, "default")
+        sources.append(RtpSource(platform=None, game=None, rtp=value, source=source))
+    return tuple(sources)
+
+
+async def _stream(conn: asyncpg.Connection, query: str, *args: Any) -> AsyncIterator[Any]:
+    async for row in conn.cursor(query, *args, prefetch=PREFETCH):
+        yield row
+
+
+async def signal_report(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    game: str | None = None,
+    platform: str | None = None,
+    bot_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    rtp: float | None = None,
+    holdout: float | None = None,
+    q: float = FDR,
+    confidence: float = CONFIDENCE,
+) -> SignalReport:
+    """Score the signals in ``crashlog.round_signals`` per signal type (see the module).
+
+    Filters: ``game``, ``platform``, ``bot_id``, and the signal's ``occurred_at`` in
+    ``[since, until)``. Only resolved signals with a predicted multiplier are scored; the
+    report counts the ones still waiting for their round (``unresolved``) and the ones
+    without a predicted multiplier (``unscored``). ``rtp``: given, else each game's
+    configured ``rtp_percent`` from ``crashlog.game_configs``, else ``DEFAULT_RTP``; the
+    report says which (``rtp_sources``). Call ``log.sync()`` first to include what was
+    just emitted. Reads in one repeatable-read snapshot, so the counts agree.
+    """
+    _check(q, confidence)
+    if rtp is not None and not 0 < rtp <= 1:
+        raise ValueError(f"invalid rtp={rtp!r}: must be in (0, 1], e.g. 0.97")
+    holdout_split(0, holdout)  # refuse a bad fraction before reading anything
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as connection:
+            return await signal_report(
+                connection,
+                game=game,
+                platform=platform,
+                bot_id=bot_id,
+                since=since,
+                until=until,
+                rtp=rtp,
+                holdout=holdout,
+                q=q,
+                confidence=confidence,
+            )
+    args = (game, platform, bot_id, since, until)
+    if conn.is_in_transaction():
+        return await _read(conn, args, rtp=rtp, holdout=holdout, q=q, confidence=confidence)
+    async with conn.transaction(readonly=True, isolation="repeatable_read"):
+        return await _read(conn, args, rtp=rtp, holdout=holdout, q=q, confidence=confidence)
+
+
+async def _read(
+    conn: asyncpg.Connection,
+    args: tuple[Any, ...],
+    *,
+    rtp: float | None,
+    holdout: float | None,
+    q: float,
+    confidence: float,
+) -> SignalReport:
+    games = await conn.fetch(_GAMES, *args)
+    sources = _rtp_sources(games, rtp)
+    by_game = {(s.platform, s.game): s.rtp for s in sources if s.platform is not None}
+    scored = sum(g["scored"] for g in games)
+    train = holdout_split(scored, holdout)
+    scorer = _Scorer(rtp=DEFAULT_RTP if rtp is None else rtp, bins=RELIABILITY_BINS)
+    seen = 0
+    async for row in _stream(conn, _SIGNALS, *args):
+        seen += 1
+        if seen > train:  # time order: the first `train` signals are the train part
+            scorer.add({**row, "rtp": by_game[(row["platform"], row["game"])]})
+    scorer.unscored = sum(g["unscored"] for g in games)
+    return _report(
+        scorer,
+        q=q,
+        confidence=confidence,
+        holdout=holdout,
+        train=train,
+        unresolved=sum(g["unresolved"] for g in games),
+        sources=sources,
+    )
