@@ -300,6 +300,71 @@ async def cmd_stats(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace
     return 0
 
 
+# -- signals ------------------------------------------------------------------------------
+
+
+@with_connection
+async def cmd_signals(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+    from crashlog.analytics import signals
+
+    report = await signals.signal_report(
+        conn,
+        game=args.game,
+        platform=args.platform,
+        bot_id=args.bot,
+        rtp=args.rtp,
+        holdout=args.holdout,
+        q=args.q,
+    )
+    if args.json:
+        out.print_json(orjson.dumps(report.as_dict(), default=str).decode())
+        return 0
+    out.print(signals_table(report))
+    for line in signals.report_notes(report):
+        out.print(line, markup=False)
+    return 0
+
+
+def signals_table(report: analytics.SignalReport) -> Table:
+    from crashlog.analytics import signals
+
+    table = Table(title=f"signals against chance (Benjamini-Hochberg at q={report.q:g})")
+    # p: two-sided, hits against the baseline; BH p: adjusted across types; skill: Brier
+    # skill score of the confidences against forecasting the baseline.
+    for column in (
+        "signal type",
+        "targets",
+        "signals",
+        "hit rate",
+        "95% CI",
+        "baseline",
+        "p",
+        "BH p",
+        "Brier",
+        "skill",
+        "verdict",
+    ):
+        left = column in ("signal type", "verdict")
+        table.add_column(column, justify="left" if left else "right", no_wrap=not left)
+    for t in report.types:
+        targets = ", ".join(f"{c:.2f}" for c in t.targets[:3])
+        colour = {signals.BETTER: "green", signals.WORSE: "red"}.get(t.verdict)
+        table.add_row(
+            t.signal_type,
+            targets + (" ..." if len(t.targets) > 3 else ""),
+            f"{t.n:,}",
+            percent(t.hit_rate),
+            span(t.interval),
+            percent(t.baseline),
+            "" if t.p_value is None else f"{t.p_value:.3g}",
+            "" if t.adjusted_p is None else f"{t.adjusted_p:.3g}",
+            "" if t.brier is None else f"{t.brier:.3f}",
+            "" if t.brier_skill is None else f"{t.brier_skill:+.3f}",
+            f"[{colour}]{t.verdict}[/]" if colour else t.verdict,
+        )
+    return table
+
+
 # -- export -------------------------------------------------------------------------------
 
 
@@ -612,6 +677,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--rtp", type=float, default=DEFAULT_RTP, help="the game's RTP (default 0.97)"
     )
     stats.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    signals_verb = verb(
+        "signals", "score each signal type against chance (the law's r/c baseline)", cmd_signals
+    )
+    signals_verb.add_argument("--game")
+    signals_verb.add_argument("--platform")
+    signals_verb.add_argument("--bot", help="signals of this bot only")
+    signals_verb.add_argument(
+        "--holdout", type=float, default=None, help="score only the last fraction (e.g. 0.3)"
+    )
+    signals_verb.add_argument(
+        "--rtp", type=float, default=None, help="default: the game's configured RTP, else 0.97"
+    )
+    signals_verb.add_argument("--q", type=float, default=0.05, help="BH false discovery rate")
+    signals_verb.add_argument("--json", action="store_true", help="JSON instead of a table")
 
     export = verb(
         "export", "export rounds or multipliers (JSON lines, JSON, CSV, Parquet)", cmd_export

@@ -33,7 +33,6 @@ import math
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
-from statistics import NormalDist
 from typing import Any
 
 import asyncpg
@@ -178,7 +177,37 @@ class SignalReport:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (intervals as ``[low, high]``), e.g. for JSON."""
-        return _plain(attrs.asdict(self, recurse=True, retain_collection_types=False))
+        return _plain(attrs.asdict(self, recurse=True))
+
+
+def report_notes(report: SignalReport) -> list[str]:
+    """Plain sentences saying what a report rests on: counts, the RTP, the holdout, the test."""
+    notes = []
+    window = ""
+    if report.scored_from is not None and report.scored_to is not None:
+        window = f" from {report.scored_from:%Y-%m-%d %H:%M} to {report.scored_to:%Y-%m-%d %H:%M}"
+    notes.append(
+        f"{report.signals:,} signals scored{window}; {report.unresolved:,} wait for their round "
+        f"(unresolved); {report.unscored:,} have no predicted multiplier."
+    )
+    if report.holdout is not None:
+        notes.append(
+            f"Holdout: only the last {report.holdout:.0%} of the signals in time are scored; "
+            f"the {report.train:,} earlier ones are the train part."
+        )
+    for source in report.rtp_sources:
+        where = "" if source.game is None else f" for {source.platform}/{source.game}"
+        how = {
+            "given": "given",
+            "game_configs": "the game's configured rtp_percent",
+            "default": "the default: no configured rtp_percent",
+        }[source.source]
+        notes.append(f"RTP {source.rtp:g}{where} ({how}); the baseline is RTP / target.")
+    notes.append(
+        f"A type is better or worse than chance only when its {report.confidence:.0%} interval "
+        f"excludes the baseline and it survives Benjamini-Hochberg at q={report.q:g}."
+    )
+    return notes
 
 
 def _plain(value: Any) -> Any:
@@ -186,7 +215,7 @@ def _plain(value: Any) -> Any:
         if set(value) == {"low", "high"}:
             return [value["low"], value["high"]]
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
 
@@ -239,7 +268,8 @@ class _TypeTally:
         if self.variance <= 0:  # every signal certain (c <= 1.00) or impossible
             return 0.0, 1.0 if math.isclose(self.hits, self.expected, abs_tol=1e-9) else 0.0
         z = (self.hits - self.expected) / math.sqrt(self.variance)
-        return z, min(1.0, 2 * NormalDist().cdf(-abs(z)))
+        # erfc keeps its precision far into the tail, where 1 - cdf would round to 0.
+        return z, min(1.0, math.erfc(abs(z) / math.sqrt(2)))
 
     def reliability(self) -> tuple[ReliabilityBin, ...]:
         width = 1 / len(self.bin_count)
