@@ -20,7 +20,7 @@ import pytest
 
 import crashlog
 from crashlog.analytics import benjamini_hochberg, score_signals, signal_report
-from crashlog.analytics.signals import BETTER, NO_EVIDENCE, WORSE, chance_of_hit
+from crashlog.analytics.signals import BETTER, NO_EVIDENCE, WORSE, chance_of_hit, holdout_split
 from crashlog.events import GameConfigured, RoundObserved, SignalRaised
 from crashlog.simulator import CrashGame
 
@@ -239,6 +239,8 @@ def test_the_holdout_scores_only_the_last_part_in_time() -> None:
     assert fitted.hits == sum(c >= TWO for c in crashes[700:])
     assert fitted.verdict == NO_EVIDENCE
     assert held.scored_from == START + timedelta(seconds=700)
+    # The test part is the last `holdout` share, without float dust: 10 x (1 - 0.9) is 0.999...
+    assert [holdout_split(n, h) for n, h in ((10, 0.9), (1000, 0.3), (7, 0.5))] == [1, 700, 3]
     for bad in (0, 1, 1.5, -0.1):
         with pytest.raises(ValueError, match=f"holdout={bad}"):
             score_signals(rows, holdout=bad)

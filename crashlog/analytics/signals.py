@@ -98,7 +98,7 @@ def holdout_split(count: int, holdout: float | None) -> int:
         return 0
     if not 0 < holdout < 1:
         raise ValueError(f"invalid holdout={holdout!r}: must be a fraction in (0, 1), e.g. 0.3")
-    return math.floor(count * (1 - holdout))
+    return math.floor(count * (1 - holdout) + 1e-9)  # 1000 * (1 - 0.3) is 699.999...
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -266,7 +266,7 @@ class _TypeTally:
         if self.n == 0:
             return None, None
         if self.variance <= 0:  # every signal certain (c <= 1.00) or impossible
-            return 0.0, 1.0 if math.isclose(self.hits, self.expected, abs_tol=1e-9) else 0.0
+            return None, 1.0 if math.isclose(self.hits, self.expected, abs_tol=1e-9) else 0.0
         z = (self.hits - self.expected) / math.sqrt(self.variance)
         # erfc keeps its precision far into the tail, where 1 - cdf would round to 0.
         return z, min(1.0, math.erfc(abs(z) / math.sqrt(2)))
