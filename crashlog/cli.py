@@ -26,6 +26,7 @@ from rich.table import Table
 from crashlog import analytics, exports, migrations, store
 from crashlog.database import ConnectFailed, mask_dsn, open_connection, resolve_dsn
 from crashlog.errors import CrashlogError
+from crashlog.features import FeatureSpec
 from crashlog.simulator import DEFAULT_RTP, STRATEGIES
 
 # Tables are wide: when stdout is not a terminal, do not squeeze them into 80 columns.
@@ -33,6 +34,14 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+#: ``export --features`` options, each a FeatureSpec field: (type, default and meaning).
+FEATURE_OPTIONS: dict[str, tuple[Any, str]] = {
+    "target": (Decimal, "2.00: hit = multiplier >= target"),
+    "rtp": (float, f"{DEFAULT_RTP}: baseline rtp/target and the PIT's law"),
+    "seed": (int, "0: the PIT's uniforms"),
+    "lags": (int, "5 previous multipliers"),
+    "windows": (str, "10,50,100 rounds"),
+}
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -375,7 +384,11 @@ async def cmd_export(conn: asyncpg.Connection, dsn: str, args: argparse.Namespac
         raise CrashlogError("Parquet goes to a file: give --output FILE.parquet")
     filters: dict[str, Any] = {"game": args.game, "platform": args.platform}
     if args.what == "rounds":
+        if args.features or args.exclude_flagged:
+            raise CrashlogError("--features and --exclude-flagged are for multipliers")
         filters["bot_id"] = args.bot
+    else:
+        filters.update(exclude_flagged=args.exclude_flagged, features=_feature_spec(args))
     total = await exports.count_rows(conn, args.what, **filters)
     export = exports.export_rounds if args.what == "rounds" else exports.export_multipliers
     target: Any = sys.stdout.buffer if args.output == "-" else Path(args.output)
@@ -392,6 +405,17 @@ async def cmd_export(conn: asyncpg.Connection, dsn: str, args: argparse.Namespac
 def _format_of(output: str) -> str:
     suffix = Path(output).suffix.lower().lstrip(".")
     return suffix if suffix in exports.FORMATS else "jsonl"
+
+
+def _feature_spec(args: argparse.Namespace) -> FeatureSpec | None:
+    """The ML export's settings from ``--features`` and the options that go with it."""
+    given = {name: getattr(args, name) for name in FEATURE_OPTIONS}
+    given = {name: value for name, value in given.items() if value is not None}
+    if not args.features:
+        if given:
+            raise CrashlogError(f"--{next(iter(given))} goes with --features")
+        return None
+    return FeatureSpec(**given)
 
 
 # -- bench --------------------------------------------------------------------------------
@@ -704,6 +728,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--bot", help="rounds of this bot only")
     export.add_argument("--game")
     export.add_argument("--platform")
+    export.add_argument(
+        "--exclude-flagged", action="store_true", help="multipliers: leave out flagged rounds"
+    )
+    export.add_argument(
+        "--features",
+        action="store_true",
+        help="multipliers: add the label hit, its r/c baseline, the PIT and features "
+        "from earlier rounds only (docs/ml_export.md)",
+    )
+    for name, (kind, default) in FEATURE_OPTIONS.items():
+        export.add_argument(f"--{name}", type=kind, help=f"with --features (default {default})")
 
     bench = verb("bench", "run the benchmarks in benchmarks/ and print their tables", cmd_bench)
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")

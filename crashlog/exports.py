@@ -9,6 +9,11 @@ Values keep their exactness: decimals are written as text in JSON and CSV
 (a value that does not fit, e.g. 13 decimal places, raises ``ValueError`` naming the
 column rather than being rounded);
 times are ISO 8601 UTC; ``metadata`` is the JSON object itself (in CSV, its text).
+
+``export_multipliers(..., features=FeatureSpec())`` is the export to train a model on: each
+round keyed as in the table, with its label ``hit`` and the baseline ``rtp / target`` a model
+must beat, and features computed from earlier rounds only (``crashlog.features``), as the
+rows stream by. ``exclude_flagged`` leaves out the rounds with quality flags.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import IO, Any
 import asyncpg
 import orjson
 
+from crashlog.features import SOURCE_COLUMNS, FeatureSpec, FeatureStream
+
 FORMATS = ("jsonl", "json", "csv", "parquet")
 #: Rows fetched and written per step.
 CHUNK = 5_000
@@ -31,6 +38,8 @@ CHUNK = 5_000
 DECIMAL_PRECISION, DECIMAL_SCALE = 38, 12
 
 Progress = Callable[[int], None]
+#: Turns one fetched chunk of rows into the rows to write (it may leave some out).
+Transform = Callable[[list[asyncpg.Record]], Sequence[Sequence[Any]]]
 
 # (column, kind); kinds: uuid, int, int32, text, decimal, float, time, bool, json, texts.
 ROUND_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -76,6 +85,8 @@ MULTIPLIER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("max_multiplier", "decimal"),
     ("first_seen_at", "time"),
     ("last_seen_at", "time"),
+    ("ocr_confidence", "float"),
+    ("quality_flags", "texts"),
 )
 
 
@@ -96,6 +107,16 @@ ORDER BY occurred_at, position
 
 _MULTIPLIERS = f"""
 SELECT {_select(MULTIPLIER_COLUMNS)} FROM crashlog.round_multipliers
+WHERE ($1::text IS NULL OR game = $1)
+  AND ($2::text IS NULL OR platform = $2)
+  AND (NOT $3::boolean OR quality_flags = '{{}}')
+ORDER BY first_seen_at, first_position
+"""
+
+# Every round, flagged or not: the features of a round depend on all the earlier ones.
+_ML_SOURCE = f"""
+SELECT {", ".join(f"{c}::text AS {c}" if c == "event_id" else c for c in SOURCE_COLUMNS)}
+FROM crashlog.round_multipliers
 WHERE ($1::text IS NULL OR game = $1)
   AND ($2::text IS NULL OR platform = $2)
 ORDER BY first_seen_at, first_position
@@ -126,22 +147,43 @@ async def export_multipliers(
     *,
     game: str | None = None,
     platform: str | None = None,
+    exclude_flagged: bool = False,
+    features: FeatureSpec | None = None,
     progress: Progress | None = None,
 ) -> int:
     """Write one row per game round (``crashlog.round_multipliers``) to ``out``, in the
-    order the rounds were first seen: the series to train a model on. Returns the row count."""
+    order the rounds were first seen: the series to train a model on. Returns the row count.
+
+    ``exclude_flagged`` leaves out rounds with quality flags. With ``features`` the rows
+    are ``crashlog.features.ml_columns(features)``: label, baseline, PIT and leak-free
+    features, a flagged round still counting as history of the rounds after it; ``progress``
+    then counts the rounds read."""
+    if features is None:
+        return await export_query(
+            conn,
+            _MULTIPLIERS,
+            (game, platform, exclude_flagged),
+            MULTIPLIER_COLUMNS,
+            out,
+            format,
+            progress,
+        )
+    stream = FeatureStream(features, exclude_flagged=exclude_flagged)
     return await export_query(
-        conn, _MULTIPLIERS, (game, platform), MULTIPLIER_COLUMNS, out, format, progress
+        conn, _ML_SOURCE, (game, platform), stream.columns, out, format, progress, stream.batch
     )
 
 
 async def count_rows(conn: asyncpg.Connection | asyncpg.Pool, what: str, **filters: Any) -> int:
-    """How many rows ``export_rounds``/``export_multipliers`` would write (for progress bars)."""
+    """How many rows ``export_rounds``/``export_multipliers`` would read (for progress bars):
+    the rows written, except that an export with ``features`` reads the flagged rounds too."""
     args: tuple[Any, ...]
     if what == "rounds":
         query, args = _ROUNDS, (filters.get("bot_id"), filters.get("game"), filters.get("platform"))
     else:
-        query, args = _MULTIPLIERS, (filters.get("game"), filters.get("platform"))
+        query = _MULTIPLIERS
+        exclude = bool(filters.get("exclude_flagged")) and filters.get("features") is None
+        args = (filters.get("game"), filters.get("platform"), exclude)
     body = query.split("ORDER BY")[0]
     return int(await conn.fetchval(f"SELECT count(*) FROM ({body}) AS q", *args))
 
@@ -154,18 +196,22 @@ async def export_query(
     out: str | Path | IO[bytes],
     format: str,
     progress: Progress | None = None,
+    transform: Transform | None = None,
 ) -> int:
-    """Stream ``query`` (whose columns are ``columns``) into ``out`` as ``format``."""
+    """Stream ``query`` (whose columns are ``columns``, or after ``transform`` of each chunk)
+    into ``out`` as ``format``; returns the rows written. ``progress`` gets the rows read."""
     if format not in FORMATS:
         raise ValueError(f"invalid format={format!r}: must be one of {', '.join(FORMATS)}")
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as connection:
-            return await export_query(connection, query, args, columns, out, format, progress)
+            return await export_query(
+                connection, query, args, columns, out, format, progress, transform
+            )
     with ExitStack() as stack:
         stream = out if hasattr(out, "write") else stack.enter_context(open(out, "wb"))  # type: ignore[arg-type]
         writer = _WRITERS[format](stream, columns)  # type: ignore[arg-type]
         stack.callback(writer.close)  # also on an error: no writer left open
-        written = 0
+        read = written = 0
         # A cursor lives in a transaction: the caller's if open, else one consistent snapshot.
         snapshot = (
             nullcontext()
@@ -175,10 +221,13 @@ async def export_query(
         async with snapshot:
             cursor = await conn.cursor(query, *args)
             while rows := await cursor.fetch(CHUNK):
-                writer.write(rows)
-                written += len(rows)
+                read += len(rows)
+                out_rows = rows if transform is None else transform(rows)
+                if out_rows:
+                    writer.write(out_rows)
+                written += len(out_rows)
                 if progress is not None:
-                    progress(written)
+                    progress(read)
     return written
 
 
@@ -202,14 +251,14 @@ class _JsonLines:
         self.names = [name for name, _ in columns]
         self.json_columns = [name for name, kind in columns if kind == "json"]
 
-    def record(self, row: asyncpg.Record) -> bytes:
+    def record(self, row: Sequence[Any]) -> bytes:
         values = dict(zip(self.names, row, strict=True))
         for name in self.json_columns:
             if values[name] is not None:
                 values[name] = orjson.Fragment(values[name])
         return orjson.dumps(values, default=_json_default)
 
-    def write(self, rows: list[asyncpg.Record]) -> None:
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
         self.stream.write(b"".join(self.record(row) + b"\n" for row in rows))
 
     def close(self) -> None:
@@ -224,7 +273,7 @@ class _JsonArray(_JsonLines):
         self.first = True
         stream.write(b"[")
 
-    def write(self, rows: list[asyncpg.Record]) -> None:
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
         parts = [self.record(row) for row in rows]
         head = b"\n" if self.first else b",\n"
         self.first = False
@@ -257,7 +306,7 @@ class _Csv:
         csv.writer(text, lineterminator="\n").writerows(rows)
         self.stream.write(text.getvalue().encode())
 
-    def write(self, rows: list[asyncpg.Record]) -> None:
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
         self.write_text([[_csv_cell(value) for value in row] for row in rows])
 
     def close(self) -> None:
@@ -290,7 +339,7 @@ class _Parquet:
         self.schema = pa.schema([(name, types[kind]) for name, kind in columns])
         self.writer = pq.ParquetWriter(stream, self.schema)
 
-    def write(self, rows: list[asyncpg.Record]) -> None:
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
         arrays = []
         for index, (name, _kind) in enumerate(self.columns):
             values = [row[index] for row in rows]
