@@ -517,6 +517,83 @@ def print_event(row: asyncpg.Record) -> None:
     )
 
 
+# -- verify -------------------------------------------------------------------------------
+
+
+@with_connection
+async def cmd_verify(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+    """Recorded rounds against a published hash chain, or recorded Spribe popups."""
+    from crashlog import fairness
+
+    if args.spribe:
+        return await verify_spribe(conn, args)
+    missing = [o for o, v in (("--game", args.game), ("--platform", args.platform),
+                              ("--scheme", args.scheme), ("--hash", args.hash)) if not v]
+    if missing:
+        raise CrashlogError(f"verify needs {', '.join(missing)} (or --spribe)")
+    report = await fairness.verify_chain(
+        conn, platform=args.platform, game=args.game, scheme=args.scheme,
+        latest_hash=args.hash, game_id=args.game_id, rounds=args.rounds,
+    )
+    table = Table(title=f"{report.game} on {report.platform}: rounds that differ from "
+                        f"{report.scheme}")
+    for column in ("game", "recorded", "readings", "computed", "observers", "ocr conf.",
+                   "flags", "game hash"):
+        table.add_column(column, justify="left" if column in ("flags", "game hash") else "right")
+    for m in report.mismatches:
+        spread = "" if m.min_multiplier == m.max_multiplier else (
+            f"{m.min_multiplier}-{m.max_multiplier}")
+        table.add_row(
+            m.game_round_id, str(m.recorded), f"{m.readings} {spread}".strip(), str(m.computed),
+            str(m.observers), "" if m.ocr_confidence is None else f"{m.ocr_confidence:.2f}",
+            ",".join(m.quality_flags), m.game_hash,
+        )
+    if report.mismatches:
+        out.print(table)
+    out.print(
+        f"games {report.latest_game_id - report.walked + 1}-{report.latest_game_id} "
+        f"recomputed: {report.walked:,}; recorded: {report.recorded:,}; match: "
+        f"{report.matched:,}; mismatch: {len(report.mismatches):,}; not recorded: "
+        f"{report.missing:,}",
+        markup=False,
+    )
+    if report.recorded >= 10 and report.matched == 0:
+        out.print("no recorded round matches: is --game-id the game whose hash --hash is, "
+                  "and --scheme its operator's?", markup=False)
+    return 1 if report.mismatches else 0
+
+
+_FAIRNESS_RECORDS = """
+SELECT platform, game, game_round_id, bot_id, result, findings::text AS findings, problems
+FROM crashlog.fairness_records
+WHERE ($1::text IS NULL OR game = $1) AND ($2::text IS NULL OR platform = $2)
+ORDER BY occurred_at, event_id
+"""
+
+
+async def verify_spribe(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    rows = await conn.fetch(_FAIRNESS_RECORDS, args.game, args.platform)
+    statuses: dict[str, dict[str, int]] = {}
+    table = Table(title="provably-fair records with a failed or unconfirmed check")
+    for column in ("game", "platform", "round", "bot", "result", "check", "status", "detail"):
+        table.add_column(column)
+    for row in rows:
+        for finding in orjson.loads(row["findings"]):
+            counts = statuses.setdefault(finding["check"], {})
+            counts[finding["status"]] = counts.get(finding["status"], 0) + 1
+            if finding["check"] in row["problems"]:
+                table.add_row(row["game"], row["platform"], row["game_round_id"] or "",
+                              row["bot_id"], str(row["result"] or ""), finding["check"],
+                              finding["status"], finding["detail"])
+    if table.row_count:
+        out.print(table)
+    out.print(f"{len(rows):,} provably-fair records", markup=False)
+    for check, counts in statuses.items():
+        summary = ", ".join(f"{status}: {n:,}" for status, n in sorted(counts.items()))
+        out.print(f"  {check}: {summary}", markup=False)
+    return 1 if table.row_count else 0
+
+
 # -- doctor -------------------------------------------------------------------------------
 
 
@@ -758,6 +835,28 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--type", help="only this event type, e.g. RoundSettled")
     tail.add_argument("--count", type=int, default=None, help="stop after this many events")
     tail.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+
+    verify_verb = verb(
+        "verify",
+        "check recorded rounds against a published hash chain, or recorded Spribe popups",
+        cmd_verify,
+    )
+    verify_verb.add_argument("--game")
+    verify_verb.add_argument("--platform")
+    verify_verb.add_argument(
+        "--scheme", choices=["bustabit-v1", "bustabit-v2", "bustabit-classic", "stake"]
+    )
+    verify_verb.add_argument("--hash", help="the hash of game --game-id (a late game)")
+    verify_verb.add_argument(
+        "--game-id", type=int, default=None,
+        help="the game number of --hash (default: the highest numbered round recorded)",
+    )
+    verify_verb.add_argument(
+        "--rounds", type=int, default=1000, help="games to walk back (default 1000)"
+    )
+    verify_verb.add_argument(
+        "--spribe", action="store_true", help="check the recorded FairnessRecorded popups"
+    )
 
     doctor = verb(
         "doctor", "check the server, migrations, projection lag and the spool", cmd_doctor

@@ -27,6 +27,7 @@ from crashlog.events import (
     BotErrorRaised,
     BotRegistered,
     Event,
+    FairnessRecorded,
     GameConfigured,
     OcrRead,
     Outcome,
@@ -93,6 +94,12 @@ FIELD_KINDS: dict[type[Event], dict[str, str]] = {
     BotErrorRaised: {
         "session_id": "identifier", "error_type": "identifier", "message": "text",
         "severity": "identifier", "traceback": "text", "context": "json_object",
+    },
+    FairnessRecorded: {
+        "game": "identifier", "platform": "identifier", "game_round_id": "identifier",
+        "session_id": "identifier", "server_seed": "name", "server_seed_sha256": "name",
+        "client_seed_1": "name", "client_seed_2": "name", "client_seed_3": "name",
+        "combined_sha512": "name", "hex": "name", "decimal": "count", "result": "multiplier",
     },
 }
 

@@ -8,6 +8,7 @@ from crashlog.events.base import EVENT_TYPES, Event, register
 from crashlog.events.catalogue import (
     BotErrorRaised,
     BotRegistered,
+    FairnessRecorded,
     GameConfigured,
     OcrRead,
     Outcome,
@@ -25,6 +26,7 @@ __all__ = [
     "BotErrorRaised",
     "BotRegistered",
     "Event",
+    "FairnessRecorded",
     "GameConfigured",
     "OcrRead",
     "Outcome",

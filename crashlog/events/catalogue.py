@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -20,6 +20,7 @@ from crashlog.events.fields import Outcome
 __all__ = [
     "BotErrorRaised",
     "BotRegistered",
+    "FairnessRecorded",
     "GameConfigured",
     "OcrRead",
     "Outcome",
@@ -169,3 +170,29 @@ class BotErrorRaised(Event):
     severity: str = f.field(f.identifier, default="error")
     traceback: str | None = f.field(f.text)
     context: dict[str, Any] = f.field(f.json_object, default=dict)
+
+
+@register
+@attrs.frozen(kw_only=True)
+class FairnessRecorded(Event):
+    """What a game's provably-fair popup showed for one round (Spribe's Aviator, Aviatrix ...).
+
+    Stored as shown; ``crashlog.fairness.check_spribe_record`` checks what can be checked
+    (the server seed against its commitment, the SHA-512 of the seeds, hex to decimal).
+    """
+
+    schema_version: ClassVar[int] = 1
+
+    game: str = f.field(f.identifier, required=True)
+    platform: str = f.field(f.identifier, required=True)
+    game_round_id: str | None = f.field(f.identifier)
+    session_id: str | None = f.field(f.identifier)
+    server_seed: str | None = f.field(f.name)
+    server_seed_sha256: str | None = f.field(f.name)
+    client_seed_1: str | None = f.field(f.name)
+    client_seed_2: str | None = f.field(f.name)
+    client_seed_3: str | None = f.field(f.name)
+    combined_sha512: str | None = f.field(f.name)
+    hex: str | None = f.field(f.name)
+    decimal: int | None = f.field(f.count)
+    result: Decimal | None = f.field(f.multiplier)

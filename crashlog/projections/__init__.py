@@ -11,6 +11,7 @@ from crashlog.projections import (
     bot_errors,
     bot_stats,
     bots,
+    fairness_records,
     game_configs,
     ocr_readings,
     round_multipliers,
@@ -32,6 +33,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     ocr_readings.PROJECTION,
     bot_errors.PROJECTION,
     bot_stats.PROJECTION,
+    fairness_records.PROJECTION,
 )
 
 NAMES: tuple[str, ...] = tuple(p.name for p in PROJECTIONS)

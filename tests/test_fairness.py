@@ -1,0 +1,263 @@
+"""Provably-fair verification: the operators' schemes, Spribe popups, and ``crashlog verify``.
+
+Public vectors are cited where they come from. Where no public (hash, crash point) pair was
+found (bustabit v1 and classic, Stake), the tests check the rules the operator's published
+code states (which era hashes text or bytes, the instant-bust rule) and say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from decimal import Decimal
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import events_of
+
+import crashlog
+from crashlog import fairness
+from crashlog.cli import main
+from crashlog.events import FairnessRecorded, RoundObserved, RoundSettled
+from crashlog.fairness import (
+    bustabit_crash_point,
+    bustabit_previous_hash,
+    check_spribe_record,
+    multiplier_from_hex,
+    stake_crash_point,
+)
+
+# bustabit v2 (the chain of the second seeding event, games 1 to 10,000,000): game hashes
+# and their busts from the test suite of an independent Rust verifier,
+# github.com/vladignatyev/bustabit-rust tests/lib.rs (commit 25a289e0b9810f9eba2af08522321554e080a9d8,
+# should_return_correct_outcome), and the example in its src/lib.rs doc comment (commit
+# 22ed3cb7967bd35d75b415f88130045057288d5c: "will print 2055.9").
+V2_BUSTS = [
+    ("b2acd37fbdb5509926ab5d7329704c840f8467266c90019682f3b260a029bdba", "1.26"),
+    ("82886b71b3b26e4b162bbdf4e7024f50f6a7250c207fb9ce497ad56a3e7e700a", "1.18"),
+    ("cb7da3ec6cb68d4c0fccd9640641cabcac641f12ff97e7314ec3e074ac0981e0", "1.26"),
+    ("b459e199bac1342bf22d7aa6d19180aff35ab69f453d809949aab3e8d5e545aa", "3.77"),
+    ("5d07719b61b0abb6f1c3b17b1d69c838278f87f9b5e75077026e5fedf96c2eb2", "2055.90"),
+]
+
+
+@pytest.mark.parametrize(("game_hash", "bust"), V2_BUSTS)
+def test_bustabit_v2_busts_match_the_published_ones(game_hash: str, bust: str) -> None:
+    assert bustabit_crash_point(game_hash, era="v2") == Decimal(bust)
+
+
+def test_bustabit_v2_chain_walks_back_through_the_published_hashes() -> None:
+    # Same file, should_generate_correct_previous_games: each hash's predecessor in the chain.
+    hashes = [h for h, _ in V2_BUSTS[:4]]
+    for later, earlier in zip(hashes, hashes[1:]):
+        assert bustabit_previous_hash(later, era="v2") == earlier
+
+
+def test_v1_and_v2_hash_the_text_classic_hashes_the_bytes() -> None:
+    # v1 lib.js genGameHash and the v2 seeding post: SHA-256 of the hash's hex text; the
+    # chain of the third seeding event (bustabit/verifier verifier.worker.ts): of its bytes.
+    h = V2_BUSTS[0][0]
+    assert bustabit_previous_hash(h, era="v1") == hashlib.sha256(h.encode()).hexdigest()
+    assert bustabit_previous_hash(h, era="classic") == hashlib.sha256(bytes.fromhex(h)).hexdigest()
+
+
+def test_v2_and_classic_differ_only_by_their_salt() -> None:
+    # Unverified against bustabit's own data (no public classic-era pair found): the rule
+    # from bustabit/verifier utils/math.ts, key = the salt's text, message = the hash's bytes.
+    h = V2_BUSTS[0][0]
+    mac = hmac.new(fairness.BUSTABIT_CLASSIC_SALT.encode(), bytes.fromhex(h), hashlib.sha256)
+    assert bustabit_crash_point(h, era="classic") == multiplier_from_hex(mac.hexdigest())
+    assert bustabit_crash_point(h) == bustabit_crash_point(h, era="classic")
+
+
+def test_v1_busts_one_game_in_101_when_the_hmac_is_divisible_by_101() -> None:
+    # Unverified against bustabit's own data (no public v1 pair found); the rule is
+    # bustabit/v1-gameserver server/lib.js crashPointFromHash.
+    instant = 0
+    for i in range(3000):
+        h = hashlib.sha256(f"v1 sample {i}".encode()).hexdigest()
+        mac = hmac.new(h.encode(), fairness.BUSTABIT_V1_CLIENT_SEED.encode(), hashlib.sha256)
+        divisible = int(mac.hexdigest(), 16) % 101 == 0
+        point = bustabit_crash_point(h, era="v1")
+        assert (point == Decimal("1.00")) if divisible else (point >= Decimal("1.00"))
+        instant += divisible
+    assert 10 <= instant <= 55  # about 3000 / 101 = 30
+
+
+def test_multiplier_from_hex_is_the_common_52_bit_mapping() -> None:
+    assert multiplier_from_hex("0" * 13) == Decimal("1.00")  # 99 / 1 = 0.99, at least 1.00
+    assert multiplier_from_hex("8" + "0" * 12) == Decimal("1.98")  # X = 1/2: 99 / 0.5
+    assert multiplier_from_hex("8" + "0" * 12, rtp_percent=97) == Decimal("1.94")
+    assert multiplier_from_hex("c" + "0" * 63) == Decimal("3.96")  # only 13 digits count
+    assert multiplier_from_hex("f" * 13) == Decimal("4458563631096791.04")  # 99 * 2^52 cents
+
+
+def test_stake_follows_its_seeding_post() -> None:
+    # Unverified against Stake's own data (no public pair found): bitcointalk topic 5162888,
+    # key = the game hash, message = bitcoin block 584,500's hash, the first 8 hex digits.
+    h = V2_BUSTS[0][0]
+    n = int(hmac.new(h.encode(), fairness.STAKE_SALT.encode(), hashlib.sha256).hexdigest()[:8], 16)
+    exact = max(1.0, (2**32 / (n + 1)) * 0.99)
+    point = stake_crash_point(h)
+    assert point <= Decimal(exact) < point + Decimal("0.01")
+    assert fairness.stake_previous_hash(h) == hashlib.sha256(h.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("call", "argument", "value"),
+    [
+        (lambda: bustabit_crash_point("xyz" * 21 + "a"), "game_hash", "xyz"),
+        (lambda: bustabit_crash_point("ab" * 31), "game_hash", "abab"),
+        (lambda: bustabit_crash_point("ab" * 32, era="v3"), "era", "v3"),
+        (lambda: bustabit_previous_hash("ab" * 32, era="Classic"), "era", "Classic"),
+        (lambda: stake_crash_point("0x" + "a" * 62), "game_hash", "0x"),
+        (lambda: multiplier_from_hex("abc"), "hex_digest", "abc"),
+        (lambda: multiplier_from_hex("a" * 13, rtp_percent=120), "rtp_percent", "120"),
+    ],
+)
+def test_bad_input_names_the_argument_and_the_value(call, argument: str, value: str) -> None:
+    with pytest.raises(ValueError) as error:
+        call()
+    assert f"{argument}=" in str(error.value) and value in str(error.value)
+
+
+# -- Spribe ----------------------------------------------------------------------------------
+# No public popup with all its fields was found: these records are built here, with the
+# merge order the module assumes, to test the checks themselves (not Spribe's scheme).
+
+
+def spribe_record(**changes: object) -> dict[str, object]:
+    seeds = ["aB3dE5gH7jK9mN1pQ3sT", "4fG7hJ9kL2", "zX8cV6bN4m", "qW2eR4tY6u"]
+    combined = hashlib.sha512("".join(seeds).encode()).hexdigest()
+    record: dict[str, object] = {
+        "server_seed": seeds[0],
+        "server_seed_sha256": hashlib.sha256(seeds[0].encode()).hexdigest(),
+        "client_seed_1": seeds[1],
+        "client_seed_2": seeds[2],
+        "client_seed_3": seeds[3],
+        "combined_sha512": combined,
+        "hex": combined[:13],
+        "decimal": int(combined[:13], 16),
+        "result": Decimal("1.52"),
+    }
+    record.update(changes)
+    return record
+
+
+def statuses(record: dict[str, object]) -> dict[str, str]:
+    return {f.check: f.status for f in check_spribe_record(record)}
+
+
+def test_a_consistent_popup_passes_every_checkable_step_and_claims_no_more() -> None:
+    assert statuses(spribe_record()) == {
+        "server seed commitment": "ok",
+        "combined SHA-512": "ok",
+        "hex from hash": "ok",
+        "hex to decimal": "ok",
+        "result from hash": "not verifiable (unpublished)",
+    }
+
+
+def test_a_broken_commitment_or_decimal_is_a_mismatch() -> None:
+    found = statuses(spribe_record(server_seed_sha256="00" * 32, decimal=12345))
+    assert found["server seed commitment"] == "mismatch"
+    assert found["hex to decimal"] == "mismatch"
+    assert found["result from hash"] == "not verifiable (unpublished)"
+
+
+def test_an_other_merge_order_is_unconfirmed_not_a_mismatch() -> None:
+    found = statuses(spribe_record(client_seed_1="4fG7hJ9kL2-changed"))
+    assert found["combined SHA-512"] == "unconfirmed"
+    assert statuses(spribe_record(server_seed=None))["server seed commitment"] == "not recorded"
+
+
+# -- crashlog verify against a database --------------------------------------------------------
+
+FIRST_GAME = 13_000_001  # in the range bustabit-classic covers (after Vx's last game)
+
+
+def generated_chain(scheme: fairness.Scheme, games: int) -> list[fairness.ChainRound]:
+    latest = hashlib.sha256(f"crashlog test chain {scheme.name}".encode()).hexdigest()
+    return list(fairness.walk_chain(
+        latest, scheme=scheme, game_id=FIRST_GAME + games - 1, rounds=games))
+
+
+@pytest.mark.parametrize("scheme", ["bustabit-classic", "stake"])
+async def test_verify_lists_exactly_the_misread_round(
+    scheme: str, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain = generated_chain(fairness.SCHEMES[scheme], 30)
+    misread = chain[7]
+    wrong = misread.crash_point + Decimal("1.00")
+    async with crashlog.connect(dsn, flush_interval=0.01) as log:
+        for r in chain:
+            if r is misread:  # a bot that played it read the screen wrong, and said how sure
+                await log.emit(RoundSettled(
+                    bot_id="reader", game="crash", platform="op", game_round_id=str(r.game_id),
+                    stake=Decimal(1), crash_multiplier=wrong, outcome="SKIP",
+                    profit_loss=Decimal(0), ocr_confidence=0.41))
+            else:
+                await log.emit(RoundObserved(
+                    bot_id="watcher", game="crash", platform="op",
+                    game_round_id=str(r.game_id), crash_multiplier=r.crash_point))
+        await log.sync()
+    capsys.readouterr()
+    status = await asyncio.to_thread(main, [
+        "verify", "--dsn", dsn, "--game", "crash", "--platform", "op", "--scheme", scheme,
+        "--hash", chain[0].game_hash, "--rounds", "40",
+    ])
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert "recomputed: 40; recorded: 30; match: 29; mismatch: 1; not recorded: 10" in printed
+    rows = [line for line in printed.splitlines() if str(FIRST_GAME)[:4] in line and "│" in line]
+    assert len(rows) == 1, printed
+    cells = [c.strip() for c in rows[0].split("│") if c.strip()]
+    assert cells[:4] == [str(misread.game_id), str(wrong), "1", str(misread.crash_point)]
+    assert "0.41" in cells and misread.game_hash in cells
+
+
+async def test_verify_spribe_reports_the_records_that_fail(
+    dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = spribe_record()
+    bad = spribe_record(server_seed_sha256="ab" * 32)
+    async with crashlog.connect(dsn, flush_interval=0.01) as log:
+        for round_id, fields in (("r1", good), ("r2", bad)):
+            await log.emit(FairnessRecorded(
+                bot_id="watcher", game="aviator", platform="spribe", game_round_id=round_id,
+                **fields))  # type: ignore[arg-type]
+        await log.sync()
+    db = await asyncpg.connect(dsn)
+    try:
+        rows = await db.fetch(
+            "SELECT game_round_id, problems FROM crashlog.fairness_records ORDER BY game_round_id")
+    finally:
+        await db.close()
+    assert [(r["game_round_id"], r["problems"]) for r in rows] == [
+        ("r1", []), ("r2", ["server seed commitment"])]
+    capsys.readouterr()
+    status = await asyncio.to_thread(main, ["verify", "--dsn", dsn, "--spribe"])
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert "2 provably-fair records" in printed
+    assert "server seed commitment: mismatch: 1, ok: 1" in printed
+    assert "result from hash: not verifiable (unpublished): 2" in printed
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@given(records=st.lists(events_of(FairnessRecorded), min_size=1, max_size=8))
+async def test_any_valid_popup_lands_in_fairness_records(dsn: str, records: list) -> None:
+    """Whatever a bot typed into the popup's fields, the projection checks it and keeps it."""
+    async with crashlog.connect(dsn, flush_interval=0.01) as log:
+        for record in records:
+            await log.emit(record)
+        await log.sync()
+    db = await asyncpg.connect(dsn)
+    try:
+        ids = {r["event_id"] for r in await db.fetch("SELECT event_id FROM crashlog.fairness_records")}
+    finally:
+        await db.close()
+    assert {r.event_id for r in records} <= ids
