@@ -1,0 +1,753 @@
+"""Which collected multipliers can be trusted: data-quality checks against the law of the game.
+
+Under the published law of crash games, ``P(X >= x) = r / x`` rounded down to cents
+(``crashlog.simulator``), so every share below is known exactly for a given RTP ``r``.
+The largest deviations in real collections come from the collection itself: a screen reader
+that returns 2.00 or 4.00 too often, a scraper that stores 1.00x busts as null, three-decimal
+values, repeated rows, missed rounds, observers that disagree. Each check reports its
+``figure``, what the law ``expected``, and a verdict: ``ok``, ``suspect`` or ``insufficient
+data``.
+
+Two entry points:
+
+- ``check_quality(rows, rtp=..., significance=...)``: pure, over plain rows (mappings with the
+  columns of ``crashlog.round_multipliers``, e.g. a ``crashlog export multipliers`` file, or bare
+  multiplier values), in round order;
+- ``quality_report(conn_or_pool, game=..., platform=...)``: the same over the read tables.
+
+The statistical checks (instant busts, each whole or half value and their total, back-to-back
+repeats) are exact binomial tests (mid-p) whose p-values are adjusted together by Holm's
+method, so on fair data the chance that *any* of them says ``suspect`` is about the
+significance level, not the sum of their levels (measured in tests/test_quality.py).
+The other checks count things the law says never happen (off-grid values, missing ids,
+disagreeing observers): any at all is ``suspect``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any, Literal
+
+import asyncpg
+import attrs
+
+from crashlog.analytics.inference import binomial_cdf, binomial_sf
+from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
+from crashlog.simulator import (
+    CENT,
+    DEFAULT_RTP,
+    MAX_CRASH,
+    instant_bust_probability,
+    survival,
+)
+
+Verdict = Literal["ok", "suspect", "insufficient data"]
+OK: Verdict = "ok"
+SUSPECT: Verdict = "suspect"
+INSUFFICIENT: Verdict = "insufficient data"
+
+#: Default significance level: the chance that fair data gets any statistical ``suspect``.
+SIGNIFICANCE = 0.01
+#: A test whose expected count is below this cannot see a deviation: ``insufficient data``.
+MIN_EXPECTED = 5.0
+#: A time gap is a gap when it is this many times the median interval between rounds.
+GAP_FACTOR = 10
+#: The whole and half values a screen reader is likeliest to return by mistake.
+EXACT_VALUES: tuple[Decimal, ...] = tuple(Decimal(h) / 2 for h in range(3, 21))  # 1.5 .. 10
+_ONE = Decimal("1.00")
+
+RtpSource = Literal["given", "game_configs", "default"]
+
+
+@attrs.frozen
+class Check:
+    """One check: its figure, what the law expects, the verdict and a sentence on it.
+
+    ``p_value`` is the Holm-adjusted p-value of a statistical check (None for counts the
+    law says must be zero): the verdict is ``suspect`` when it is below the significance.
+    """
+
+    name: str
+    figure: str
+    expected: str
+    verdict: Verdict
+    detail: str
+    p_value: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class QualityReport:
+    """Every check of a set of rounds, and the assumptions they were made under."""
+
+    rounds: int
+    rtp: float
+    #: Where ``rtp`` came from: ``given`` by the caller, ``game_configs`` (the game's
+    #: configured rtp_percent) or ``default`` (DEFAULT_RTP), as signal_report says it.
+    rtp_source: RtpSource
+    significance: float
+    checks: tuple[Check, ...]
+    #: One check per whole or half value (``exact_1.50`` .. ``exact_10.00``); their total is
+    #: the ``whole_half_values`` check.
+    exact_values: tuple[Check, ...]
+    game: str | None = None
+    platform: str | None = None
+    bot_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def check(self, name: str) -> Check:
+        """The check called ``name`` (also ``exact_2.00`` and the like)."""
+        for item in (*self.checks, *self.exact_values):
+            if item.name == name:
+                return item
+        known = ", ".join(c.name for c in self.checks)
+        raise KeyError(f"no check named {name!r}; checks: {known}")
+
+    @property
+    def suspects(self) -> tuple[str, ...]:
+        """Names of the checks (and exact values) that are ``suspect``."""
+        return tuple(c.name for c in (*self.checks, *self.exact_values) if c.verdict == SUSPECT)
+
+    @property
+    def verdict(self) -> Verdict:
+        """``suspect`` if any check is; ``ok`` if at least one is ok; else ``insufficient data``."""
+        if self.suspects:
+            return SUSPECT
+        return OK if any(c.verdict == OK for c in self.checks) else INSUFFICIENT
+
+    def shown_checks(self) -> tuple[Check, ...]:
+        """The checks, with the suspect exact values right after ``whole_half_values``."""
+        spikes = tuple(c for c in self.exact_values if c.verdict == SUSPECT)
+        shown: list[Check] = []
+        for item in self.checks:
+            shown.append(item)
+            if item.name == "whole_half_values":
+                shown.extend(spikes)
+        return tuple(shown)
+
+    @property
+    def rtp_note(self) -> str:
+        """Which RTP the expected figures assume, and why: ``r = 0.97 (the default)``."""
+        why = {
+            "given": "given",
+            "game_configs": "the game's configured rtp_percent",
+            "default": "the default: no configured rtp_percent",
+        }[self.rtp_source]
+        return f"r = {self.rtp:g} ({why})"
+
+
+# -- the statistics -----------------------------------------------------------------------
+
+
+def binomial_mid_p(successes: int, trials: int, probability: float, *, alternative: str = "two-sided") -> float:
+    """Exact binomial mid-p-value of ``successes`` in ``trials`` at ``probability``.
+
+    ``alternative``: ``two-sided`` (twice the smaller tail, at most 1) or ``greater`` (the
+    upper tail: a count too high). Lancaster's mid-p counts half the probability of the
+    observed count in the tail: a plain exact p-value of a count is conservative, the more so
+    the smaller the expected count (Agresti, Categorical Data Analysis, 3rd ed., 1.4.5).
+    """
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError(f"invalid successes={successes}, trials={trials}")
+    if not 0 <= probability <= 1:
+        raise ValueError(f"invalid probability={probability}: must be in [0, 1]")
+    if alternative not in ("two-sided", "greater"):
+        raise ValueError(f"invalid alternative={alternative!r}: must be 'two-sided' or 'greater'")
+    if probability in (0.0, 1.0):
+        return 1.0 if successes == round(trials * probability) else 0.0
+    half = 0.5 * binomial_pmf(successes, trials, probability)
+    upper = binomial_sf(successes, trials, probability) - half
+    if alternative == "greater":
+        return min(1.0, max(0.0, upper))
+    lower = binomial_cdf(successes, trials, probability) - half
+    return min(1.0, max(0.0, 2 * min(lower, upper)))
+
+
+def binomial_pmf(successes: int, trials: int, probability: float) -> float:
+    """``P(S = successes)`` for ``S ~ Binomial(trials, probability)``, with 0 < probability < 1."""
+    k, n, p = successes, trials, probability
+    return math.exp(
+        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
+    )
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's (1979) step-down adjusted p-values, in the given order.
+
+    Rejecting every hypothesis whose adjusted p-value is below ``alpha`` keeps the chance of
+    any false rejection at most ``alpha``, whatever the dependence between the tests.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def value_probability(value: Decimal, rtp: float = DEFAULT_RTP) -> float:
+    """``P(X = value)`` for a two-decimal ``value`` under the law: exact."""
+    return survival(value, rtp) - survival(value + CENT, rtp)
+
+
+@lru_cache(maxsize=64)
+def repeat_probability(rtp: float = DEFAULT_RTP) -> float:
+    """``P(X_1 = X_2)`` for two independent rounds: the sum of ``p_k^2`` over the whole grid.
+
+    In hundredths ``h``, ``p_100 = 1 - r/1.01``, ``p_h = 100 r / (h (h + 1))`` below the cap and
+    ``p_cap = r / cap``; the terms are summed to h = 100,000 and the rest by its integral
+    (``(100 r)^2 / (3 h^3)``), which leaves an error below 1e-12.
+    """
+    a = 100 * rtp
+    last = 100_000
+    total = math.fsum(
+        [instant_bust_probability(rtp) ** 2]
+        + [(a / (h * (h + 1))) ** 2 for h in range(101, last)]
+        + [a * a / (3 * last**3), (rtp / float(MAX_CRASH)) ** 2]
+    )
+    return total
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Round:
+    value: Decimal
+    round_id: str | None
+    seen_at: datetime | None
+    observers: int | None
+    disagreement: bool
+    dissenters: tuple[str, ...]
+    ocr_confidence: float | None
+    flags: tuple[str, ...]
+
+    @property
+    def on_grid(self) -> bool:
+        return self.value == self.value.quantize(CENT)
+
+    @property
+    def lawful(self) -> bool:
+        """On the two-decimal grid and at least 1.00: a value the law gives a probability."""
+        return self.value >= _ONE and self.on_grid
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))  # 2.45 -> Decimal('2.45'), as the event fields do
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"invalid multiplier={value!r}: not a decimal number") from None
+
+
+def _round_of(row: Any) -> _Round:
+    if not isinstance(row, Mapping) and not hasattr(row, "get"):
+        return _Round(_decimal(row), None, None, None, False, (), None, ())
+    value = row.get("multiplier")
+    if value is None:
+        value = row.get("crash_multiplier")
+    if value is None:
+        raise ValueError(f"a row has no multiplier (nor crash_multiplier): {dict(row)!r}")
+    seen_at = row.get("first_seen_at") or row.get("occurred_at")
+    if isinstance(seen_at, str):
+        seen_at = datetime.fromisoformat(seen_at)
+    round_id = row.get("game_round_id")
+    observers = row.get("observers")
+    confidence = row.get("ocr_confidence")
+    return _Round(
+        value=_decimal(value),
+        round_id=None if round_id is None else str(round_id),
+        seen_at=seen_at,
+        observers=None if observers is None else int(observers),
+        disagreement=bool(row.get("disagreement") or False),
+        dissenters=tuple(row.get("dissenters") or ()),
+        ocr_confidence=None if confidence is None else float(confidence),
+        flags=tuple(row.get("quality_flags") or ()),
+    )
+
+
+def _integer_ids(rounds: Sequence[_Round]) -> list[int] | None:
+    """The rounds' ids as integers, or None when some round has none or one is not an integer."""
+    ids = []
+    for r in rounds:
+        if r.round_id is None:
+            return None
+        text = r.round_id.strip()
+        if not text.lstrip("-").isdigit():
+            return None
+        ids.append(int(text))
+    return ids
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Test:
+    """A statistical check before the Holm adjustment decides its verdict."""
+
+    name: str
+    figure: str
+    expected: str
+    expected_count: float
+    p_value: float
+    details: tuple[str, str, str]  # ok, too few, too many
+
+    def finish(self, adjusted: float, significance: float, observed_above: bool) -> Check:
+        if adjusted < significance:
+            verdict: Verdict = SUSPECT
+            detail = self.details[2] if observed_above else self.details[1]
+        elif self.expected_count < MIN_EXPECTED:
+            verdict = INSUFFICIENT
+            detail = f"only {self.expected_count:.1f} expected: too few rounds to see a deviation here"
+        else:
+            verdict, detail = OK, self.details[0]
+        return Check(self.name, self.figure, self.expected, verdict, detail, adjusted)
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count:,} of {total:,}" + (f" ({count / total:.2%})" if total else "")
+
+
+def _off_grid(rounds: Sequence[_Round]) -> Check:
+    n = len(rounds)
+    off = [r for r in rounds if not r.on_grid]
+    if not n:
+        return Check("off_grid", "no rounds", "0", INSUFFICIENT, "no rounds to check")
+    if not off:
+        return Check("off_grid", _share(0, n), "0", OK, "every value is on the two-decimal grid")
+    examples = ", ".join(str(r.value) for r in off[:3])
+    return Check(
+        "off_grid",
+        _share(len(off), n),
+        "0",
+        SUSPECT,
+        f"the game shows two decimals, so these are misreads or conversions (e.g. {examples}); "
+        "the checks against the law leave them out",
+    )
+
+
+def _below_one(rounds: Sequence[_Round], from_log: bool) -> Check:
+    below = sum(1 for r in rounds if r.value < _ONE)
+    if from_log:
+        note = "crashlog refuses multipliers below 1.00 at emit, so the log holds none"
+    else:
+        note = "no crash point is below 1.00"
+    if below:
+        return Check(
+            "below_one",
+            _share(below, len(rounds)),
+            "0",
+            SUSPECT,
+            "a crash point is at least 1.00: these are misreads (or stakes, or profits, "
+            "stored as multipliers); the checks against the law leave them out",
+        )
+    return Check("below_one", _share(0, len(rounds)), "0", OK if rounds else INSUFFICIENT, note)
+
+
+def _implied_rtp(busts: int, n: int) -> str:
+    # The maximum-likelihood RTP from the bust share alone, r = 1.01 (1 - share), with its
+    # binomial standard error.
+    share = busts / n
+    estimate = 1.01 * (1 - share)
+    error = 1.01 * math.sqrt(share * (1 - share) / n)
+    return f"the share implies r = {estimate:.3f} ± {error:.3f}"
+
+
+def _instant_busts(lawful: Sequence[_Round], rtp: float) -> tuple[_Test, bool] | None:
+    n = len(lawful)
+    if not n:
+        return None
+    busts = sum(1 for r in lawful if r.value == _ONE)
+    p = instant_bust_probability(rtp)
+    implied = _implied_rtp(busts, n)
+    test = _Test(
+        "instant_busts",
+        _share(busts, n),
+        f"{p:.2%} (1 - r/1.01)",
+        n * p,
+        binomial_mid_p(busts, n, p),
+        (
+            f"consistent with r = {rtp:g}; {implied}",
+            f"too few 1.00x busts: a collector that stores busts as null (or misses them, they "
+            f"last an instant) removes the house edge from the data; {implied}",
+            f"too many 1.00x busts for r = {rtp:g}: the RTP may be lower, or misreads land on 1.00; {implied}",
+        ),
+    )
+    return test, busts > n * p
+
+
+def _exact_values(lawful: Sequence[_Round], rtp: float) -> list[tuple[_Test, bool]]:
+    n = len(lawful)
+    if not n:
+        return []
+    counts = Counter(r.value for r in lawful)
+    tests: list[tuple[_Test, bool]] = []
+    total_seen, total_p = 0, 0.0
+    for value in EXACT_VALUES:
+        p = value_probability(value, rtp)
+        seen = counts.get(value, 0)
+        total_seen += seen
+        total_p += p
+        shown = f"{value:.2f}"
+        tests.append(
+            (
+                _Test(
+                    f"exact_{shown}",
+                    _share(seen, n),
+                    f"{p:.3%}",
+                    n * p,
+                    binomial_mid_p(seen, n, p, alternative="greater"),
+                    (
+                        f"{shown} as often as the law says",
+                        f"{shown} too rare: values near it may be rounded away from it",
+                        f"{shown} too often: a screen reader that returns {shown} (a misread, "
+                        "or the value shown while the next round loads)",
+                    ),
+                ),
+                seen > n * p,
+            )
+        )
+    first, last = EXACT_VALUES[0], EXACT_VALUES[-1]
+    tests.append(
+        (
+            _Test(
+                "whole_half_values",
+                _share(total_seen, n),
+                f"{total_p:.2%} (P(X = x) = r/x - r/(x + 0.01))",
+                n * total_p,
+                binomial_mid_p(total_seen, n, total_p),
+                (
+                    f"whole and half values {first:.2f} to {last:.2f} as often as the law says",
+                    "whole and half values too rare: readings rounded or nudged off them",
+                    "whole and half values too often: a reader that snaps to round numbers (see the exact_ values)",
+                ),
+            ),
+            total_seen > n * total_p,
+        )
+    )
+    return tests
+
+
+def _neighbour_pairs(rounds: Sequence[_Round]) -> list[tuple[Decimal, Decimal]]:
+    """Pairs of rounds that followed each other: consecutive integer ids, else consecutive rows."""
+    ids = _integer_ids(rounds)
+    if ids is None:
+        return [(a.value, b.value) for a, b in zip(rounds, rounds[1:]) if a.lawful and b.lawful]
+    by_id = sorted(zip(ids, rounds, strict=True), key=lambda item: item[0])
+    return [(a.value, b.value) for (i, a), (j, b) in zip(by_id, by_id[1:]) if j == i + 1 and a.lawful and b.lawful]
+
+
+def _repeats(rounds: Sequence[_Round], rtp: float) -> tuple[_Test, bool] | None:
+    pairs = _neighbour_pairs(rounds)
+    if not pairs:
+        return None
+    m = len(pairs)
+    repeats = sum(1 for a, b in pairs if a == b)
+    q = repeat_probability(rtp)
+    test = _Test(
+        "repeats",
+        _share(repeats, m) + " pairs",
+        f"{q:.3%} (sum of p_k^2)",
+        m * q,
+        binomial_mid_p(repeats, m, q),
+        (
+            "back-to-back repeats as often as chance gives them",
+            "too few back-to-back repeats: a collector that drops a value equal to the previous one as a duplicate",
+            "too many back-to-back repeats: duplicated rows, or a reader that repeats its "
+            "last value when it misses a round",
+        ),
+    )
+    return test, repeats > m * q
+
+
+def _round_ids(rounds: Sequence[_Round]) -> Check:
+    name = "round_id_gaps"
+    keyed = [r for r in rounds if r.round_id is not None]
+    if not keyed:
+        return Check(name, "no ids", "0 missing", INSUFFICIENT, "no round has a game_round_id")
+    ids = _integer_ids(keyed)
+    if ids is None:
+        return Check(
+            name,
+            "ids not integers",
+            "0 missing",
+            INSUFFICIENT,
+            "game_round_id values are not all integers: a gap cannot be told",
+        )
+    distinct = sorted(set(ids))
+    duplicates = len(ids) - len(distinct)
+    gaps = [b - a - 1 for a, b in zip(distinct, distinct[1:]) if b - a > 1]
+    missing = sum(gaps)
+    figure = f"{missing:,} missing in {len(gaps):,} gaps, {duplicates:,} repeated"
+    if not missing and not duplicates:
+        return Check(name, figure, "0 missing", OK, f"ids {distinct[0]} to {distinct[-1]}, complete")
+    parts = []
+    if gaps:
+        single = sum(1 for g in gaps if g == 1)
+        parts.append(
+            f"{missing:,} of {distinct[-1] - distinct[0] + 1:,} ids missing, the longest gap "
+            f"{max(gaps):,} rounds; {single:,} single missed rounds (a collector that misses "
+            "rounds, e.g. instant busts) vs longer outages"
+        )
+    if duplicates:
+        parts.append(f"{duplicates:,} rows repeat an id already seen (duplicated rows)")
+    return Check(name, figure, "0 missing", SUSPECT, "; ".join(parts))
+
+
+def _time_gaps(rounds: Sequence[_Round]) -> Check:
+    name = "time_gaps"
+    expected = f"none over {GAP_FACTOR}x the median interval"
+    times = sorted(r.seen_at for r in rounds if r.seen_at is not None)
+    intervals = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    if len(intervals) < 10:
+        return Check(name, "too few times", expected, INSUFFICIENT, "fewer than 11 rounds with a time")
+    typical = statistics.median(intervals)
+    if typical <= 0:
+        return Check(
+            name,
+            "no spacing",
+            expected,
+            INSUFFICIENT,
+            "most rounds share a time: the times do not separate rounds",
+        )
+    gaps = [(times[i], gap) for i, gap in enumerate(intervals) if gap > GAP_FACTOR * typical]
+    figure = f"{len(gaps):,} gaps (median interval {typical:.1f} s)"
+    if not gaps:
+        return Check(name, figure, expected, OK, f"{len(times):,} rounds without a break")
+    start, longest = max(gaps, key=lambda g: g[1])
+    missed = sum(gap / typical - 1 for _, gap in gaps)
+    return Check(
+        name,
+        figure,
+        expected,
+        SUSPECT,
+        f"the collection stopped: longest gap {timedelta(seconds=round(longest))} from "
+        f"{start:%Y-%m-%d %H:%M:%S}; about {missed:,.0f} rounds missed in all (rounds on "
+        "either side of a gap are not neighbours)",
+    )
+
+
+def _observers(rounds: Sequence[_Round]) -> Check:
+    name = "observer_disagreement"
+    shared = [r for r in rounds if (r.observers or 0) >= 2]
+    if not shared:
+        return Check(
+            name,
+            "no shared rounds",
+            "0",
+            INSUFFICIENT,
+            "no round was seen by two or more bots: nothing to compare",
+        )
+    disagreeing = [r for r in shared if r.disagreement]
+    figure = _share(len(disagreeing), len(shared)) + " shared rounds"
+    if not disagreeing:
+        return Check(name, figure, "0", OK, "every bot read every shared round alike")
+    dissent = Counter(bot for r in disagreeing for bot in r.dissenters)
+    who = ", ".join(f"{bot} on {count:,}" for bot, count in dissent.most_common(3))
+    return Check(
+        name,
+        figure,
+        "0",
+        SUSPECT,
+        "bots read different values for the same round" + (f"; off the majority: {who}" if who else ""),
+    )
+
+
+def _flagged(r: _Round) -> bool:
+    return bool(r.flags) or not r.lawful or r.disagreement
+
+
+def _ocr(rounds: Sequence[_Round]) -> Check:
+    name = "ocr_confidence"
+    expected = f"none below {LOW_OCR_CONFIDENCE}"
+    read = [r for r in rounds if r.ocr_confidence is not None]
+    if not read:
+        return Check(name, "none recorded", expected, INSUFFICIENT, "no OCR confidence recorded")
+    low = sum(1 for r in read if r.ocr_confidence is not None and r.ocr_confidence < LOW_OCR_CONFIDENCE)
+    flagged = [r.ocr_confidence for r in read if _flagged(r) and r.ocr_confidence is not None]
+    others = [r.ocr_confidence for r in read if not _flagged(r) and r.ocr_confidence is not None]
+    parts = []
+    if flagged:
+        parts.append(f"flagged rounds: median {statistics.median(flagged):.2f} ({len(flagged):,})")
+    if others:
+        parts.append(f"other rounds: median {statistics.median(others):.2f} ({len(others):,})")
+    comparison = "; ".join(parts)
+    if low:
+        return Check(
+            name,
+            _share(low, len(read)) + " low",
+            expected,
+            SUSPECT,
+            f"readings the OCR itself doubted; {comparison}",
+        )
+    return Check(name, _share(0, len(read)) + " low", expected, OK, comparison)
+
+
+# -- the pure entry point -----------------------------------------------------------------
+
+
+def check_quality(
+    rows: Iterable[Any],
+    *,
+    rtp: float = DEFAULT_RTP,
+    significance: float = SIGNIFICANCE,
+    rtp_source: RtpSource = "given",
+    from_log: bool = False,
+    **labels: Any,
+) -> QualityReport:
+    """Every data-quality check of ``rows``, one per game round, in the order they were played.
+
+    A row is a mapping with ``multiplier`` (or ``crash_multiplier``) and any of
+    ``game_round_id``, ``first_seen_at`` (or ``occurred_at``), ``observers``,
+    ``disagreement``, ``dissenters`` (bots off the majority), ``ocr_confidence`` and
+    ``quality_flags``, as ``crashlog.round_multipliers`` has them; or a bare multiplier
+    (Decimal, str, int or float). Checks against the law use the values on the two-decimal
+    grid at 1.00 or above. ``labels`` (game, platform, bot_id, since, until) are kept in
+    the report.
+    """
+    instant_bust_probability(rtp)  # says which rtp is invalid
+    if not 0 < significance < 1:
+        raise ValueError(f"invalid significance={significance!r}: must be in (0, 1), e.g. 0.01")
+    rounds = [_round_of(row) for row in rows]
+    lawful = [r for r in rounds if r.lawful]
+
+    tests: list[tuple[_Test, bool]] = []
+    busts = _instant_busts(lawful, rtp)
+    if busts:
+        tests.append(busts)
+    exact = _exact_values(lawful, rtp)
+    tests.extend(exact)
+    repeats = _repeats(rounds, rtp)
+    if repeats:
+        tests.append(repeats)
+    adjusted = holm_adjust([test.p_value for test, _ in tests])
+    finished = {
+        test.name: test.finish(p, significance, above) for (test, above), p in zip(tests, adjusted, strict=True)
+    }
+
+    def statistical(name: str, what: str) -> Check:
+        return finished.get(name) or Check(name, "no rounds", what, INSUFFICIENT, "no values to test")
+
+    checks = (
+        _off_grid(rounds),
+        _below_one(rounds, from_log),
+        statistical("instant_busts", "1 - r/1.01"),
+        statistical("whole_half_values", "P(X = x) = r/x - r/(x + 0.01)"),
+        statistical("repeats", "sum of p_k^2"),
+        _round_ids(rounds),
+        _time_gaps(rounds),
+        _observers(rounds),
+        _ocr(rounds),
+    )
+    exact_checks = tuple(finished[f"exact_{v:.2f}"] for v in EXACT_VALUES if f"exact_{v:.2f}" in finished)
+    return QualityReport(
+        rounds=len(rounds),
+        rtp=rtp,
+        rtp_source=rtp_source,
+        significance=significance,
+        checks=checks,
+        exact_values=exact_checks,
+        **labels,
+    )
+
+
+# -- over the read tables -----------------------------------------------------------------
+
+_ROUNDS = """
+SELECT m.multiplier, m.game_round_id, m.first_seen_at, m.observers, m.disagreement,
+       m.ocr_confidence, m.quality_flags,
+       (SELECT array_agg(DISTINCT r.bot_id) FROM crashlog.round_multiplier_readings r
+        WHERE m.disagreement AND r.platform = m.platform AND r.game = m.game
+          AND r.game_round_id = m.game_round_id AND r.multiplier <> m.multiplier) AS dissenters
+FROM crashlog.round_multipliers m
+WHERE m.game = $1 AND m.platform = $2
+  AND ($3::timestamptz IS NULL OR m.first_seen_at >= $3)
+  AND ($4::timestamptz IS NULL OR m.first_seen_at < $4)
+ORDER BY m.first_seen_at, m.first_position
+"""
+
+# One bot's own readings: what its collector saw, checked against the law and the others.
+_BOT_ROUNDS = """
+SELECT r.multiplier, r.game_round_id, r.occurred_at AS first_seen_at, m.observers,
+       m.disagreement, r.ocr_confidence, m.quality_flags,
+       CASE WHEN r.multiplier <> m.multiplier THEN ARRAY[r.bot_id] END AS dissenters
+FROM crashlog.round_multiplier_readings r
+LEFT JOIN crashlog.round_multipliers m
+  ON m.platform = r.platform AND m.game = r.game
+ AND (m.game_round_id = r.game_round_id OR m.event_id = r.event_id)
+WHERE r.game = $1 AND r.platform = $2 AND r.bot_id = $5
+  AND ($3::timestamptz IS NULL OR r.occurred_at >= $3)
+  AND ($4::timestamptz IS NULL OR r.occurred_at < $4)
+ORDER BY r.occurred_at, r.position
+"""
+
+_CONFIGURED_RTP = "SELECT rtp_percent FROM crashlog.game_configs WHERE platform = $1 AND game = $2"
+
+
+async def quality_report(
+    conn_or_pool: asyncpg.Connection | asyncpg.Pool,
+    *,
+    game: str,
+    platform: str,
+    bot_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    rtp: float | None = None,
+    significance: float = SIGNIFICANCE,
+) -> QualityReport:
+    """Every data-quality check of a game's rounds on a platform, from the read tables.
+
+    Reads ``crashlog.round_multipliers`` (one row per game round, merged over observers) or,
+    with ``bot_id``, that bot's own readings; ``since`` (inclusive) and ``until`` (exclusive)
+    bound the time the round was first seen. ``rtp`` None: the game's configured
+    ``rtp_percent`` (crashlog.game_configs) if a bot reported one, else DEFAULT_RTP; the
+    report says which (``rtp_source``). Call ``log.sync()`` first to include what was just
+    emitted.
+    """
+    if isinstance(conn_or_pool, asyncpg.Pool):
+        async with conn_or_pool.acquire() as connection:
+            return await quality_report(
+                connection,
+                game=game,
+                platform=platform,
+                bot_id=bot_id,
+                since=since,
+                until=until,
+                rtp=rtp,
+                significance=significance,
+            )
+    conn = conn_or_pool
+    source: RtpSource = "given"
+    if rtp is None:
+        configured = await conn.fetchval(_CONFIGURED_RTP, platform, game)
+        if configured is not None:
+            rtp, source = float(configured) / 100, "game_configs"
+        else:
+            rtp, source = DEFAULT_RTP, "default"
+    query = _BOT_ROUNDS if bot_id is not None else _ROUNDS
+    args: tuple[Any, ...] = (game, platform, since, until) + ((bot_id,) if bot_id is not None else ())
+    rows = await conn.fetch(query, *args)
+    return check_quality(
+        rows,
+        rtp=rtp,
+        significance=significance,
+        rtp_source=source,
+        from_log=True,
+        game=game,
+        platform=platform,
+        bot_id=bot_id,
+        since=since,
+        until=until,
+    )
