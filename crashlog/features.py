@@ -32,7 +32,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -176,88 +176,71 @@ def round_pit(multiplier: Decimal, v: float, rtp: float) -> float | None:
 # -- the history of a series ----------------------------------------------------------------
 
 
-@attrs.frozen
-class _Round:
-    multiplier: Decimal
-    log_units: int | None  # ln(multiplier) in units of 2**-52
-    instant_bust: bool
-    at_least_2: bool
+class _Totals(NamedTuple):
+    """A round of a series, with running totals over the series up to and including it."""
+
+    multiplier: Decimal | None  # None: the start of the series, before any round
+    log_units: int  # sum of ln(multiplier) in units of 2**-52
+    no_log: int  # rounds without a logarithm
+    instant_busts: int
+    at_least_2: int
 
 
-@attrs.define
-class _Window:
-    """Sums over the last ``size`` rounds, kept as rounds enter and leave."""
-
-    size: int
-    log_units: int = 0
-    no_log: int = 0
-    instant_busts: int = 0
-    at_least_2: int = 0
-
-    def add(self, r: _Round, sign: int) -> None:
-        if r.log_units is None:
-            self.no_log += sign
-        else:
-            self.log_units += sign * r.log_units
-        self.instant_busts += sign * r.instant_bust
-        self.at_least_2 += sign * r.at_least_2
-
-    def figures(self, seen: int) -> tuple[float | None, float | None, float | None]:
-        if seen < self.size:  # a partial window would be a different statistic: none yet
-            return None, None, None
-        mean_log = None if self.no_log else self.log_units / (self.size * _LOG_SCALE)
-        return mean_log, self.instant_busts / self.size, self.at_least_2 / self.size
+_START = _Totals(None, 0, 0, 0, 0)
 
 
 class SeriesHistory:
     """What the features of the next round of one (platform, game) may use: its earlier
-    rounds, the last ``spec.depth`` of them kept."""
+    rounds, the last ``spec.depth`` of them kept with running totals, so the sum over any
+    window is a difference of two totals."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.lags = spec.lags
-        self.recent: deque[_Round] = deque(maxlen=spec.depth)
-        self.windows = [_Window(w) for w in spec.windows]
+        self.windows = spec.windows
+        self.recent: deque[_Totals] = deque([_START], maxlen=spec.depth + 1)
         self.seen = 0
         self.since_instant_bust: int | None = None
         self.since_10x: int | None = None
 
     def features(self) -> list[Any]:
         """The features of the next round, in ``ml_columns`` order from ``prior_rounds``."""
-        values: list[Any] = [self.seen]
-        recent = self.recent
-        values += [
-            recent[-k].multiplier if k <= len(recent) else None for k in range(1, self.lags + 1)
-        ]
-        for window in self.windows:
-            values += window.figures(self.seen)
-        values += [self.since_instant_bust, self.since_10x]
+        recent, seen = self.recent, self.seen
+        values: list[Any] = [seen]
+        values += [recent[-k].multiplier if k <= seen else None for k in range(1, self.lags + 1)]
+        last = recent[-1]
+        for w in self.windows:
+            if seen < w:  # a partial window would be a different statistic: none yet
+                values += (None, None, None)
+                continue
+            before = recent[-1 - w]
+            no_log = last.no_log - before.no_log
+            values += (
+                None if no_log else (last.log_units - before.log_units) / (w * _LOG_SCALE),
+                (last.instant_busts - before.instant_busts) / w,
+                (last.at_least_2 - before.at_least_2) / w,
+            )
+        values += (self.since_instant_bust, self.since_10x)
         return values
 
     def add(self, multiplier: Decimal, log: float | None) -> None:
         """Take the round just played (and its ``log_multiplier``) into the history."""
-        r = _Round(
-            multiplier=multiplier,
-            log_units=None if log is None else round(log * _LOG_SCALE),
-            instant_bust=multiplier == ONE,
-            at_least_2=multiplier >= TWO,
+        last = self.recent[-1]
+        instant_bust = multiplier == ONE
+        self.recent.append(
+            _Totals(
+                multiplier,
+                last.log_units + (0 if log is None else round(log * _LOG_SCALE)),
+                last.no_log + (log is None),
+                last.instant_busts + instant_bust,
+                last.at_least_2 + (multiplier >= TWO),
+            )
         )
-        for window in self.windows:
-            if len(self.recent) >= window.size:
-                window.add(self.recent[-window.size], -1)  # leaves the window
-            window.add(r, +1)
-        self.recent.append(r)
         self.seen += 1
         # Rounds played since the last one of each kind (0: the round just before was one).
-        self.since_instant_bust = (
-            0
-            if r.instant_bust
-            else None
-            if self.since_instant_bust is None
-            else self.since_instant_bust + 1
-        )
-        self.since_10x = (
-            0 if multiplier >= TEN else None if self.since_10x is None else self.since_10x + 1
-        )
+        since = self.since_instant_bust
+        self.since_instant_bust = 0 if instant_bust else None if since is None else since + 1
+        since = self.since_10x
+        self.since_10x = 0 if multiplier >= TEN else None if since is None else since + 1
 
 
 class FeatureStream:

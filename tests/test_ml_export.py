@@ -8,17 +8,20 @@ import csv
 import io
 import json
 import math
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import crashlog
 from crashlog.analytics import wilson_interval
+from crashlog import exports
 from crashlog.cli import main
 from crashlog.events import RoundObserved
 from crashlog.exports import export_multipliers
@@ -398,3 +401,37 @@ async def test_cli_exports_features_with_its_options(
     bad = ["export", "multipliers", "--dsn", dsn, "--features", "--windows", "0"]
     assert await asyncio.to_thread(main, bad) == 1
     assert "invalid windows='0'" in capsys.readouterr().err
+
+
+FILL = """
+INSERT INTO crashlog.round_multipliers (platform, game, game_round_id, round_number, multiplier,
+    observers, readings, min_multiplier, max_multiplier, disagreement, first_seen_at,
+    last_seen_at, first_position)
+SELECT 'demo', 'g' || (i % 3), 'r' || i, i, m, 1, 1, m, m, false, t, t, i
+FROM generate_series($1::int, $2::int) AS i,
+     LATERAL (SELECT round((100 + (i * 7919) % 2000) / 100.0, 2) AS m,
+                     '2025-01-01'::timestamptz + i * interval '1 second' AS t) AS v
+"""
+
+
+async def peak_ml_export_memory(conn: asyncpg.Connection, tmp_path: Path) -> int:
+    tracemalloc.start()
+    try:
+        await export_multipliers(conn, tmp_path / "ml.jsonl", "jsonl", features=FeatureSpec())
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def test_ml_export_memory_stays_flat_as_the_series_grows(
+    conn: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exports, "CHUNK", 500)  # several chunks, in a short test
+    await conn.execute(FILL, 1, 1_500)
+    small = await peak_ml_export_memory(conn, tmp_path)
+    await conn.execute(FILL, 1_501, 6_000)
+    large = await peak_ml_export_memory(conn, tmp_path)
+    rows = (tmp_path / "ml.jsonl").read_bytes().splitlines()
+    assert len(rows) == 6_000 and json.loads(rows[-1])["prior_rounds"] == 1_999
+    # Four times the rounds; had the series been held, the peak would grow about fourfold.
+    assert large < 1.5 * small, (small, large)
