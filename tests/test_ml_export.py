@@ -284,7 +284,9 @@ def typed(row: dict[str, Any], spec: FeatureSpec = SPEC) -> dict[str, Any]:
     return {k: Decimal(v) if kinds[k] == "decimal" and v is not None else v for k, v in row.items()}
 
 
-async def test_ml_export_through_the_projections(log: crashlog.Logger, tmp_path: Path) -> None:
+async def test_ml_export_through_the_projections(
+    log: crashlog.Logger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     played = await observe(log)
     buffer = io.BytesIO()
     assert await export_multipliers(log.pool, buffer, "jsonl", features=SPEC) == 300
@@ -315,6 +317,12 @@ async def test_ml_export_through_the_projections(log: crashlog.Logger, tmp_path:
     )
     assert [typed(r) for r in read_jsonl(kept.getvalue())] == [
         r for r in rows if not r["quality_flags"]
+    ]
+    array = io.BytesIO()  # one JSON array; a chunk of one row, when flagged, writes nothing
+    monkeypatch.setattr(exports, "CHUNK", 1)
+    await export_multipliers(log.pool, array, "json", features=SPEC, exclude_flagged=True)
+    assert [typed(r) for r in json.loads(array.getvalue())] == [
+        typed(r) for r in read_jsonl(kept.getvalue())
     ]
 
     # CSV and Parquet carry the same values.
