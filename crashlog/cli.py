@@ -557,6 +557,12 @@ async def cmd_verify(conn: asyncpg.Connection, dsn: str, args: argparse.Namespac
         f"{report.missing:,}",
         markup=False,
     )
+    if report.on_chain:
+        out.print(f"the hash is game {report.latest_game_id} of the chain {report.scheme} "
+                  "committed to", markup=False)
+    else:
+        out.print("the hash was not checked against a committed chain (--game-id given)",
+                  markup=False)
     if report.recorded >= 10 and report.matched == 0:
         out.print("no recorded round matches: is --game-id the game whose hash --hash is, "
                   "and --scheme its operator's?", markup=False)
@@ -849,7 +855,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify_verb.add_argument("--hash", help="the hash of game --game-id (a late game)")
     verify_verb.add_argument(
         "--game-id", type=int, default=None,
-        help="the game number of --hash (default: the highest numbered round recorded)",
+        help="the game number of --hash (default: found by hashing it to the scheme's "
+        "terminating hash, which also proves it is on the committed chain)",
     )
     verify_verb.add_argument(
         "--rounds", type=int, default=1000, help="games to walk back (default 1000)"

@@ -16,6 +16,7 @@ so for the rest.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import math
@@ -40,6 +41,7 @@ __all__ = [
     "bustabit_previous_hash",
     "check_spribe_record",
     "client_seeds",
+    "locate_in_chain",
     "multiplier_from_hex",
     "problems",
     "stake_crash_point",
@@ -186,32 +188,85 @@ def stake_previous_hash(game_hash: str) -> str:
 
 @attrs.frozen
 class Scheme:
-    """One operator's published scheme: its crash point, its chain step, the games it covers."""
+    """One operator's published scheme: its crash point, its chain step, the games it covers,
+    and the chain it committed to."""
 
     name: str
     crash_point: Callable[[str], Decimal]
     previous_hash: Callable[[str], str]
     #: The lowest and highest game numbers the scheme covers (None: not bounded).
-    first_game: int | None = None
-    last_game: int | None = None
+    first_game: int | None
+    last_game: int | None
+    #: The published end of the chain: the previous hash of the chain's first game.
+    terminating_hash: str
+    #: The game number whose previous hash is the terminating hash, less one: a hash that
+    #: reaches the terminating hash in k steps is game ``number_base + k``.
+    number_base: int
+    #: How many games the chain holds (a bound on the steps to the terminating hash).
+    chain_length: int
+    #: The chain step hashes the previous hash's 32 bytes (else its hex text).
+    chain_of_bytes: bool = False
 
 
-def _bustabit(era: str, first: int | None, last: int | None) -> Scheme:
+def _bustabit(era: str, first: int | None, last: int | None, *, terminating: str, base: int,
+              length: int) -> Scheme:
     return Scheme(
         name=f"bustabit-{era}",
         crash_point=lambda h: bustabit_crash_point(h, era=era),
         previous_hash=lambda h: bustabit_previous_hash(h, era=era),
         first_game=first,
         last_game=last,
+        terminating_hash=terminating,
+        number_base=base,
+        chain_length=length,
+        chain_of_bytes=era == "classic",
     )
 
 
 SCHEMES: dict[str, Scheme] = {
-    "bustabit-v1": _bustabit("v1", None, None),
-    "bustabit-v2": _bustabit("v2", 1, 10_000_000),
-    "bustabit-classic": _bustabit("classic", BUSTABIT_VX_LAST_GAME + 1, None),
-    "stake": Scheme("stake", stake_crash_point, stake_previous_hash),
+    # v1: populate_hashes.js gives game 1e6 + k the hash k steps above the seed; the
+    # database's getLastGameInfo (v1-webserver, v1-gameserver) starts from game 1e6 - 1
+    # with this terminating hash (the first seeding event, bitcointalk topic 922898).
+    "bustabit-v1": _bustabit(
+        "v1", None, None, base=999_999, length=10_000_000,
+        terminating="c1cfa8e28fc38999eaa888487e443bad50a65e0b710f649affa6718cfbfada4d"),
+    # v2: "The 10,000,000th element of the chain is the hash of game #1".
+    "bustabit-v2": _bustabit(
+        "v2", 1, 10_000_000, base=0, length=10_000_000,
+        terminating=BUSTABIT_V2_TERMINATING_HASH),
+    # classic: verifier.worker.ts walks game N down to 10,000,001, then one more step.
+    "bustabit-classic": _bustabit(
+        "classic", BUSTABIT_VX_LAST_GAME + 1, None, base=10_000_000, length=100_000_000,
+        terminating=BUSTABIT_CLASSIC_TERMINATING_HASH),
+    # Stake publishes no game numbering: k steps from the terminating hash is game k.
+    "stake": Scheme("stake", stake_crash_point, stake_previous_hash, None, None,
+                    terminating_hash=STAKE_TERMINATING_HASH, number_base=0,
+                    chain_length=10_000_000),
 }
+
+
+def locate_in_chain(game_hash: str, *, scheme: Scheme, max_steps: int | None = None) -> int | None:
+    """The game number of ``game_hash`` on ``scheme``'s committed chain, or None when it is
+    not on it: the hash is stepped towards the terminating hash (at most the chain's length,
+    a few seconds per million). Reaching it proves the game was fixed before the chain
+    was published."""
+    digits = _hex_argument("hash", game_hash, length=64)
+    sha256 = hashlib.sha256
+    limit = (max_steps or scheme.chain_length) + 1
+    # The same step as scheme.previous_hash, without its per-call checks: millions of steps.
+    if scheme.chain_of_bytes:
+        current, target = bytes.fromhex(digits), bytes.fromhex(scheme.terminating_hash)
+        for steps in range(1, limit):
+            current = sha256(current).digest()
+            if current == target:
+                return scheme.number_base + steps
+    else:
+        text = digits
+        for steps in range(1, limit):
+            text = sha256(text.encode()).hexdigest()
+            if text == scheme.terminating_hash:
+                return scheme.number_base + steps
+    return None
 
 
 @attrs.frozen
@@ -265,6 +320,9 @@ class ChainReport:
     platform: str
     game: str
     latest_game_id: int
+    #: True: ``latest_hash`` was found on the scheme's committed chain (as game
+    #: ``latest_game_id``); None: not checked (the game number was given).
+    on_chain: bool | None
     walked: int  # games recomputed
     recorded: int  # of those, rounds crashlog has
     matched: int
@@ -275,13 +333,6 @@ class ChainReport:
         """Games of the walked chain that crashlog has no round for."""
         return self.walked - self.recorded
 
-
-_NUMBERED = r"^[0-9]{1,18}$"
-
-_LATEST_ID = f"""
-SELECT max(game_round_id::bigint) FROM crashlog.round_multipliers
-WHERE platform = $1 AND game = $2 AND game_round_id ~ '{_NUMBERED}'
-"""
 
 _RECORDED = """
 SELECT game_round_id, multiplier, min_multiplier, max_multiplier, observers, readings,
@@ -305,20 +356,25 @@ async def verify_chain(
 
     ``latest_hash`` is the hash of game ``game_id``: a round's ``game_round_id`` is taken to be
     the operator's game number in decimal (bustabit.com/game/12345678 is "12345678"). Without
-    ``game_id``, the highest numbered round recorded for the game is assumed. A round is a
-    mismatch when any of its readings differs from the computed crash point.
+    ``game_id``, the hash is located on the scheme's committed chain (``locate_in_chain``:
+    seconds, and proof that the games were fixed in advance); a hash not on it raises
+    ``CrashlogError``. A round is a mismatch when any of its readings differs from the
+    computed crash point.
     """
     try:
         chosen = SCHEMES[scheme]
     except KeyError:
         raise ValueError(f"scheme={scheme!r}: unknown; known: {', '.join(SCHEMES)}") from None
+    on_chain = None
     if game_id is None:
-        game_id = await conn.fetchval(_LATEST_ID, platform, game)
+        game_id = await asyncio.to_thread(locate_in_chain, latest_hash, scheme=chosen)
         if game_id is None:
             raise CrashlogError(
-                f"no round of {game} on {platform} has a numeric game_round_id: "
-                "give the game number of the hash with --game-id"
+                f"hash={latest_hash!r} is not on the chain {scheme} committed to (terminating "
+                f"hash {chosen.terminating_hash}): another scheme or era, or not a game hash; "
+                "give --game-id to check a chain of your own"
             )
+        on_chain = True
     chain = {str(r.game_id): r for r in walk_chain(
         latest_hash, scheme=chosen, game_id=game_id, rounds=rounds)}
     rows = await conn.fetch(_RECORDED, platform, game, list(chain))
@@ -345,6 +401,7 @@ async def verify_chain(
         platform=platform,
         game=game,
         latest_game_id=game_id,
+        on_chain=on_chain,
         walked=len(chain),
         recorded=len(rows),
         matched=len(rows) - len(mismatches),

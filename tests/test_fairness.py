@@ -1,8 +1,9 @@
 """Provably-fair verification: the operators' schemes, Spribe popups, and ``crashlog verify``.
 
 Public vectors are cited where they come from. Where no public (hash, crash point) pair was
-found (bustabit v1 and classic, Stake), the tests check the rules the operator's published
-code states (which era hashes text or bytes, the instant-bust rule) and say so.
+found (bustabit v1, Stake), the tests check the rules the operator's published code states
+(which era hashes text or bytes, the instant-bust rule) and say so; real game hashes reaching
+the published terminating hashes confirm each chain step.
 """
 
 from __future__ import annotations
@@ -64,13 +65,53 @@ def test_v1_and_v2_hash_the_text_classic_hashes_the_bytes() -> None:
     assert bustabit_previous_hash(h, era="classic") == hashlib.sha256(bytes.fromhex(h)).hexdigest()
 
 
-def test_v2_and_classic_differ_only_by_their_salt() -> None:
-    # Unverified against bustabit's own data (no public classic-era pair found): the rule
-    # from bustabit/verifier utils/math.ts, key = the salt's text, message = the hash's bytes.
-    h = V2_BUSTS[0][0]
-    mac = hmac.new(fairness.BUSTABIT_CLASSIC_SALT.encode(), bytes.fromhex(h), hashlib.sha256)
-    assert bustabit_crash_point(h, era="classic") == multiplier_from_hex(mac.hexdigest())
-    assert bustabit_crash_point(h) == bustabit_crash_point(h, era="classic")
+# bustabit classic (after Vx): a game hash and its bust "(matches site)", from
+# github.com/sabari245/bustabit-tracker docs/bustabit-provably-fair.html (commit
+# c54c0618b0b0b66c5788c7d5f75023816513ffbd, section 6); the slow test below finds it is game
+# 13,303,000 of the chain committed in bustabit's third seeding event.
+CLASSIC_HASH = "df5d54b8ca42cb40ea80e8ba74b3281f7b9d49bc27fecbe104847de1e91e4929"
+
+
+def test_bustabit_classic_bust_matches_the_published_one() -> None:
+    assert bustabit_crash_point(CLASSIC_HASH) == Decimal("38.65")
+    assert bustabit_crash_point(CLASSIC_HASH, era="classic") == Decimal("38.65")
+    # bustabit/verifier utils/math.ts: key = the salt's text, message = the hash's bytes.
+    mac = hmac.new(fairness.BUSTABIT_CLASSIC_SALT.encode(), bytes.fromhex(CLASSIC_HASH), hashlib.sha256)
+    assert multiplier_from_hex(mac.hexdigest()) == Decimal("38.65")
+
+
+def test_a_published_game_number_is_found_on_bustabits_current_chain() -> None:
+    # github.com/andreasviner/BustaBitPyv2 validate.py (commit
+    # 2d5da05c3e4ec42921c10aafbabaefde05d5153f): game_nr 10022538 has this hash. (Its bust
+    # needs Vx's signature, which crashlog does not compute: only the chain is checked.)
+    game = "61729963ca9d3e3292a43c310444e530c62662bd1647e8158897ea7537bed229"
+    assert fairness.locate_in_chain(game, scheme=fairness.SCHEMES["bustabit-classic"]) == 10_022_538
+
+
+def test_a_hash_off_the_chain_is_not_located() -> None:
+    stranger = hashlib.sha256(b"not a game").hexdigest()
+    for scheme in fairness.SCHEMES.values():
+        assert fairness.locate_in_chain(stranger, scheme=scheme, max_steps=2000) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("scheme", "game_hash", "number"),
+    [
+        # The v2 games above are on the chain of topic 2807542 (terminating hash 86728f5f...).
+        ("bustabit-v2", V2_BUSTS[0][0], 1_394_728),
+        ("bustabit-v2", V2_BUSTS[4][0], 1_398_378),
+        ("bustabit-classic", CLASSIC_HASH, 13_303_000),
+        # A Stake game hash as a public crash-analysis script carries it (its source could not
+        # be attributed; it needs no trust: it reaches the terminating hash Stake published in
+        # bitcointalk topic 5162888, through SHA-256 of each hash's hex text).
+        ("stake", "1f93980af45e9f01a6dacf9d203eb568065994fd7e2039a771dd86f6a99e36e6", 4_324_895),
+    ],
+)
+def test_real_game_hashes_reach_their_published_terminating_hash(
+    scheme: str, game_hash: str, number: int
+) -> None:
+    assert fairness.locate_in_chain(game_hash, scheme=fairness.SCHEMES[scheme]) == number
 
 
 def test_v1_busts_one_game_in_101_when_the_hmac_is_divisible_by_101() -> None:
@@ -207,7 +248,7 @@ async def test_verify_lists_exactly_the_misread_round(
     capsys.readouterr()
     status = await asyncio.to_thread(main, [
         "verify", "--dsn", dsn, "--game", "crash", "--platform", "op", "--scheme", scheme,
-        "--hash", chain[0].game_hash, "--rounds", "40",
+        "--hash", chain[0].game_hash, "--game-id", str(chain[0].game_id), "--rounds", "40",
     ])
     printed = capsys.readouterr().out
     assert status == 1
@@ -217,6 +258,7 @@ async def test_verify_lists_exactly_the_misread_round(
     cells = [c.strip() for c in rows[0].split("│") if c.strip()]
     assert cells[:4] == [str(misread.game_id), str(wrong), "1", str(misread.crash_point)]
     assert "0.41" in cells and misread.game_hash in cells
+    assert "not checked against a committed chain" in printed
 
 
 async def test_verify_spribe_reports_the_records_that_fail(
@@ -261,3 +303,26 @@ async def test_any_valid_popup_lands_in_fairness_records(dsn: str, records: list
     finally:
         await db.close()
     assert {r.event_id for r in records} <= ids
+
+
+@pytest.mark.slow
+async def test_verify_finds_a_real_hash_on_bustabits_chain_by_itself(
+    dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scheme = fairness.SCHEMES["bustabit-classic"]
+    chain = list(fairness.walk_chain(CLASSIC_HASH, scheme=scheme, game_id=13_303_000, rounds=5))
+    assert chain[0].crash_point == Decimal("38.65")
+    async with crashlog.connect(dsn, flush_interval=0.01) as log:
+        for r in chain:
+            await log.emit(RoundObserved(
+                bot_id="watcher", game="crash", platform="bustabit", game_round_id=str(r.game_id),
+                crash_multiplier=r.crash_point if r is not chain[2] else Decimal("1.00")))  # 1.12
+        await log.sync()
+    capsys.readouterr()
+    status = await asyncio.to_thread(main, [
+        "verify", "--dsn", dsn, "--game", "crash", "--platform", "bustabit",
+        "--scheme", "bustabit-classic", "--hash", CLASSIC_HASH, "--rounds", "5"])
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert "the hash is game 13303000 of the chain bustabit-classic committed to" in printed
+    assert "recomputed: 5; recorded: 5; match: 4; mismatch: 1" in printed
