@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -372,6 +373,54 @@ def signals_table(report: analytics.SignalReport) -> Table:
             f"[{colour}]{t.verdict}[/]" if colour else t.verdict,
         )
     return table
+
+
+# -- quality ------------------------------------------------------------------------------
+
+
+@with_connection
+async def cmd_quality(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+    report = await analytics.quality_report(
+        conn,
+        game=args.game,
+        platform=args.platform,
+        bot_id=args.bot,
+        since=args.since,
+        until=args.until,
+        rtp=args.rtp,
+        significance=args.significance,
+    )
+    out.print(quality_table(report))
+    for check in report.shown_checks():
+        if check.verdict == "suspect":
+            out.print(f"{check.name}: {check.detail}", markup=False)
+    return 0
+
+
+def quality_table(report: analytics.QualityReport) -> Table:
+    who = f" ({report.bot_id}'s readings)" if report.bot_id else ""
+    table = Table(
+        title=f"quality of {report.game} on {report.platform}{who}: {report.rounds:,} rounds",
+        caption=f"{report.rtp_note}, significance {report.significance:g} (Holm-adjusted)",
+    )
+    for column in ("check", "figure", "expected", "verdict"):
+        table.add_column(column, justify="right" if column == "figure" else "left")
+    colours = {"ok": "green", "suspect": "red", "insufficient data": "yellow"}
+    for check in report.shown_checks():
+        verdict = f"[{colours[check.verdict]}]{check.verdict}[/]"
+        table.add_row(check.name, check.figure, check.expected, verdict)
+    return table
+
+
+def iso_time(value: str) -> datetime:
+    """An ISO 8601 time for --since/--until; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {value!r}: use ISO 8601, e.g. 2025-06-01T12:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- export -------------------------------------------------------------------------------
@@ -799,6 +848,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     signals_verb.add_argument("--q", type=float, default=0.05, help="BH false discovery rate")
     signals_verb.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    quality = verb(
+        "quality", "which collected multipliers can be trusted: checks against the law", cmd_quality
+    )
+    quality.add_argument("--game", required=True)
+    quality.add_argument("--platform", required=True)
+    quality.add_argument("--bot", help="check this bot's own readings")
+    quality.add_argument("--since", type=iso_time, help="rounds first seen at or after (ISO 8601)")
+    quality.add_argument("--until", type=iso_time, help="rounds first seen before (ISO 8601)")
+    quality.add_argument(
+        "--rtp", type=float, default=None, help="default: the game's configured RTP, else 0.97"
+    )
+    quality.add_argument(
+        "--significance",
+        type=float,
+        default=analytics.quality.SIGNIFICANCE,
+        help=f"significance level (default {analytics.quality.SIGNIFICANCE})",
+    )
 
     export = verb(
         "export", "export rounds or multipliers (JSON lines, JSON, CSV, Parquet)", cmd_export

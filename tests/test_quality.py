@@ -14,6 +14,7 @@ import pytest
 import crashlog
 from crashlog.analytics import check_quality, quality_report
 from crashlog.analytics.quality import (
+    STATISTICAL_CHECKS as STATISTICAL,
     EXACT_VALUES,
     binomial_mid_p,
     holm_adjust,
@@ -25,7 +26,6 @@ from crashlog.simulator import CENT, CrashGame, instant_bust_probability, surviv
 
 D = Decimal
 START = datetime(2025, 6, 1, tzinfo=UTC)
-STATISTICAL = ("instant_busts", "whole_half_values", "repeats")
 
 
 def fair_rows(seed: int, n: int = 4000, rtp: float = 0.97) -> list[dict[str, Any]]:
@@ -156,6 +156,7 @@ def test_a_few_rounds_are_insufficient_data_not_ok() -> None:
     report = check_quality(fair_rows(1, n=30))
     for name in STATISTICAL:
         assert report.check(name).verdict == "insufficient data", name
+    assert report.check("off_grid").verdict == "ok" and report.verdict == "insufficient data"
     assert check_quality([]).verdict == "insufficient data"
 
 

@@ -63,6 +63,8 @@ EXACT_VALUES: tuple[Decimal, ...] = tuple(Decimal(h) / 2 for h in range(3, 21)) 
 _ONE = Decimal("1.00")
 
 RtpSource = Literal["given", "game_configs", "default"]
+#: The checks that test a share against the law (the others count what must not be there).
+STATISTICAL_CHECKS = ("instant_busts", "whole_half_values", "repeats")
 
 
 @attrs.frozen
@@ -116,10 +118,12 @@ class QualityReport:
 
     @property
     def verdict(self) -> Verdict:
-        """``suspect`` if any check is; ``ok`` if at least one is ok; else ``insufficient data``."""
+        """``suspect`` if any check is; else ``insufficient data`` while a test against the law
+        (instant busts, whole and half values, repeats) had too few rounds; else ``ok``."""
         if self.suspects:
             return SUSPECT
-        return OK if any(c.verdict == OK for c in self.checks) else INSUFFICIENT
+        tests = [c for c in self.checks if c.name in STATISTICAL_CHECKS]
+        return OK if all(c.verdict == OK for c in tests) else INSUFFICIENT
 
     def shown_checks(self) -> tuple[Check, ...]:
         """The checks, with the suspect exact values right after ``whole_half_values``."""
@@ -380,8 +384,9 @@ def _instant_busts(lawful: Sequence[_Round], rtp: float) -> tuple[_Test, bool] |
         binomial_mid_p(busts, n, p),
         (
             f"consistent with r = {rtp:g}; {implied}",
-            f"too few 1.00x busts: a collector that stores busts as null (or misses them, they "
-            f"last an instant) removes the house edge from the data; {implied}",
+            f"too few 1.00x busts for r = {rtp:g}: a collector that stores busts as null (or "
+            f"misses them, they last an instant) removes the house edge from the data, unless "
+            f"the game's RTP is higher; {implied}",
             f"too many 1.00x busts for r = {rtp:g}: the RTP may be lower, or misreads land on 1.00; {implied}",
         ),
     )
