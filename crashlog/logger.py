@@ -17,7 +17,7 @@ from crashlog.errors import InvalidEvent, LoggerClosed, MigrationError
 from crashlog.events import Event, encode_payload
 from crashlog.projections.runner import Runner, wait_projected
 from crashlog.settings import Settings
-from crashlog.store import Row
+from crashlog.store import copy_tuple
 from crashlog.writer import BatchWriter, Metrics
 
 
@@ -127,18 +127,21 @@ class Logger:
         if not isinstance(event, Event):
             raise InvalidEvent("event", event, "must be a crashlog event (crashlog.events)")
         writer = self._open_writer()
-        row = Row(
+        bot_id = event.bot_id
+        # Encoded once, here, straight into its COPY tuple: the payload's own bytes are not
+        # kept, and the writer only joins tuples.
+        row = copy_tuple(
             event.event_id,
             event.event_type,
             event.schema_version,
-            event.bot_id,
+            bot_id,
             getattr(event, "session_id", None),
             event.occurred_at,
             encode_payload(event, self.settings.max_payload_bytes),
         )
         # The common case stays synchronous: room in the buffer, nothing to await.
-        if not writer.offer(row):
-            await writer.enqueue(row)
+        if not writer.offer(row, bot_id):
+            await writer.enqueue(row, bot_id)
         elif writer.wants_turn():
             await asyncio.sleep(0)
         return event.event_id

@@ -5,12 +5,18 @@ Only a retry (after a failure that may have committed) or a batch carrying an
 id that is already stored needs conflict handling: that path copies into a
 temporary table and inserts with ``ON CONFLICT (event_id) DO NOTHING``, so no
 event is ever stored twice.
+
+Each row travels as its own binary COPY tuple (``copy_tuple``), made once when
+the event is emitted; a batch is those tuples joined. ``decode_row`` reads one
+back for the rare paths that need its fields (a refused row, the spool).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import NamedTuple
+import struct
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple, overload
 from uuid import UUID
 
 import asyncpg
@@ -31,6 +37,134 @@ class Row(NamedTuple):
 
 
 COLUMNS = Row._fields
+
+# -- binary COPY tuples -------------------------------------------------------------------
+# The layout of PostgreSQL's binary COPY format: a header, then per row a 16-bit field
+# count and each field as a 32-bit length (-1 for NULL) and its binary value, then -1.
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
+_TUPLE_START = struct.pack(">hi", len(COLUMNS), 16)  # the field count, then event_id's length
+_NULL = struct.pack(">i", -1)
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+_INT64 = struct.Struct(">q")
+_TIME = struct.Struct(">iq")  # length 8, microseconds since 2000-01-01 UTC
+_JSONB = struct.Struct(">ib")  # length, then jsonb's binary version byte (1) before the JSON text
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+# Bots reuse a few ids and sessions: their encoded fields are kept (bounded) rather than
+# re-encoded per event. The same for each (event_type, schema_version) pair.
+_TEXT_FIELDS: dict[str | None, bytes] = {None: _NULL}
+_TEXT_FIELDS_MAX = 4_096
+_TYPE_FIELDS: dict[tuple[str, int], bytes] = {}
+
+
+def _text_field(value: str | None) -> bytes:
+    field = _TEXT_FIELDS.get(value)
+    if field is None:
+        assert value is not None  # None is always in the table
+        encoded = value.encode("utf-8")
+        field = _INT32.pack(len(encoded)) + encoded
+        if len(_TEXT_FIELDS) >= _TEXT_FIELDS_MAX:
+            _TEXT_FIELDS.clear()
+            _TEXT_FIELDS[None] = _NULL
+        _TEXT_FIELDS[value] = field
+    return field
+
+
+def _type_fields(event_type: str, schema_version: int) -> bytes:
+    key = (event_type, schema_version)
+    fields = _TYPE_FIELDS.get(key)
+    if fields is None:
+        encoded = event_type.encode("utf-8")
+        fields = _TYPE_FIELDS[key] = (
+            _INT32.pack(len(encoded)) + encoded + _INT32.pack(2) + _INT16.pack(schema_version)
+        )
+    return fields
+
+
+def copy_tuple(
+    event_id: UUID,
+    event_type: str,
+    schema_version: int,
+    bot_id: str,
+    session_id: str | None,
+    occurred_at: datetime,
+    payload: bytes,
+) -> bytes:
+    """One row of ``crashlog.events`` (the fields of ``Row``, in order) as a binary COPY tuple.
+
+    ``occurred_at`` must be timezone-aware. Raises ``TypeError``, ``ValueError`` or
+    ``OverflowError`` for a value that cannot be encoded.
+    """
+    return b"".join((
+        _TUPLE_START,
+        event_id.bytes,
+        _type_fields(event_type, schema_version),
+        _text_field(bot_id),
+        _text_field(session_id),
+        _TIME.pack(8, (occurred_at - _PG_EPOCH) // _MICROSECOND),
+        _JSONB.pack(len(payload) + 1, 1),
+        payload,
+    ))
+
+
+def encode_row(row: Row) -> bytes:
+    """``row`` as a binary COPY tuple; ``asyncpg.DataError`` names the row if it cannot be."""
+    try:
+        return copy_tuple(*row)
+    except (TypeError, ValueError, OverflowError, AttributeError) as error:
+        raise asyncpg.DataError(f"event {row.event_id}: cannot encode its row: {error}") from None
+
+
+def decode_row(data: bytes) -> Row:
+    """The ``Row`` a binary COPY tuple made by ``copy_tuple`` holds."""
+    fields: list[bytes | None] = []
+    position = 2  # past the field count
+    for _ in COLUMNS:
+        (length,) = _INT32.unpack_from(data, position)
+        position += 4
+        if length < 0:
+            fields.append(None)
+        else:
+            fields.append(data[position : position + length])
+            position += length
+    event_id, event_type, version, bot_id, session_id, occurred_at, payload = fields
+    assert event_id is not None and event_type is not None and version is not None
+    assert bot_id is not None and occurred_at is not None and payload is not None
+    return Row(
+        UUID(bytes=event_id),
+        event_type.decode("utf-8"),
+        _INT16.unpack(version)[0],
+        bot_id.decode("utf-8"),
+        None if session_id is None else session_id.decode("utf-8"),
+        _PG_EPOCH + _MICROSECOND * _INT64.unpack(occurred_at)[0],
+        payload[1:],  # past jsonb's version byte
+    )
+
+
+class DecodedRows(Sequence[Row]):
+    """Encoded tuples seen as ``Row`` values, each decoded when it is read."""
+
+    def __init__(self, tuples: list[bytes]) -> None:
+        self.tuples = tuples
+
+    def __len__(self) -> int:
+        return len(self.tuples)
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> DecodedRows: ...
+    def __getitem__(self, index: int | slice) -> Row | DecodedRows:
+        if isinstance(index, slice):
+            return DecodedRows(self.tuples[index])
+        return decode_row(self.tuples[index])
+
+    def __iter__(self) -> Iterator[Row]:
+        return map(decode_row, self.tuples)
 
 _CREATE_INCOMING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS crashlog_incoming (
@@ -98,21 +232,39 @@ async def create_pool(dsn: str, *, size: int, connect_timeout: float) -> asyncpg
         raise ConnectFailed(f"could not connect to {mask_dsn(dsn)}: {message}") from None
 
 
-async def copy_rows(conn: asyncpg.Connection, rows: list[Row]) -> int:
-    """Append rows with one binary COPY (its own transaction); returns how many were stored."""
-    await conn.copy_records_to_table(
-        "events", schema_name="crashlog", columns=COLUMNS, records=rows
+def _copy_data(tuples: list[bytes]) -> memoryview:
+    # A memoryview: asyncpg takes bytes as a file path, any other buffer as the data itself.
+    return memoryview(b"".join([_COPY_HEADER, *tuples, _COPY_TRAILER]))
+
+
+async def copy_tuples(conn: asyncpg.Connection, tuples: list[bytes]) -> int:
+    """Append encoded rows with one binary COPY (its own transaction); returns how many."""
+    await conn.copy_to_table(
+        "events", schema_name="crashlog", columns=COLUMNS, source=_copy_data(tuples),
+        format="binary",
     )
-    return len(rows)
+    return len(tuples)
 
 
-async def insert_rows_idempotent(conn: asyncpg.Connection, rows: list[Row]) -> int:
-    """Append rows, skipping any whose event_id is already stored; returns how many were new."""
+async def insert_tuples_idempotent(conn: asyncpg.Connection, tuples: list[bytes]) -> int:
+    """Append encoded rows, skipping any whose event_id is already stored; returns how many were new."""
     async with conn.transaction():
         await conn.execute(_CREATE_INCOMING)
-        await conn.copy_records_to_table("crashlog_incoming", columns=COLUMNS, records=rows)
+        await conn.copy_to_table(
+            "crashlog_incoming", columns=COLUMNS, source=_copy_data(tuples), format="binary"
+        )
         status = await conn.execute(_INSERT_INCOMING)
     return int(status.rsplit(" ", 1)[1])
+
+
+async def copy_rows(conn: asyncpg.Connection, rows: Sequence[Row]) -> int:
+    """Append rows with one binary COPY (its own transaction); returns how many were stored."""
+    return await copy_tuples(conn, [encode_row(row) for row in rows])
+
+
+async def insert_rows_idempotent(conn: asyncpg.Connection, rows: Sequence[Row]) -> int:
+    """Append rows, skipping any whose event_id is already stored; returns how many were new."""
+    return await insert_tuples_idempotent(conn, [encode_row(row) for row in rows])
 
 
 async def reject_row(conn: asyncpg.Connection, row: Row, error: BaseException) -> None:
@@ -120,7 +272,12 @@ async def reject_row(conn: asyncpg.Connection, row: Row, error: BaseException) -
     sqlstate = getattr(error, "sqlstate", None)
     await conn.execute(
         _INSERT_REJECTED,
-        *row[:-1],
+        row.event_id,
+        row.event_type,
+        row.schema_version,
+        row.bot_id,
+        row.session_id,
+        row.occurred_at,
         row.payload.decode("utf-8", errors="replace").replace("\x00", "\\u0000"),
         sqlstate,
         str(error) or type(error).__name__,

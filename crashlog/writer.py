@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import cast
 
 import asyncpg
 import attrs
@@ -39,7 +40,7 @@ from crashlog import store
 from crashlog.errors import BufferFull, LoggerClosed, NotFlushed
 from crashlog.settings import Settings
 from crashlog.spool import Spool, Spooler
-from crashlog.store import Row
+from crashlog.store import DecodedRows, Row
 
 log = logging.getLogger("crashlog.writer")
 
@@ -98,7 +99,7 @@ class BatchWriter:
             spool = Spool.open(settings.spool_dir, max_bytes=settings.spool_max_bytes)
             # Replay takes the COPY fast path too: a batch already stored (spooled after an
             # ambiguous failure, or replayed before a crash) fails whole, then goes idempotent.
-            self.spooler = Spooler(spool, lambda batch: self._append(batch, first_try=True))
+            self.spooler = Spooler(spool, self._append_rows)
 
     # -- the caller's side ---------------------------------------------------------------
 
@@ -108,8 +109,9 @@ class BatchWriter:
         if self.spooler is not None:
             self.spooler.start()  # replay what an earlier process left
 
-    def offer(self, row: Row) -> bool:
-        """Accept a row if the buffer has room (no I/O, no waiting); False when it is full."""
+    def offer(self, row: bytes, bot_id: str) -> bool:
+        """Accept a row (a COPY tuple, see ``store.copy_tuple``) of ``bot_id`` if the buffer
+        has room (no I/O, no waiting); False when it is full."""
         if self.closing:
             raise LoggerClosed("the logger is closed; no more events are accepted")
         if self._held >= self._settings.buffer_size:
@@ -117,7 +119,7 @@ class BatchWriter:
         self._held += 1
         self._emitted += 1
         lanes = self._lanes
-        lanes[hash(row[3]) % len(lanes) if len(lanes) > 1 else 0].accept(row)  # row[3]: bot_id
+        lanes[hash(bot_id) % len(lanes) if len(lanes) > 1 else 0].accept(row)
         return True
 
     def wants_turn(self) -> bool:
@@ -128,9 +130,9 @@ class BatchWriter:
         """
         return self._emitted % _YIELD_EVERY == 0
 
-    async def enqueue(self, row: Row) -> None:
+    async def enqueue(self, row: bytes, bot_id: str) -> None:
         """Accept a row, waiting for room while the buffer is full (or raising, by policy)."""
-        while not self.offer(row):
+        while not self.offer(row, bot_id):
             if self._settings.on_full == "raise":
                 raise BufferFull(f"{self._settings.buffer_size} events are already waiting")
             if self._settings.on_full == "spool" and self.spooler is not None:
@@ -196,7 +198,7 @@ class BatchWriter:
         if self._held < self._settings.buffer_size:
             self._room.set()
 
-    async def append_with_retries(self, batch: list[Row]) -> None:
+    async def append_with_retries(self, batch: list[bytes]) -> None:
         """Store ``batch``, retrying transient failures until the retry deadline."""
         attempt_number = 0
         stop: stop_base = stop_after_delay(self._settings.retry_deadline)
@@ -220,11 +222,15 @@ class BatchWriter:
         error = state.outcome.exception() if state.outcome else None
         log.info("crashlog: retrying a batch after: %s", error)
 
-    async def _append(self, batch: list[Row], *, first_try: bool) -> None:
+    async def _append_rows(self, rows: list[Row]) -> None:
+        """Store rows read back from the spool (the same path as a lane's batch)."""
+        await self._append([store.encode_row(row) for row in rows], first_try=True)
+
+    async def _append(self, batch: list[bytes], *, first_try: bool) -> None:
         async with self._pool.acquire() as conn:
             if first_try:
                 try:
-                    stored = await store.copy_rows(conn, batch)
+                    stored = await store.copy_tuples(conn, batch)
                 except asyncpg.UniqueViolationError:
                     pass  # an id that is already stored: take the path that skips it
                 except _REFUSALS as error:
@@ -236,17 +242,18 @@ class BatchWriter:
                     return
             await self._append_isolating(conn, batch)
 
-    async def _append_isolating(self, conn: asyncpg.Connection, batch: list[Row]) -> None:
+    async def _append_isolating(self, conn: asyncpg.Connection, batch: list[bytes]) -> None:
         """Append idempotently; a refused batch is halved until the refused rows stand alone."""
         try:
-            inserted = await store.insert_rows_idempotent(conn, batch)
+            inserted = await store.insert_tuples_idempotent(conn, batch)
         except _REFUSALS as error:
             if is_transient(error):
                 raise
             if len(batch) == 1:
-                await store.reject_row(conn, batch[0], error)
+                row = store.decode_row(batch[0])
+                await store.reject_row(conn, row, error)
                 self._counts["rejected"] += 1
-                log.error("crashlog: event %s refused by the server: %s", batch[0].event_id, error)
+                log.error("crashlog: event %s refused by the server: %s", row.event_id, error)
                 return
             middle = len(batch) // 2
             await self._append_isolating(conn, batch[:middle])
@@ -263,7 +270,7 @@ class _Lane:
         self._writer = writer
         self._settings = writer._settings
         self._index = index
-        self.buffer: deque[Row] = deque()
+        self.buffer: deque[bytes] = deque()  # COPY tuples, see store.copy_tuple
         self.in_flight = 0
         self.accepted = 0  # rows accepted so far; the n-th row has sequence number n
         self.done = 0  # rows whose fate is sealed (committed, duplicate or rejected), in order
@@ -282,7 +289,7 @@ class _Lane:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def accept(self, row: Row) -> None:
+    def accept(self, row: bytes) -> None:
         self.buffer.append(row)
         self.accepted += 1
         size = len(self.buffer)
@@ -327,17 +334,21 @@ class _Lane:
     def _urgent(self) -> bool:
         return self._writer.closing or bool(self._waiters)
 
-    def _take_batch(self) -> list[Row]:
+    def _take_batch(self) -> list[bytes]:
         count = min(len(self.buffer), self._settings.batch_size)
-        batch = [self.buffer.popleft() for _ in range(count)]
+        buffer = self.buffer
+        batch = [buffer.popleft() for _ in range(count)]
         self.in_flight = count
         return batch
 
-    async def _write(self, batch: list[Row]) -> None:
+    async def _write(self, batch: list[bytes]) -> None:
         started = time.perf_counter()
         spooler = self._writer.spooler
         if spooler is not None:  # committed, or spooled (acknowledged) when it cannot be
-            await spooler.write(batch, self._writer.append_with_retries)
+            # The spool reads rows, decoded only if it takes the batch; the direct path sends
+            # the encoded batch as it is.
+            rows = cast("list[Row]", DecodedRows(batch))
+            await spooler.write(rows, lambda _rows: self._writer.append_with_retries(batch))
         else:
             while True:
                 try:

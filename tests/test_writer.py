@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -165,6 +166,41 @@ async def test_the_same_event_twice_in_one_batch_is_stored_once(
     await log.flush()
     assert await count(conn) == 1
     assert (log.metrics().committed, log.metrics().duplicates) == (1, 1)
+
+
+# -- the COPY tuples the writer sends -----------------------------------------------------------
+
+EDGE_ROWS = [
+    Row(UUID(int=1), "RoundSettled", 1, "bot \\ tab\t nl\n é 🚀", None,
+        datetime(1, 1, 1, tzinfo=timezone.utc), b'{"text":"back\\\\slash \\" quote \\n"}'),
+    Row(UUID(int=2**128 - 1), "OcrRead", 32767, "b", "s" * 128,
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), b"{}"),
+    Row(UUID(int=3), "SessionStarted", 2, "b", "",
+        datetime(2026, 5, 1, 14, 0, 0, 1, tzinfo=timezone(timedelta(hours=2))), b'{"x":[1,2.5,null]}'),
+]
+
+
+def test_a_row_encoded_as_a_copy_tuple_decodes_to_the_same_row() -> None:
+    for row in EDGE_ROWS:
+        assert store.decode_row(store.encode_row(row)) == row
+
+
+async def test_copy_tuples_store_exactly_the_rows_they_encode(conn: asyncpg.Connection) -> None:
+    assert await store.copy_tuples(conn, [store.encode_row(r) for r in EDGE_ROWS[:2]]) == 2
+    assert await store.insert_tuples_idempotent(conn, [store.encode_row(r) for r in EDGE_ROWS]) == 1
+    stored = await conn.fetch(
+        "SELECT event_id, event_type, schema_version, bot_id, session_id, occurred_at, payload"
+        " FROM crashlog.events ORDER BY position")
+    def parsed(row: Row) -> tuple[Any, ...]:
+        return (*row[:-1], orjson.loads(row.payload))
+
+    assert [parsed(Row(*r)) for r in stored] == [parsed(r) for r in EDGE_ROWS]
+
+
+def test_a_row_that_cannot_be_encoded_is_refused_naming_its_event() -> None:
+    naive = EDGE_ROWS[2]._replace(occurred_at=datetime(2026, 1, 1))
+    with pytest.raises(asyncpg.DataError, match=str(naive.event_id)):
+        store.encode_row(naive)
 
 
 # -- a refused row does not sink its batch -----------------------------------------------------
