@@ -4,8 +4,11 @@
 - ``inference``: the intervals and tests the other modules share.
 - ``signals``: each signal type's hits against the law's baseline r/c (``signal_report``).
 - ``quality``: which collected multipliers can be trusted (``quality_report``, ``check_quality``).
+- ``fit``: do multipliers follow the law, and if not, is it the data or the game (``fit``).
+- ``monitor``: a sequential alarm for a live feed with a false-alarm bound (``Monitor``).
 """
 
+from crashlog.analytics.fit import FitCheck, FitReport, fit
 from crashlog.analytics.inference import (
     CONFIDENCE,
     Interval,
@@ -16,6 +19,7 @@ from crashlog.analytics.inference import (
     wilson_interval,
     z_value,
 )
+from crashlog.analytics.monitor import Alarm, Monitor
 from crashlog.analytics.performance import (
     MIN_BETS,
     Statistics,
@@ -40,11 +44,15 @@ from crashlog.analytics.signals import (
 from crashlog.simulator import DEFAULT_RTP
 
 __all__ = [
+    "Alarm",
     "CONFIDENCE",
     "Check",
     "DEFAULT_RTP",
+    "FitCheck",
+    "FitReport",
     "MIN_BETS",
     "Interval",
+    "Monitor",
     "QualityReport",
     "SignalReport",
     "SignalTypeScore",
@@ -56,6 +64,7 @@ __all__ = [
     "chi_square",
     "chi_square_sf",
     "expected_longest_run",
+    "fit",
     "mean_interval",
     "quality_report",
     "score_signals",
