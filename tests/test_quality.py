@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from crashlog.analytics.quality import (
     repeat_probability,
     value_probability,
 )
+from crashlog.exports import export_multipliers
 from crashlog.events import GameConfigured, RoundObserved, RoundSettled
 from crashlog.simulator import CENT, CrashGame, instant_bust_probability, survival
 
@@ -304,7 +307,7 @@ async def emit_rounds(log: crashlog.Logger, n: int, *, skip: range = range(0), s
         )
 
 
-async def test_quality_report_through_the_projections(log: crashlog.Logger, conn: Any) -> None:
+async def test_quality_report_through_the_projections(log: crashlog.Logger, conn: Any, tmp_path: Path) -> None:
     await emit_rounds(log, 1500, skip=range(700, 720), spike_bot="bot-b")
     await log.sync()
 
@@ -319,6 +322,12 @@ async def test_quality_report_through_the_projections(log: crashlog.Logger, conn
     assert "flagged rounds: median 0.60" in report.check("ocr_confidence").detail
     assert got["off_grid"] == "ok" and got["below_one"] == "ok"
     assert "refuses multipliers below 1.00" in report.check("below_one").detail
+
+    # The same rows exported as JSON lines give the same verdicts through the pure function.
+    exported = tmp_path / "multipliers.jsonl"
+    await export_multipliers(conn, exported, "jsonl", game="aviator", platform="demo")
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert verdicts(check_quality(lines, rtp=report.rtp)) == got
 
     # bot-b's own readings carry its spike at 2.00; bot-a's do not.
     b = await quality_report(conn, game="aviator", platform="demo", bot_id="bot-b")

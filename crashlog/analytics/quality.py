@@ -29,7 +29,7 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Literal
@@ -266,6 +266,8 @@ def _round_of(row: Any) -> _Round:
     seen_at = row.get("first_seen_at") or row.get("occurred_at")
     if isinstance(seen_at, str):
         seen_at = datetime.fromisoformat(seen_at)
+    if seen_at is not None and seen_at.tzinfo is None:
+        seen_at = seen_at.replace(tzinfo=UTC)  # naive times are UTC, as crashlog writes them
     round_id = row.get("game_round_id")
     observers = row.get("observers")
     confidence = row.get("ocr_confidence")
@@ -288,7 +290,7 @@ def _integer_ids(rounds: Sequence[_Round]) -> list[int] | None:
         if r.round_id is None:
             return None
         text = r.round_id.strip()
-        if not text.lstrip("-").isdigit():
+        if not (text.isascii() and text.lstrip("-").isdecimal()):
             return None
         ids.append(int(text))
     return ids
