@@ -13,7 +13,7 @@ rebuild are its own.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 import attrs
@@ -42,6 +42,12 @@ class Projection:
     #: The tables it owns, unqualified, in schema ``crashlog``. The first is the main one.
     tables: tuple[str, ...]
     handler: Handler
+    #: Relative cost of applying one event, from benchmarks/projection_throughput.py's
+    #: breakdown: parallel rebuilds and runners share projections out by it.
+    weight: int = 1
+    #: Secondary indexes the handler itself reads through: a rebuild keeps them while it
+    #: fills the shadows (the others are built after the load).
+    lookup_indexes: tuple[str, ...] = ()
 
     def live_tables(self) -> dict[str, str]:
         return {t: f"crashlog.{t}" for t in self.tables}
@@ -52,6 +58,16 @@ class Projection:
     async def apply(self, conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
         """Apply every event of ``span`` to ``tables`` (within the caller's transaction)."""
         await self.handler(conn, tables, span)
+
+
+def share(projections: Sequence[Projection], ways: int) -> list[list[Projection]]:
+    """``projections`` in at most ``ways`` groups of about equal weight (each in registry
+    order), for that many connections to apply side by side."""
+    groups: list[list[Projection]] = [[] for _ in range(max(1, ways))]
+    for p in sorted(projections, key=lambda p: -p.weight):
+        min(groups, key=lambda g: sum(q.weight for q in g)).append(p)
+    order = {p.name: i for i, p in enumerate(projections)}
+    return [sorted(g, key=lambda p: order[p.name]) for g in groups if g]
 
 
 def shadow_name(table: str) -> str:

@@ -52,15 +52,24 @@ ON CONFLICT (name) DO NOTHING
 
 _READ = "SELECT version, tx_id, position FROM crashlog.projection_checkpoints WHERE name = $1"
 
+# The checkpoints of projections $1 at versions $2, locked in name order (the order a swap
+# locks them in, so the two cannot deadlock: the sort runs before the rows are locked).
 _LOCK = """
-SELECT tx_id, position FROM crashlog.projection_checkpoints
-WHERE name = $1 AND version = $2 FOR UPDATE
+SELECT c.name, c.tx_id, c.position
+FROM crashlog.projection_checkpoints c
+JOIN unnest($1::text[], $2::int[]) AS p(name, version) USING (name, version)
+ORDER BY c.name
+FOR UPDATE OF c
 """
 
+# Compare-and-set of several checkpoints at once: name, from (tx, pos), to (tx, pos), count.
 _ADVANCE = """
-UPDATE crashlog.projection_checkpoints
-SET tx_id = $4::xid8, position = $5, events_applied = events_applied + $6, updated_at = now()
-WHERE name = $1 AND tx_id = $2::xid8 AND position = $3
+UPDATE crashlog.projection_checkpoints c
+SET tx_id = a.to_tx, position = a.to_pos, events_applied = events_applied + a.n,
+    updated_at = now()
+FROM unnest($1::text[], $2::xid8[], $3::bigint[], $4::xid8[], $5::bigint[], $6::bigint[])
+     AS a(name, from_tx, from_pos, to_tx, to_pos, n)
+WHERE c.name = a.name AND c.tx_id = a.from_tx AND c.position = a.from_pos
 """
 
 # Events not applied by at least one of the projections $2, committed before xid $1.
@@ -145,26 +154,32 @@ async def apply_next_batches(
     """
     done: dict[str, tuple[int, Position]] = {}
     async with conn.transaction():
-        starts: dict[Position, list[Projection]] = {}
-        for p in sorted(projections, key=lambda p: p.name):
-            row = await conn.fetchrow(_LOCK, p.name, p.version)
-            if row is None:
+        rows = await conn.fetch(
+            _LOCK, [p.name for p in projections], [p.version for p in projections])
+        held = {r["name"]: Position(r["tx_id"], r["position"]) for r in rows}
+        for p in projections:
+            if p.name not in held:
                 raise StaleCheckpoint(
                     p.name, f"projection {p.name} v{p.version} has no checkpoint of that "
                     "version (another version of crashlog rebuilt it?)")
-            starts.setdefault(Position(row["tx_id"], row["position"]), []).append(p)
+        starts: dict[Position, list[Projection]] = {}
+        for p in projections:  # the caller's order
+            starts.setdefault(held[p.name], []).append(p)
+        moves = []
         for start, group in sorted(starts.items()):
             batch = await next_batch(conn, start, limit)
             if batch is None:
                 done.update((p.name, (0, start)) for p in group)
                 continue
             count, end = batch
-            for p in sorted(group, key=projections.index):  # the caller's order
+            for p in group:
                 await p.apply(conn, p.live_tables(), (*start, *end))
-                status = await conn.execute(_ADVANCE, p.name, *start, *end, count)
-                if status != "UPDATE 1":  # cannot happen while the row lock holds
-                    raise StaleCheckpoint(p.name, f"checkpoint of {p.name} moved during a batch")
+                moves.append((p.name, *start, *end, count))
                 done[p.name] = (count, end)
+        if moves:
+            status = await conn.execute(_ADVANCE, *map(list, zip(*moves)))
+            if status != f"UPDATE {len(moves)}":  # cannot happen while the row locks hold
+                raise StaleCheckpoint(moves[0][0], "a checkpoint moved during a batch")
     return done
 
 

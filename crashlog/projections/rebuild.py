@@ -11,18 +11,21 @@ take over exactly where the live tables were (or further).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 import asyncpg
 
 from crashlog.errors import CrashlogError
 from crashlog.projections import checkpoints
-from crashlog.projections.base import Projection, shadow_name
+from crashlog.projections.base import Projection, shadow_name, share
 from crashlog.projections.checkpoints import ORIGIN, Position
 
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 #: Events per rebuild transaction: large, since the shadow tables have no readers.
 REBUILD_BATCH = 50_000
@@ -61,10 +64,14 @@ async def rebuild_projections(
     *,
     progress: Progress | None = None,
     batch_size: int = REBUILD_BATCH,
+    helpers: Sequence[asyncpg.Connection] = (),
 ) -> None:
     """Rebuild ``projections`` from the origin of the log and swap the results in.
 
-    Raises ``CrashlogError`` if another process is rebuilding one of them.
+    With ``helpers`` (more connections to the same database), the projections are shared
+    out between ``conn`` and them by weight and filled side by side; the swap is still one
+    transaction on ``conn``. Raises ``CrashlogError`` if another process is rebuilding one
+    of them.
     """
     locked = []
     try:
@@ -75,10 +82,14 @@ async def rebuild_projections(
             locked.append(p)
         deferred = await _create_shadows(conn, projections)
         try:
-            cursor, done = await _fill(conn, projections, progress, batch_size)
-            await _set_logged(conn, projections)
-            await _create_deferred_indexes(conn, deferred)
-            done += await _swap(conn, projections, cursor)
+            groups = share(projections, 1 + len(helpers))
+            lanes = list(zip([conn, *helpers], groups))
+            counter = _Counter(progress, len(lanes))
+            filled = await _side_by_side(
+                _fill(c, group, counter.lane(i), batch_size) for i, (c, group) in enumerate(lanes))
+            cursors = {p.name: cursor for (cursor, _), (_, group) in zip(filled, lanes) for p in group}
+            await _side_by_side(_finish_shadows(c, group, deferred) for c, group in lanes)
+            done = min(n for _, n in filled) + await _swap(conn, projections, cursors)
             if progress:
                 progress(done, done)
         except BaseException:
@@ -90,27 +101,70 @@ async def rebuild_projections(
                 "SELECT pg_advisory_unlock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name))
 
 
+async def _side_by_side(work: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all of ``work`` concurrently; if one fails, cancel the others (so none is left
+    holding locks on a shadow) and raise its error."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class _Counter:
+    """Progress of lanes filling side by side: the events every lane has done."""
+
+    def __init__(self, progress: Progress | None, lanes: int) -> None:
+        self._progress = progress
+        self._done = [0] * lanes
+
+    def lane(self, index: int) -> Progress:
+        def report(done: int, total: int) -> None:
+            self._done[index] = done
+            if self._progress:
+                self._progress(min(self._done), total)
+        return report
+
+
 async def _create_shadows(
     conn: asyncpg.Connection, projections: Sequence[Projection]
-) -> list[tuple[str, str]]:
-    """Empty copies of each table (constraints, defaults, unique indexes); returns the
-    (shadow table, index shape) of the secondary indexes to build after the load."""
+) -> dict[str, list[tuple[str, str]]]:
+    """Empty copies of each table (constraints, defaults, unique indexes, and the indexes the
+    handler reads through); returns, per projection, the (shadow table, index shape) of the
+    other secondary indexes, to build after the load."""
     await _drop_shadows(conn, projections)
-    deferred = []
+    deferred: dict[str, list[tuple[str, str]]] = {}
     for p in projections:
+        deferred[p.name] = []
         for table in p.tables:
             shadow = f"crashlog.{shadow_name(table)}"
             # Unlogged while it fills: one WAL image per page at _set_logged instead of a WAL
             # record per row. A crash loses only the shadow, which a rebuild starts afresh.
             await conn.execute(
                 f"CREATE UNLOGGED TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
-            for index in await _indexes(conn, shadow):
-                if not index["is_unique"]:
-                    await conn.execute(f'DROP INDEX crashlog."{index["name"]}"')
+            kept = set()
             for index in await _indexes(conn, f"crashlog.{table}"):
-                if not index["is_unique"]:
-                    deferred.append((shadow, _shape(index["definition"])))
+                if index["is_unique"] or index["name"] in p.lookup_indexes:
+                    kept.add(_shape(index["definition"]))
+                else:
+                    deferred[p.name].append((shadow, _shape(index["definition"])))
+            for index in await _indexes(conn, shadow):
+                if _shape(index["definition"]) not in kept:
+                    await conn.execute(f'DROP INDEX crashlog."{index["name"]}"')
     return deferred
+
+
+async def _finish_shadows(
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    deferred: dict[str, list[tuple[str, str]]],
+) -> None:
+    """Make the filled shadows crash-safe, then build their deferred indexes."""
+    await _set_logged(conn, projections)
+    await _create_deferred_indexes(conn, [d for p in projections for d in deferred[p.name]])
 
 
 async def _set_logged(conn: asyncpg.Connection, projections: Sequence[Projection]) -> None:
@@ -176,7 +230,7 @@ async def _create_deferred_indexes(
 
 
 async def _swap(
-    conn: asyncpg.Connection, projections: Sequence[Projection], cursor: Position
+    conn: asyncpg.Connection, projections: Sequence[Projection], cursors: dict[str, Position]
 ) -> int:
     """In one transaction: catch each shadow up to its live checkpoint, swap, set checkpoints.
 
@@ -194,7 +248,7 @@ async def _swap(
                 " WHERE name = $1 FOR UPDATE",
                 p.name,
             )
-            live = Position(row["tx_id"], row["position"])
+            live, cursor = Position(row["tx_id"], row["position"]), cursors[p.name]
             if live > cursor:  # the live tables are further on: bring the shadow there too
                 await p.apply(conn, p.shadow_tables(), (*cursor, *live))
                 caught_up = max(caught_up, await _count_between(conn, cursor, live))

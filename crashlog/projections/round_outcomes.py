@@ -29,4 +29,5 @@ PROJECTION = Projection(
     event_types=("RoundSettled",),
     tables=("round_outcomes",),
     handler=apply,
+    weight=14,
 )

@@ -43,7 +43,17 @@ BATCH_SIZE = 5_000
 # JIT compiling each handler statement costs more (a second and more) than running it.
 SERVER_SETTINGS = {"application_name": "crashlog-projections", "jit": "off",
                    # A generic plan of a span query may scan the whole log: plan each span.
-                   "plan_cache_mode": "force_custom_plan"}
+                   "plan_cache_mode": "force_custom_plan",
+                   # A batch's sorts and hashes (round recomputations) fit in memory.
+                   "work_mem": "64MB",
+                   # The planner overestimates a span's rows (a row comparison) and would
+                   # start parallel workers, ~20 ms each time, to scan a few thousand events.
+                   "max_parallel_workers_per_gather": "0"}
+# A rebuild also sorts whole tables to build their indexes.
+REBUILD_SETTINGS = {**SERVER_SETTINGS, "application_name": "crashlog-rebuild",
+                    "maintenance_work_mem": "256MB"}
+#: Connections a rebuild fills shadow tables with, side by side.
+REBUILD_CONNECTIONS = 2
 
 # Tables changed by more rows since their last analysis than they had then (or never analysed).
 _DOUBLED = """
@@ -240,21 +250,30 @@ async def follow(
 
 
 async def rebuild(
-    dsn: str, names: Sequence[str], *, progress: Progress | None = None
+    dsn: str,
+    names: Sequence[str],
+    *,
+    progress: Progress | None = None,
+    connections: int = REBUILD_CONNECTIONS,
 ) -> None:
     """Rebuild the projections ``names`` (``["all"]`` for every one) from the log, then swap.
+
+    ``connections`` server connections fill the shadow tables side by side (the server
+    does the work: use about as many as it has cores to spare).
 
     Bots may keep writing and runners keep applying meanwhile; readers see the old
     tables until the swap. ``progress(done, total)`` is called after each batch.
     """
     projections = select(list(names))
-    settings = {**SERVER_SETTINGS, "application_name": "crashlog-rebuild"}
-    conn = await asyncpg.connect(dsn, server_settings=settings)
+    conns: list[asyncpg.Connection] = []
     try:
-        await store.init_connection(conn)
-        await rebuild_projections(conn, projections, progress=progress)
+        for _ in range(max(1, min(connections, len(projections)))):
+            conns.append(await asyncpg.connect(dsn, server_settings=REBUILD_SETTINGS))
+            await store.init_connection(conns[-1])
+        await rebuild_projections(conns[0], projections, progress=progress, helpers=conns[1:])
     finally:
-        await conn.close()
+        for conn in conns:
+            await conn.close()
 
 
 async def lag(conn: asyncpg.Connection) -> dict[str, tuple[int, float]]:
