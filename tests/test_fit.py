@@ -246,6 +246,9 @@ def test_few_rounds_are_insufficient_data_unless_a_value_is_impossible() -> None
     assert report.rtp_estimate == pytest.approx(1.01 * (1 - few.count(D("1.00")) / len(few)))
     assert fit([*few[:10], "2.345"]).verdict == DATA_QUALITY
     assert fit([]).verdict == INSUFFICIENT
+    # The shape checks without a claimed RTP see only rounds above 1.00: all busts is too few.
+    assert fit(["1.00"] * 2 * MIN_ROUNDS).verdict == INSUFFICIENT
+    assert fit(["1.00"] * 2 * MIN_ROUNDS, 0.97).flags[0] == "rtp_below_claim"
 
 
 def test_the_report_shows_each_check_and_how_values_are_read() -> None:

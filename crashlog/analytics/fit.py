@@ -45,10 +45,11 @@ With ``rtp=None`` the RTP is estimated and only the shape is tested: ``chi_squar
 test the rounds above 1.00 against ``1.01 / x``, which holds for every ``r``. Then dropping some
 1.00 busts is indistinguishable from a more generous game; only an estimate above 1.00 shows it.
 
-Verdict: ``insufficient data`` under ``MIN_ROUNDS`` usable values (unless a value check proves a
-collection problem); else ``data-quality suspect`` when any collection flag is raised (they
-explain deviations too: a spike at 2.00 also upsets the chi-square); else ``distribution
-deviation`` when a check of the game fires; else ``consistent``.
+Verdict: ``insufficient data`` under ``MIN_ROUNDS`` usable values, or with ``rtp=None`` under
+half as many above 1.00 (unless a value check proves a collection problem); else
+``data-quality suspect`` when any collection flag is raised (they explain deviations too: a
+spike at 2.00 also upsets the chi-square); else ``distribution deviation`` when a check of the
+game fires; else ``consistent``.
 """
 
 from __future__ import annotations
@@ -218,7 +219,10 @@ def fit(
     level = alpha / len(STATISTICAL_CHECKS)
     checks = [_value_check(kind, count, n) for kind, count in problems.items()]
     used = len(values)
-    if used >= MIN_ROUNDS:
+    enough = used >= MIN_ROUNDS
+    if rtp is None:  # the shape checks see only the rounds above 1.00
+        enough = enough and sum(1 for h in values if h > _ONE) >= MIN_ROUNDS // 2
+    if enough:
         checks += [
             _instant_busts(values, rtp, level),
             _chi_square(values, rtp, level),
@@ -230,7 +234,7 @@ def fit(
     flags = tuple(c.flag for c in checks if c.rejected and c.flag)
     if any(f in QUALITY_FLAGS for f in flags):
         verdict = DATA_QUALITY
-    elif used < MIN_ROUNDS:
+    elif not enough:
         verdict = INSUFFICIENT
     elif flags:
         verdict = DEVIATION
@@ -446,6 +450,8 @@ def _ks(values: list[int], rtp: float | None, level: float, seed: int) -> FitChe
             x = Decimal(h) / 100
             piece = pieces[h] = (randomized_pit(x, 0.0, law), survival(x, law) - survival(x + CENT, law))
         transforms.append((piece[0] + generator.random() * piece[1] - floor) / scale)
+    if not transforms:
+        return FitCheck("ks", 0.0, 1.0, False, "shape_ks", "no rounds to transform")
     statistic, p_value = ks_uniform(transforms)
     scope = "rounds above 1.00 against 1.01 / x" if rtp is None else f"rounds against r = {rtp:g}"
     return FitCheck(
@@ -474,6 +480,8 @@ def _spikes(values: list[int], level: float) -> FitCheck:
     above = [h for h in values if h > _ONE]
     counts = Counter(above)
     rounds = len(above)
+    if not rounds:
+        return FitCheck("whole_value_spikes", 0.0, 1.0, False, "whole_value_spikes", "no rounds above 1.00")
     worst, worst_p, worst_ratio = ROUND_VALUES[0], 1.0, 0.0
     for value in ROUND_VALUES:
         h = int(value * 100)
