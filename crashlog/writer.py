@@ -49,7 +49,7 @@ log = logging.getLogger("crashlog.writer")
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
 
 # emit() hands the event loop to the writer once per this many events (a few microseconds each time).
-_YIELD_EVERY = 256
+_YIELD_EVERY = 1024
 
 
 def is_transient(error: BaseException) -> bool:
