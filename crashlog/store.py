@@ -49,8 +49,9 @@ _NULL = struct.pack(">i", -1)
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
-_TIME = struct.Struct(">iq")  # length 8, microseconds since 2000-01-01 UTC
-_JSONB = struct.Struct(">ib")  # length, then jsonb's binary version byte (1) before the JSON text
+# occurred_at (length 8, microseconds since 2000-01-01 UTC), then the payload's length and
+# jsonb's binary version byte (1) that comes before the JSON text.
+_TIME_AND_PAYLOAD_START = struct.Struct(">iqib")
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -105,8 +106,7 @@ def copy_tuple(
         _type_fields(event_type, schema_version),
         _text_field(bot_id),
         _text_field(session_id),
-        _TIME.pack(8, (occurred_at - _PG_EPOCH) // _MICROSECOND),
-        _JSONB.pack(len(payload) + 1, 1),
+        _TIME_AND_PAYLOAD_START.pack(8, (occurred_at - _PG_EPOCH) // _MICROSECOND, len(payload) + 1, 1),
         payload,
     ))
 
