@@ -133,23 +133,27 @@ def _conditional_mass(hundredths: int) -> float:
 _EDGES = tuple(int(e * 100) for e in BIN_EDGES)  # in hundredths
 
 
-@functools.cache
-def _equal_in_bin() -> tuple[float, ...]:
-    """Per chi-square bin: ``P(two independent values are equal | both fall in the bin)``.
+#: Classes of the repeat check (hundredths): two neighbours in the same class are compared
+#: with the chance that two values of that class are equal. Wide enough that the chance is
+#: small (at most 2%, so the Poisson tail fits), split at 2.00 like the runs check.
+_REPEAT_CLASSES = (101, 150, 200, 300, 500, 1000, _CAP + 1)
 
-    ``sum q_h^2 / (sum q_h)^2`` over the bin's values, with ``sum q_h = 101 (1/lo - 1/hi)``;
-    from 100.00 on the sum of squares by its integral ``101^2 / 3 (1/lo^3 - 1/hi^3)``
-    (relative error below 1e-4 there). Bin 0, the 1.00 busts, is 1.
+
+def _squares(lo: int, hi: int) -> float:
+    """``sum q_h^2`` for ``lo <= h < hi``: exact below 100.00, by its integral above (rel. error < 1e-4)."""
+    split = min(max(lo, 10_000), hi)
+    exact = sum(_conditional_mass(h) ** 2 for h in range(lo, split))
+    return exact + 101**2 / 3 * (1 / split**3 - 1 / hi**3)
+
+
+@functools.cache
+def _equal_in_class() -> tuple[float, ...]:
+    """Per repeat class: ``P(two independent values are equal | both fall in the class)``.
+
+    ``sum q_h^2 / (sum q_h)^2`` over the class's values, with ``sum q_h = 101 (1/lo - 1/hi)``.
     """
-    result = [1.0]
-    bounds = (*_EDGES[1:], _CAP + 1)
-    for lo, hi in zip(bounds, bounds[1:]):
-        if lo < 10_000:
-            squares = sum(_conditional_mass(h) ** 2 for h in range(lo, hi))
-        else:
-            squares = 101**2 / 3 * (1 / lo**3 - 1 / hi**3)
-        result.append(squares / (101 * (1 / lo - 1 / hi)) ** 2)
-    return tuple(result)
+    bounds = _REPEAT_CLASSES
+    return tuple(_squares(lo, hi) / (101 * (1 / lo - 1 / hi)) ** 2 for lo, hi in zip(bounds, bounds[1:]))
 
 
 @attrs.frozen
@@ -505,22 +509,18 @@ def _spikes(values: list[int], level: float) -> FitCheck:
 
 
 def _repeats(values: list[int], level: float) -> FitCheck:
-    # Two neighbours can only be equal when they share a bin; given their bins, equality has
-    # a known chance under the law. Conditioning on the bins keeps the check about repeated
-    # rows: a game whose rounds cluster by size (which the runs check is for) does not raise it.
-    equal_in_bin = _equal_in_bin()
+    # Two neighbours can only be equal when they share a class; given their classes, equality
+    # has a known chance under the law. Conditioning on the classes keeps the check about
+    # repeated rows: a game whose rounds cluster by size (the runs check's business) does not
+    # raise it.
+    equal_in_class = _equal_in_class()
     repeats, expected = 0, 0.0
-    previous_bin = -1
     for a, b in zip(values, values[1:]):
         if a > _ONE and b > _ONE:
-            first = bisect.bisect_right(_EDGES, a) - 1 if previous_bin < 0 else previous_bin
-            second = bisect.bisect_right(_EDGES, b) - 1
-            if first == second:
-                expected += equal_in_bin[first]
+            first = bisect.bisect_right(_REPEAT_CLASSES, a) - 1
+            if first == bisect.bisect_right(_REPEAT_CLASSES, b) - 1:
+                expected += equal_in_class[first]
                 repeats += a == b
-            previous_bin = second
-        else:
-            previous_bin = -1
     p_value = poisson_sf(repeats, expected)
     ratio = repeats / expected if expected else 0.0
     return FitCheck(
