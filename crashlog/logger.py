@@ -15,7 +15,7 @@ from crashlog import analytics, exports, migrations, store
 from crashlog.database import resolve_dsn
 from crashlog.errors import InvalidEvent, LoggerClosed, MigrationError
 from crashlog.events import Event, encode_payload
-from crashlog.projections.runner import Runner, wait_projected
+from crashlog.projections.runner import Runner, side_by_side, wait_projected
 from crashlog.settings import Settings
 from crashlog.store import copy_tuple
 from crashlog.writer import BatchWriter, Metrics
@@ -36,7 +36,7 @@ class Logger:
 
     def __init__(self, dsn: str | None, settings: Settings, *, project: bool = True) -> None:
         self._project = project
-        self._runner: Runner | None = None
+        self._runners: list[Runner] = []
         self._dsn_argument = dsn
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
@@ -64,9 +64,10 @@ class Logger:
             await self._pool.close()
             raise
         self._writer.start()
-        if self._project:  # the projections, in-process: they take a connection of their own
-            self._runner = Runner(dsn)
-            self._runner.start()
+        if self._project:  # the projections, in-process, on connections of their own
+            self._runners = side_by_side(dsn, connections=self.settings.projection_connections)
+            for runner in self._runners:
+                runner.start()
         return self
 
     async def _prepare_schema(self, conn: asyncpg.Connection) -> None:
@@ -93,11 +94,12 @@ class Logger:
             await writer.close(self.settings.close_timeout if timeout is None else timeout)
             closed_cleanly = True
         finally:
-            if self._runner is not None:
-                runner, self._runner = self._runner, None
+            runners, self._runners = self._runners, []
+            for runner in runners:
                 # Abort rather than wait: a batch cut short rolls back with its checkpoint, and
                 # a runner stuck behind a lock must not hold up closing.
                 runner.abort()
+            for runner in runners:
                 await runner.stop()
             if self._pool is not None:
                 if closed_cleanly:
@@ -163,8 +165,8 @@ class Logger:
         """
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         await self.flush(timeout)
-        if self._runner is not None:
-            self._runner.wake()
+        for runner in self._runners:
+            runner.wake()
         remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
         async with self.pool.acquire() as conn:
             await wait_projected(conn, remaining)

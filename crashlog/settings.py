@@ -34,6 +34,9 @@ class Settings:
     writer_lanes: int = attrs.field(default=2, validator=_positive)
     #: Connections in the pool: one per writer lane, plus one for queries and projections.
     pool_size: int = attrs.field(default=3, validator=_positive)
+    #: Connections the in-process projections are shared out between (``connect(project=True)``);
+    #: each applies its share of the read tables, so the server works on that many cores.
+    projection_connections: int = attrs.field(default=2, validator=_positive)
     #: How long one batch is retried through transient failures before the writer reports it.
     retry_deadline: float = attrs.field(default=30.0, validator=_positive)
     #: Largest encoded payload ``emit`` accepts, in bytes.

@@ -28,7 +28,7 @@ from crashlog import store
 from crashlog.database import mask_dsn
 from crashlog.errors import NotFlushed
 from crashlog.projections import NAMES, PROJECTIONS, checkpoints, select
-from crashlog.projections.base import Projection
+from crashlog.projections.base import Projection, share
 from crashlog.projections.checkpoints import Position, StaleCheckpoint
 from crashlog.projections.rebuild import Progress, analyze, lock_id, rebuild_projections
 
@@ -48,12 +48,18 @@ SERVER_SETTINGS = {"application_name": "crashlog-projections", "jit": "off",
                    "work_mem": "64MB",
                    # The planner overestimates a span's rows (a row comparison) and would
                    # start parallel workers, ~20 ms each time, to scan a few thousand events.
-                   "max_parallel_workers_per_gather": "0"}
+                   "max_parallel_workers_per_gather": "0",
+                   # A pass and its checkpoint commit together or not at all; a pass lost in
+                   # a server crash is applied again from the log, so no need to wait for
+                   # its commit to reach the disk.
+                   "synchronous_commit": "off"}
 # A rebuild also sorts whole tables to build their indexes.
 REBUILD_SETTINGS = {**SERVER_SETTINGS, "application_name": "crashlog-rebuild",
                     "maintenance_work_mem": "256MB"}
 #: Connections a rebuild fills shadow tables with, side by side.
 REBUILD_CONNECTIONS = 2
+#: Connections the live projections are shared out between (``side_by_side``).
+RUNNER_CONNECTIONS = 2
 
 # Tables changed by more rows since their last analysis than they had then (or never analysed).
 _DOUBLED = """
@@ -230,23 +236,39 @@ class Runner:
             pass
 
 
+def side_by_side(
+    dsn: str,
+    projections: Sequence[Projection] = PROJECTIONS,
+    *,
+    connections: int = RUNNER_CONNECTIONS,
+    progress: Progress | None = None,
+) -> list[Runner]:
+    """Runners (not started) that share ``projections`` out between ``connections``
+    connections by weight, so the server applies a batch on that many cores at once."""
+    return [Runner(dsn, group, progress=progress) for group in share(projections, connections)]
+
+
 async def follow(
     dsn: str,
     *,
     stop_event: asyncio.Event | None = None,
     progress: Progress | None = None,
     names: Sequence[str] | None = None,
+    connections: int = RUNNER_CONNECTIONS,
 ) -> None:
     """Keep the read tables current until ``stop_event`` is set (forever without one).
 
     ``progress(done, total)`` hears of rebuilds of projections whose version changed.
     """
-    runner = Runner(dsn, select(list(names) if names else None), progress=progress)
-    runner.start()
+    runners = side_by_side(
+        dsn, select(list(names) if names else None), connections=connections, progress=progress)
+    for runner in runners:
+        runner.start()
     try:
         await (stop_event or asyncio.Event()).wait()
     finally:
-        await runner.stop()
+        for runner in runners:
+            await runner.stop()
 
 
 async def rebuild(
