@@ -197,6 +197,19 @@ async def test_copy_tuples_store_exactly_the_rows_they_encode(conn: asyncpg.Conn
     assert [parsed(Row(*r)) for r in stored] == [parsed(r) for r in EDGE_ROWS]
 
 
+async def test_more_bots_than_the_encoders_cache_keep_their_own_ids_and_sessions(
+    log: crashlog.Logger, conn: asyncpg.Connection
+) -> None:
+    bots = [f"bot-é-{i}" for i in range(store._TEXT_FIELDS_MAX + 500)]
+    for i, bot in enumerate(bots):
+        await log.emit(a_round(bot, i, session_id=None if i % 3 == 0 else f"s\\{i}"))
+    await log.flush()
+    stored = await conn.fetch("SELECT bot_id, session_id, payload FROM crashlog.events")
+    assert sorted((r["bot_id"], r["session_id"]) for r in stored) == sorted(
+        (bot, None if i % 3 == 0 else f"s\\{i}") for i, bot in enumerate(bots))
+    assert all(orjson.loads(r["payload"])["game"] == "aviator" for r in stored)
+
+
 def test_a_row_that_cannot_be_encoded_is_refused_naming_its_event() -> None:
     naive = EDGE_ROWS[2]._replace(occurred_at=datetime(2026, 1, 1))
     with pytest.raises(asyncpg.DataError, match=str(naive.event_id)):
