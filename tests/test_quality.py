@@ -15,11 +15,10 @@ import pytest
 
 import crashlog
 from crashlog.analytics import check_quality, quality_report
+from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.analytics.quality import (
     STATISTICAL_CHECKS as STATISTICAL,
     EXACT_VALUES,
-    binomial_mid_p,
-    holm_adjust,
     repeat_probability,
     value_probability,
 )

@@ -1,7 +1,7 @@
 """What the collected rounds say, and how sure one can be of it.
 
 - ``performance``: a bot's or a strategy's results (win rate, ROI, drawdown) with intervals.
-- ``inference``: the intervals and tests the other modules share.
+- ``inference``: the intervals, tests and multiple-test adjustments the other modules share.
 - ``signals``: each signal type's hits against the law's baseline r/c (``signal_report``).
 - ``quality``: which collected multipliers can be trusted (``quality_report``, ``check_quality``).
 - ``fit``: do multipliers follow the law, and if not, is it the data or the game (``fit``).
@@ -12,9 +12,11 @@ from crashlog.analytics.fit import FitCheck, FitReport, fit
 from crashlog.analytics.inference import (
     CONFIDENCE,
     Interval,
+    benjamini_hochberg,
     chi_square,
     chi_square_sf,
     expected_longest_run,
+    holm_adjust,
     mean_interval,
     wilson_interval,
     z_value,
@@ -37,7 +39,6 @@ from crashlog.analytics.quality import (
 from crashlog.analytics.signals import (
     SignalReport,
     SignalTypeScore,
-    benjamini_hochberg,
     score_signals,
     signal_report,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "chi_square_sf",
     "expected_longest_run",
     "fit",
+    "holm_adjust",
     "mean_interval",
     "quality_report",
     "score_signals",

@@ -1,7 +1,9 @@
 """Intervals and tests shared by every analysis: Wilson, normal means, chi-square, runs.
 
 Also the exact tails the tests need (incomplete gamma and beta, so chi-square, Poisson and
-binomial tails), the Kolmogorov distribution for a KS test and the Wald–Wolfowitz runs test.
+binomial tails, and the binomial mid-p), the Kolmogorov distribution for a KS test, the
+Wald–Wolfowitz runs test, and the adjustments for many tests at once (Holm's for a
+family-wise level, Benjamini–Hochberg's for a false discovery rate).
 
 Each function says which published method it follows, so a reader can check it against
 the source. Inputs are plain counts and floats; nothing here touches the database.
@@ -10,7 +12,7 @@ the source. Inputs are plain counts and floats; nothing here touches the databas
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from statistics import NormalDist
 
 import attrs
@@ -232,6 +234,39 @@ def binomial_two_sided(successes: int, trials: int, probability: float) -> float
     return min(1.0, 2 * min(lower, upper))
 
 
+def binomial_pmf(successes: int, trials: int, probability: float) -> float:
+    """``P(S = successes)`` for ``S ~ Binomial(trials, probability)``, with 0 < probability < 1."""
+    k, n, p = successes, trials, probability
+    return math.exp(
+        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
+    )
+
+
+def binomial_mid_p(successes: int, trials: int, probability: float, *, alternative: str = "two-sided") -> float:
+    """Exact binomial mid-p-value of ``successes`` in ``trials`` at ``probability``.
+
+    ``alternative``: ``two-sided`` (twice the smaller tail, at most 1) or ``greater`` (the
+    upper tail: a count too high). Lancaster's mid-p counts half the probability of the
+    observed count in the tail: a plain exact p-value of a count (``binomial_two_sided``) is
+    conservative, the more so the smaller the expected count (Agresti, Categorical Data
+    Analysis, 3rd ed., 1.4.5).
+    """
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError(f"invalid successes={successes}, trials={trials}")
+    if not 0 <= probability <= 1:
+        raise ValueError(f"invalid probability={probability}: must be in [0, 1]")
+    if alternative not in ("two-sided", "greater"):
+        raise ValueError(f"invalid alternative={alternative!r}: must be 'two-sided' or 'greater'")
+    if probability in (0.0, 1.0):
+        return 1.0 if successes == round(trials * probability) else 0.0
+    half = 0.5 * binomial_pmf(successes, trials, probability)
+    upper = binomial_sf(successes, trials, probability) - half
+    if alternative == "greater":
+        return min(1.0, max(0.0, upper))
+    lower = binomial_cdf(successes, trials, probability) - half
+    return min(1.0, max(0.0, 2 * min(lower, upper)))
+
+
 def poisson_sf(count: int, mean: float) -> float:
     """``P(N >= count)`` for ``N ~ Poisson(mean)``: the lower regularized gamma ``P(count, mean)``."""
     if mean < 0:
@@ -310,3 +345,49 @@ def runs_test(sequence: Iterable[bool]) -> tuple[float, float]:
         return 0.0, 1.0
     z = (runs - mean) / math.sqrt(variance)
     return z, 2 * NormalDist().cdf(-abs(z))
+
+
+# -- many tests at once ------------------------------------------------------------------------
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's (1979) step-down adjusted p-values, in the given order.
+
+    Rejecting every hypothesis whose adjusted p-value is below ``alpha`` keeps the chance of
+    any false rejection at most ``alpha``, whatever the dependence between the tests.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def benjamini_hochberg(p_values: Sequence[float], q: float = 0.05) -> tuple[list[bool], list[float]]:
+    """Which hypotheses the Benjamini–Hochberg step-up procedure rejects at FDR ``q``.
+
+    Benjamini & Hochberg (1995), JRSS B 57(1):289-300: with the ``m`` p-values sorted,
+    reject the ``k`` smallest for the largest ``k`` with ``p_(k) <= k q / m``. Also returns
+    the adjusted p-values (``min_{j >= i} m p_(j) / j``, capped at 1; R's
+    ``p.adjust(method="BH")``), in the input order: a hypothesis is rejected exactly when
+    its adjusted p-value is at most ``q``.
+    """
+    if not 0 < q < 1:
+        raise ValueError(f"invalid q={q!r}: must be in (0, 1), e.g. 0.05")
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):  # from the largest p-value down
+        index = order[rank - 1]
+        running = min(running, m * p_values[index] / rank)
+        adjusted[index] = min(1.0, running)
+    passing = [rank for rank in range(1, m + 1) if p_values[order[rank - 1]] <= rank * q / m]
+    cutoff = max(passing, default=0)
+    rejected = [False] * m
+    for rank in range(1, cutoff + 1):
+        rejected[order[rank - 1]] = True
+    return rejected, adjusted

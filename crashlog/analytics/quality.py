@@ -37,7 +37,7 @@ from typing import Any, Literal
 import asyncpg
 import attrs
 
-from crashlog.analytics.inference import binomial_cdf, binomial_sf
+from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
 from crashlog.simulator import (
     CENT,
@@ -147,54 +147,6 @@ class QualityReport:
 
 
 # -- the statistics -----------------------------------------------------------------------
-
-
-def binomial_mid_p(successes: int, trials: int, probability: float, *, alternative: str = "two-sided") -> float:
-    """Exact binomial mid-p-value of ``successes`` in ``trials`` at ``probability``.
-
-    ``alternative``: ``two-sided`` (twice the smaller tail, at most 1) or ``greater`` (the
-    upper tail: a count too high). Lancaster's mid-p counts half the probability of the
-    observed count in the tail: a plain exact p-value of a count is conservative, the more so
-    the smaller the expected count (Agresti, Categorical Data Analysis, 3rd ed., 1.4.5).
-    """
-    if trials < 0 or not 0 <= successes <= trials:
-        raise ValueError(f"invalid successes={successes}, trials={trials}")
-    if not 0 <= probability <= 1:
-        raise ValueError(f"invalid probability={probability}: must be in [0, 1]")
-    if alternative not in ("two-sided", "greater"):
-        raise ValueError(f"invalid alternative={alternative!r}: must be 'two-sided' or 'greater'")
-    if probability in (0.0, 1.0):
-        return 1.0 if successes == round(trials * probability) else 0.0
-    half = 0.5 * binomial_pmf(successes, trials, probability)
-    upper = binomial_sf(successes, trials, probability) - half
-    if alternative == "greater":
-        return min(1.0, max(0.0, upper))
-    lower = binomial_cdf(successes, trials, probability) - half
-    return min(1.0, max(0.0, 2 * min(lower, upper)))
-
-
-def binomial_pmf(successes: int, trials: int, probability: float) -> float:
-    """``P(S = successes)`` for ``S ~ Binomial(trials, probability)``, with 0 < probability < 1."""
-    k, n, p = successes, trials, probability
-    return math.exp(
-        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
-    )
-
-
-def holm_adjust(p_values: Sequence[float]) -> list[float]:
-    """Holm's (1979) step-down adjusted p-values, in the given order.
-
-    Rejecting every hypothesis whose adjusted p-value is below ``alpha`` keeps the chance of
-    any false rejection at most ``alpha``, whatever the dependence between the tests.
-    """
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 def value_probability(value: Decimal, rtp: float = DEFAULT_RTP) -> float:

@@ -38,7 +38,7 @@ from typing import Any
 import asyncpg
 import attrs
 
-from crashlog.analytics.inference import CONFIDENCE, Interval, wilson_interval
+from crashlog.analytics.inference import CONFIDENCE, Interval, benjamini_hochberg, wilson_interval
 from crashlog.simulator import CENT, DEFAULT_RTP, survival
 
 #: Verdicts of a signal type.
@@ -63,33 +63,6 @@ def chance_of_hit(predicted: Decimal | float | str, rtp: float = DEFAULT_RTP) ->
     """
     value = Decimal(str(predicted)).quantize(CENT, rounding=ROUND_CEILING)
     return survival(value, rtp)
-
-
-def benjamini_hochberg(p_values: Sequence[float], q: float = FDR) -> tuple[list[bool], list[float]]:
-    """Which hypotheses the Benjamini–Hochberg step-up procedure rejects at FDR ``q``.
-
-    Benjamini & Hochberg (1995), JRSS B 57(1):289-300: with the ``m`` p-values sorted,
-    reject the ``k`` smallest for the largest ``k`` with ``p_(k) <= k q / m``. Also returns
-    the adjusted p-values (``min_{j >= i} m p_(j) / j``, capped at 1; R's
-    ``p.adjust(method="BH")``), in the input order: a hypothesis is rejected exactly when
-    its adjusted p-value is at most ``q``.
-    """
-    if not 0 < q < 1:
-        raise ValueError(f"invalid q={q!r}: must be in (0, 1), e.g. 0.05")
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [1.0] * m
-    running = 1.0
-    for rank in range(m, 0, -1):  # from the largest p-value down
-        index = order[rank - 1]
-        running = min(running, m * p_values[index] / rank)
-        adjusted[index] = min(1.0, running)
-    passing = [rank for rank in range(1, m + 1) if p_values[order[rank - 1]] <= rank * q / m]
-    cutoff = max(passing, default=0)
-    rejected = [False] * m
-    for rank in range(1, cutoff + 1):
-        rejected[order[rank - 1]] = True
-    return rejected, adjusted
 
 
 def holdout_split(count: int, holdout: float | None) -> int:
