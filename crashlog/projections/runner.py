@@ -104,6 +104,7 @@ class Runner:
         #: Batches applied, over all projections (for tests and metrics).
         self.batches_applied = 0
         self._batches: dict[str, int] = {}  # per projection, in this session
+        self._analysing: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="crashlog-projections")
@@ -115,6 +116,10 @@ class Runner:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._analysing is not None:
+            self._analysing.cancel()
+            await asyncio.gather(self._analysing, return_exceptions=True)
+            self._analysing = None
 
     def abort(self) -> None:
         """Stop at once, mid-batch if need be, as a killed process would (its transaction
@@ -219,11 +224,26 @@ class Runner:
 
         Fresh tables have no statistics until autovacuum comes by (a minute or more); the
         planner then joins growing tables by nested loops, which costs more every batch.
+        The analysis runs on a connection of its own, beside the passes: analysing a large
+        table takes a few hundred milliseconds that the lag would otherwise show.
         """
         n = self._batches[p.name] = self._batches.get(p.name, 0) + 1
         if n <= 1024 and n & (n - 1) == 0:
             stale = await conn.fetch(_DOUBLED, list(p.live_tables().values()))
-            await analyze(conn, [f"crashlog.{r['relname']}" for r in stale])
+            if stale and (self._analysing is None or self._analysing.done()):
+                tables = [f"crashlog.{r['relname']}" for r in stale]
+                self._analysing = asyncio.get_running_loop().create_task(self._analyse(tables))
+
+    async def _analyse(self, tables: list[str]) -> None:
+        try:
+            conn = await asyncpg.connect(self._dsn, server_settings=SERVER_SETTINGS)
+            try:
+                await analyze(conn, tables)
+            finally:
+                await conn.close()
+        except _FAILURES as error:  # only the planner's statistics wait for the next time
+            log.warning("crashlog projections: analysing %s failed: %s", ", ".join(tables),
+                        str(error).replace(self._dsn, mask_dsn(self._dsn)))
 
     def _on_notify(self, *_args: object) -> None:
         self._wake.set()
