@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from crashlog.analytics.rtp import check_rtp
 from crashlog.simulator import CENT, DEFAULT_RTP, randomized_pit, survival
 
 #: Columns read from each source row (``crashlog.round_multipliers``; event_id as text).
@@ -91,13 +92,6 @@ def _target(value: Any) -> Decimal:
     return target
 
 
-def _rtp(value: Any) -> float:
-    rtp = float(value)
-    if not 0 < rtp <= 1:
-        raise ValueError(f"invalid rtp={value!r}: must be in (0, 1], e.g. 0.97")
-    return rtp
-
-
 @attrs.frozen
 class FeatureSpec:
     """What an ML export computes: ``lags`` previous multipliers, rolling figures over each
@@ -107,7 +101,7 @@ class FeatureSpec:
     lags: int = attrs.field(default=5, validator=_count_in("lags", 1_000))
     windows: tuple[int, ...] = attrs.field(default=(10, 50, 100), converter=_windows)
     target: Decimal = attrs.field(default=TWO, converter=_target)
-    rtp: float = attrs.field(default=DEFAULT_RTP, converter=_rtp)
+    rtp: float = attrs.field(default=DEFAULT_RTP, converter=check_rtp)
     seed: int = attrs.field(default=0, validator=_count_in("seed", 2**63 - 1))
 
     @property

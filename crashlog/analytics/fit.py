@@ -65,7 +65,6 @@ from decimal import Decimal, InvalidOperation
 import attrs
 
 from crashlog.analytics.inference import (
-    CONFIDENCE,
     Interval,
     binomial_cdf,
     binomial_sf,
@@ -75,8 +74,8 @@ from crashlog.analytics.inference import (
     ks_uniform,
     poisson_sf,
     runs_test,
-    wilson_interval,
 )
+from crashlog.analytics.rtp import check_rtp, rtp_from_busts
 from crashlog.simulator import (
     CENT,
     MAX_CRASH,
@@ -217,8 +216,8 @@ def fit(
     """
     if not 0 < alpha < 1:
         raise ValueError(f"invalid alpha={alpha!r}: must be in (0, 1), e.g. 0.01")
-    if rtp is not None and not 0 < rtp <= 1:
-        raise ValueError(f"invalid rtp={rtp!r}: must be in (0, 1], e.g. 0.97")
+    if rtp is not None:
+        check_rtp(rtp)
     values, problems, n = _usable(multipliers)
     level = alpha / len(STATISTICAL_CHECKS)
     checks = [_value_check(kind, count, n) for kind, count in problems.items()]
@@ -246,7 +245,7 @@ def fit(
         verdict = CONSISTENT
     busts = sum(1 for h in values if h == _ONE)
     reaching = sum(1 for h in values if h >= 200)
-    estimate, stderr, interval = _rtp_from_busts(busts, used)
+    estimate, stderr, interval = rtp_from_busts(busts, used)
     tail = float(TAIL_THRESHOLD)
     share = reaching / used if used else math.nan
     return FitReport(
@@ -343,18 +342,6 @@ def _value_check(kind: str, count: int, n: int) -> FitCheck:
         rejected=count > 0,
         flag=kind,
         detail=f"{count:,} of {n:,} values {_VALUE_RULES[kind]}; the law has none",
-    )
-
-
-def _rtp_from_busts(busts: int, rounds: int) -> tuple[float, float, Interval]:
-    if rounds == 0:
-        return math.nan, math.nan, Interval(0.0, 1.01)
-    share = busts / rounds
-    interval = wilson_interval(busts, rounds, CONFIDENCE)
-    return (
-        1.01 * (1 - share),
-        1.01 * math.sqrt(share * (1 - share) / rounds),
-        Interval(1.01 * (1 - interval.high), 1.01 * (1 - interval.low)),
     )
 
 

@@ -38,6 +38,7 @@ import asyncpg
 import attrs
 
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
+from crashlog.analytics.rtp import RtpSourceKind, resolve_rtp, rtp_from_busts, rtp_note
 from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
 from crashlog.simulator import (
     CENT,
@@ -62,7 +63,6 @@ GAP_FACTOR = 10
 EXACT_VALUES: tuple[Decimal, ...] = tuple(Decimal(h) / 2 for h in range(3, 21))  # 1.5 .. 10
 _ONE = Decimal("1.00")
 
-RtpSource = Literal["given", "game_configs", "default"]
 #: The checks that test a share against the law (the others count what must not be there).
 STATISTICAL_CHECKS = ("instant_busts", "whole_half_values", "repeats")
 
@@ -91,7 +91,7 @@ class QualityReport:
     rtp: float
     #: Where ``rtp`` came from: ``given`` by the caller, ``game_configs`` (the game's
     #: configured rtp_percent) or ``default`` (DEFAULT_RTP), as signal_report says it.
-    rtp_source: RtpSource
+    rtp_source: RtpSourceKind
     significance: float
     checks: tuple[Check, ...]
     #: One check per whole or half value (``exact_1.50`` .. ``exact_10.00``); their total is
@@ -137,13 +137,8 @@ class QualityReport:
 
     @property
     def rtp_note(self) -> str:
-        """Which RTP the expected figures assume, and why: ``r = 0.97 (the default)``."""
-        why = {
-            "given": "given",
-            "game_configs": "the game's configured rtp_percent",
-            "default": "the default: no configured rtp_percent",
-        }[self.rtp_source]
-        return f"r = {self.rtp:g} ({why})"
+        """Which RTP the expected figures assume, and why: ``r = 0.97 (the default: ...)``."""
+        return rtp_note(self.rtp, self.rtp_source)
 
 
 # -- the statistics -----------------------------------------------------------------------
@@ -315,11 +310,8 @@ def _below_one(rounds: Sequence[_Round], from_log: bool) -> Check:
 
 
 def _implied_rtp(busts: int, n: int) -> str:
-    # The maximum-likelihood RTP from the bust share alone, r = 1.01 (1 - share), with its
-    # binomial standard error.
-    share = busts / n
-    estimate = 1.01 * (1 - share)
-    error = 1.01 * math.sqrt(share * (1 - share) / n)
+    # fit's maximum-likelihood RTP from the bust share alone, r = 1.01 (1 - share).
+    estimate, error, _ = rtp_from_busts(busts, n)
     return f"the share implies r = {estimate:.3f} ± {error:.3f}"
 
 
@@ -562,7 +554,7 @@ def check_quality(
     *,
     rtp: float = DEFAULT_RTP,
     significance: float = SIGNIFICANCE,
-    rtp_source: RtpSource = "given",
+    rtp_source: RtpSourceKind = "given",
     from_log: bool = False,
     **labels: Any,
 ) -> QualityReport:
@@ -652,8 +644,6 @@ WHERE r.game = $1 AND r.platform = $2 AND r.bot_id = $5
 ORDER BY r.occurred_at, r.position
 """
 
-_CONFIGURED_RTP = "SELECT rtp_percent FROM crashlog.game_configs WHERE platform = $1 AND game = $2"
-
 
 async def quality_report(
     conn_or_pool: asyncpg.Connection | asyncpg.Pool,
@@ -688,13 +678,7 @@ async def quality_report(
                 significance=significance,
             )
     conn = conn_or_pool
-    source: RtpSource = "given"
-    if rtp is None:
-        configured = await conn.fetchval(_CONFIGURED_RTP, platform, game)
-        if configured is not None:
-            rtp, source = float(configured) / 100, "game_configs"
-        else:
-            rtp, source = DEFAULT_RTP, "default"
+    rtp, source = await resolve_rtp(conn, platform=platform, game=game, given=rtp)
     query = _BOT_ROUNDS if bot_id is not None else _ROUNDS
     args: tuple[Any, ...] = (game, platform, since, until) + ((bot_id,) if bot_id is not None else ())
     rows = await conn.fetch(query, *args)

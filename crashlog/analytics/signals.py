@@ -39,6 +39,7 @@ import asyncpg
 import attrs
 
 from crashlog.analytics.inference import CONFIDENCE, Interval, benjamini_hochberg, wilson_interval
+from crashlog.analytics.rtp import RTP_SOURCES, RtpSourceKind, check_rtp, choose_rtp
 from crashlog.simulator import CENT, DEFAULT_RTP, survival
 
 #: Verdicts of a signal type.
@@ -120,7 +121,7 @@ class RtpSource:
     platform: str | None
     game: str | None
     rtp: float
-    source: str  # "given", "game_configs" or "default"
+    source: RtpSourceKind
 
 
 @attrs.frozen(kw_only=True)
@@ -170,12 +171,7 @@ def report_notes(report: SignalReport) -> list[str]:
         )
     for source in report.rtp_sources:
         where = "" if source.game is None else f" for {source.platform}/{source.game}"
-        how = {
-            "given": "given",
-            "game_configs": "the game's configured rtp_percent",
-            "default": "the default: no configured rtp_percent",
-        }[source.source]
-        notes.append(f"RTP {source.rtp:g}{where} ({how}); the baseline is RTP / target.")
+        notes.append(f"RTP {source.rtp:g}{where} ({RTP_SOURCES[source.source]}); the baseline is RTP / target.")
     notes.append(
         f"A type is better or worse than chance only when its {report.confidence:.0%} interval "
         f"excludes the baseline and it survives Benjamini-Hochberg at q={report.q:g}."
@@ -464,17 +460,12 @@ PREFETCH = 5_000
 def _rtp_sources(games: Sequence[Mapping[str, Any]], rtp: float | None) -> tuple[RtpSource, ...]:
     sources = []
     for game in games:
-        if rtp is not None:
-            value, source = rtp, "given"
-        elif game["rtp_percent"] is not None:
-            value, source = float(game["rtp_percent"]) / 100, "game_configs"
-        else:
-            value, source = DEFAULT_RTP, "default"
+        value, source = choose_rtp(rtp, game["rtp_percent"])
         sources.append(
             RtpSource(platform=game["platform"], game=game["game"], rtp=value, source=source)
         )
     if not sources:
-        value, source = (rtp, "given") if rtp is not None else (DEFAULT_RTP, "default")
+        value, source = choose_rtp(rtp, None)
         sources.append(RtpSource(platform=None, game=None, rtp=value, source=source))
     return tuple(sources)
 
@@ -508,8 +499,8 @@ async def signal_report(
     just emitted. Reads in one repeatable-read snapshot, so the counts agree.
     """
     _check(q, confidence)
-    if rtp is not None and not 0 < rtp <= 1:
-        raise ValueError(f"invalid rtp={rtp!r}: must be in (0, 1], e.g. 0.97")
+    if rtp is not None:
+        check_rtp(rtp)
     holdout_split(0, holdout)  # refuse a bad fraction before reading anything
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as connection:
