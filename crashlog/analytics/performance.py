@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import attrs
 
+from crashlog.analytics.connections import borrows_from_pool
 from crashlog.analytics.inference import (
     Interval,
     expected_longest_run,
@@ -268,8 +269,9 @@ async def _collect(
     return _finish(acc, **labels)
 
 
+@borrows_from_pool
 async def bot_statistics(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: asyncpg.Connection,
     bot_id: str,
     strategy: str | None = None,
     *,
@@ -281,24 +283,19 @@ async def bot_statistics(
     ``rtp`` is the game's return to player, for the house edge and the streak expected
     by chance.
     """
-    if isinstance(conn, asyncpg.Pool):
-        async with conn.acquire() as connection:
-            return await bot_statistics(connection, bot_id, strategy, rtp=rtp)
     return await _collect(
         conn, _BOT_ROUNDS, (bot_id, strategy), bot_id=bot_id, strategy=strategy, rtp=rtp
     )
 
 
+@borrows_from_pool
 async def strategy_statistics(
-    conn: asyncpg.Connection | asyncpg.Pool, strategy: str, *, rtp: float = DEFAULT_RTP
+    conn: asyncpg.Connection, strategy: str, *, rtp: float = DEFAULT_RTP
 ) -> Statistics:
     """Statistics of every bot's rounds played with ``strategy``, pooled in time order.
 
     Losing streaks are counted per bot (the longest of any bot is reported).
     """
-    if isinstance(conn, asyncpg.Pool):
-        async with conn.acquire() as connection:
-            return await strategy_statistics(connection, strategy, rtp=rtp)
     return await _collect(
         conn, _STRATEGY_ROUNDS, (strategy,), bot_id=None, strategy=strategy, rtp=rtp
     )

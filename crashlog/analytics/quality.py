@@ -37,6 +37,7 @@ from typing import Any, Literal
 import asyncpg
 import attrs
 
+from crashlog.analytics.connections import borrows_from_pool
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.analytics.rtp import RtpSourceKind, resolve_rtp, rtp_from_busts, rtp_note
 from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
@@ -645,8 +646,9 @@ ORDER BY r.occurred_at, r.position
 """
 
 
+@borrows_from_pool
 async def quality_report(
-    conn_or_pool: asyncpg.Connection | asyncpg.Pool,
+    conn: asyncpg.Connection,
     *,
     game: str,
     platform: str,
@@ -658,6 +660,8 @@ async def quality_report(
 ) -> QualityReport:
     """Every data-quality check of a game's rounds on a platform, from the read tables.
 
+    ``conn``: a connection, or a pool to borrow one from.
+
     Reads ``crashlog.round_multipliers`` (one row per game round, merged over observers) or,
     with ``bot_id``, that bot's own readings; ``since`` (inclusive) and ``until`` (exclusive)
     bound the time the round was first seen. ``rtp`` None: the game's configured
@@ -665,19 +669,6 @@ async def quality_report(
     report says which (``rtp_source``). Call ``log.sync()`` first to include what was just
     emitted.
     """
-    if isinstance(conn_or_pool, asyncpg.Pool):
-        async with conn_or_pool.acquire() as connection:
-            return await quality_report(
-                connection,
-                game=game,
-                platform=platform,
-                bot_id=bot_id,
-                since=since,
-                until=until,
-                rtp=rtp,
-                significance=significance,
-            )
-    conn = conn_or_pool
     rtp, source = await resolve_rtp(conn, platform=platform, game=game, given=rtp)
     query = _BOT_ROUNDS if bot_id is not None else _ROUNDS
     args: tuple[Any, ...] = (game, platform, since, until) + ((bot_id,) if bot_id is not None else ())

@@ -38,6 +38,7 @@ from typing import Any
 import asyncpg
 import attrs
 
+from crashlog.analytics.connections import borrows_from_pool
 from crashlog.analytics.inference import CONFIDENCE, Interval, benjamini_hochberg, wilson_interval
 from crashlog.analytics.rtp import RTP_SOURCES, RtpSourceKind, check_rtp, choose_rtp
 from crashlog.simulator import CENT, DEFAULT_RTP, survival
@@ -475,8 +476,9 @@ async def _stream(conn: asyncpg.Connection, query: str, *args: Any) -> AsyncIter
         yield row
 
 
+@borrows_from_pool
 async def signal_report(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: asyncpg.Connection,
     *,
     game: str | None = None,
     platform: str | None = None,
@@ -490,6 +492,8 @@ async def signal_report(
 ) -> SignalReport:
     """Score the signals in ``crashlog.round_signals`` per signal type (see the module).
 
+    ``conn``: a connection, or a pool to borrow one from.
+
     Filters: ``game``, ``platform``, ``bot_id``, and the signal's ``occurred_at`` in
     ``[since, until)``. Only resolved signals with a predicted multiplier are scored; the
     report counts the ones still waiting for their round (``unresolved``) and the ones
@@ -502,20 +506,6 @@ async def signal_report(
     if rtp is not None:
         check_rtp(rtp)
     holdout_split(0, holdout)  # refuse a bad fraction before reading anything
-    if isinstance(conn, asyncpg.Pool):
-        async with conn.acquire() as connection:
-            return await signal_report(
-                connection,
-                game=game,
-                platform=platform,
-                bot_id=bot_id,
-                since=since,
-                until=until,
-                rtp=rtp,
-                holdout=holdout,
-                q=q,
-                confidence=confidence,
-            )
     args = (game, platform, bot_id, since, until)
     if conn.is_in_transaction():
         return await _read(conn, args, rtp=rtp, holdout=holdout, q=q, confidence=confidence)
