@@ -269,21 +269,22 @@ def fit(
 # -- values ------------------------------------------------------------------------------
 
 
-def _decimal(value: object, index: int) -> Decimal | None:
-    """``value`` as a Decimal, None for a null (None, NaN); ValueError when not a number."""
+def multiplier_decimal(value: object, name: str = "multiplier") -> Decimal | None:
+    """A multiplier as a Decimal, None for a null (None, NaN); ValueError naming ``name`` when
+    ``value`` is not a number. A float is read by its shortest repr, so 2.03 stays 2.03."""
     if value is None:
         return None
     if isinstance(value, Decimal):
         number = value
     elif isinstance(value, bool):
-        raise ValueError(f"invalid multipliers[{index}]={value!r}: not a number")
+        raise ValueError(f"invalid {name}={value!r}: not a number")
     elif isinstance(value, float):
-        number = Decimal(repr(value))  # the shortest repr: 2.03 stays 2.03
+        number = Decimal(repr(value))
     else:
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation:
-            raise ValueError(f"invalid multipliers[{index}]={value!r}: not a number") from None
+            raise ValueError(f"invalid {name}={value!r}: not a number") from None
     return None if number.is_nan() else number
 
 
@@ -295,7 +296,7 @@ def classify(value: object, index: int = 0) -> int | str:
     """
     if type(value) is Decimal and value.as_tuple().exponent == -2 and _ONE_DECIMAL <= value <= MAX_CRASH:
         return int(value.scaleb(2))  # the common case, as a game displays it
-    number = _decimal(value, index)
+    number = multiplier_decimal(value, f"multipliers[{index}]")
     if number is None:
         return "null_values"
     if not number.is_finite():
@@ -348,6 +349,13 @@ def _value_check(kind: str, count: int, n: int) -> FitCheck:
 # -- the statistical checks ---------------------------------------------------------------
 
 
+def _tested(name: str, flag: str, statistic: float, p_value: float, level: float, detail: str) -> FitCheck:
+    """A statistical check, rejected when its p-value is below its level."""
+    return FitCheck(name, statistic, p_value, p_value < level, flag, detail)
+
+
+# quality.py has its own instant_busts, spikes and repeats checks: they differ on purpose
+# (an RTP always known, Holm's mid-p, round ids); see the comments there.
 def _instant_busts(values: list[int], rtp: float | None, level: float) -> FitCheck:
     n = len(values)
     busts = sum(1 for h in values if h == _ONE)
@@ -363,14 +371,8 @@ def _instant_busts(values: list[int], rtp: float | None, level: float) -> FitChe
         flag = "missing_instant_busts" if busts < n * expected else "rtp_below_claim"
         law = f"r = {rtp:g}"
     z = (busts - n * expected) / math.sqrt(n * expected * (1 - expected))
-    return FitCheck(
-        name="instant_busts",
-        statistic=z,
-        p_value=p_value,
-        rejected=p_value < level,
-        flag=flag,
-        detail=f"{busts:,} of {n:,} rounds at 1.00 ({busts / n:.2%}); {law} expects {expected:.2%}",
-    )
+    detail = f"{busts:,} of {n:,} rounds at 1.00 ({busts / n:.2%}); {law} expects {expected:.2%}"
+    return _tested("instant_busts", flag, z, p_value, level, detail)
 
 
 def _merged(counts: list[int], probabilities: list[float], n: int) -> tuple[list[int], list[float]]:
@@ -411,17 +413,11 @@ def _chi_square(values: list[int], rtp: float | None, level: float) -> FitCheck:
     p_value = chi_square_sf(statistic, df)
     scope = "rounds above 1.00 against 1.01 / x" if rtp is None else f"rounds against r = {rtp:g}"
     worst = max(range(len(counts)), key=lambda i: abs(counts[i] - rounds * probabilities[i]))
-    return FitCheck(
-        name="chi_square",
-        statistic=statistic,
-        p_value=p_value,
-        rejected=p_value < level,
-        flag="shape_chi_square",
-        detail=(
-            f"{rounds:,} {scope}, {df + 1} bins (df {df}); the largest gap: {counts[worst]:,} observed, "
-            f"{rounds * probabilities[worst]:,.1f} expected"
-        ),
+    detail = (
+        f"{rounds:,} {scope}, {df + 1} bins (df {df}); the largest gap: {counts[worst]:,} observed, "
+        f"{rounds * probabilities[worst]:,.1f} expected"
     )
+    return _tested("chi_square", "shape_chi_square", statistic, p_value, level, detail)
 
 
 def _ks(values: list[int], rtp: float | None, level: float, seed: int) -> FitCheck:
@@ -445,26 +441,14 @@ def _ks(values: list[int], rtp: float | None, level: float, seed: int) -> FitChe
         return FitCheck("ks", 0.0, 1.0, False, "shape_ks", "no rounds to transform")
     statistic, p_value = ks_uniform(transforms)
     scope = "rounds above 1.00 against 1.01 / x" if rtp is None else f"rounds against r = {rtp:g}"
-    return FitCheck(
-        name="ks",
-        statistic=statistic,
-        p_value=p_value,
-        rejected=p_value < level,
-        flag="shape_ks",
-        detail=f"randomized PIT of {len(transforms):,} {scope}: largest gap to uniform {statistic:.4f}",
-    )
+    detail = f"randomized PIT of {len(transforms):,} {scope}: largest gap to uniform {statistic:.4f}"
+    return _tested("ks", "shape_ks", statistic, p_value, level, detail)
 
 
 def _runs(values: list[int], level: float) -> FitCheck:
     z, p_value = runs_test(h >= 200 for h in values)
-    return FitCheck(
-        name="runs",
-        statistic=z,
-        p_value=p_value,
-        rejected=p_value < level,
-        flag="serial_dependence",
-        detail=f"runs of X >= 2.00 against independent rounds: z = {z:+.2f}",
-    )
+    detail = f"runs of X >= 2.00 against independent rounds: z = {z:+.2f}"
+    return _tested("runs", "serial_dependence", z, p_value, level, detail)
 
 
 def _spikes(values: list[int], level: float) -> FitCheck:
@@ -482,17 +466,11 @@ def _spikes(values: list[int], level: float) -> FitCheck:
             worst, worst_p, worst_ratio = value, p, counts[h] / (rounds * mass)
     p_value = min(1.0, len(ROUND_VALUES) * worst_p)
     h = int(worst * 100)
-    return FitCheck(
-        name="whole_value_spikes",
-        statistic=worst_ratio,
-        p_value=p_value,
-        rejected=p_value < level,
-        flag="whole_value_spikes",
-        detail=(
-            f"{worst}: {counts[h]:,} of {rounds:,} rounds above 1.00, the law expects "
-            f"{rounds * _conditional_mass(h):,.1f} ({worst_ratio:.1f}x)"
-        ),
+    detail = (
+        f"{worst}: {counts[h]:,} of {rounds:,} rounds above 1.00, the law expects "
+        f"{rounds * _conditional_mass(h):,.1f} ({worst_ratio:.1f}x)"
     )
+    return _tested("whole_value_spikes", "whole_value_spikes", worst_ratio, p_value, level, detail)
 
 
 def _repeats(values: list[int], level: float) -> FitCheck:
@@ -510,11 +488,5 @@ def _repeats(values: list[int], level: float) -> FitCheck:
                 repeats += a == b
     p_value = poisson_sf(repeats, expected)
     ratio = repeats / expected if expected else 0.0
-    return FitCheck(
-        name="repeated_rows",
-        statistic=ratio,
-        p_value=p_value,
-        rejected=p_value < level,
-        flag="repeated_rows",
-        detail=f"{repeats:,} back-to-back equal values above 1.00, the law expects {expected:,.1f}",
-    )
+    detail = f"{repeats:,} back-to-back equal values above 1.00, the law expects {expected:,.1f}"
+    return _tested("repeated_rows", "repeated_rows", ratio, p_value, level, detail)

@@ -30,7 +30,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ import asyncpg
 import attrs
 
 from crashlog.analytics.connections import borrows_from_pool
+from crashlog.analytics.fit import multiplier_decimal
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.analytics.rtp import RtpSourceKind, resolve_rtp, rtp_from_busts, rtp_note
 from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
@@ -193,14 +194,10 @@ class _Round:
 
 
 def _decimal(value: Any) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):
-        return Decimal(repr(value))  # 2.45 -> Decimal('2.45'), as the event fields do
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"invalid multiplier={value!r}: not a decimal number") from None
+    number = multiplier_decimal(value)
+    if number is None:
+        raise ValueError(f"invalid multiplier={value!r}: not a number")
+    return number
 
 
 def _round_of(row: Any) -> _Round:
@@ -316,6 +313,8 @@ def _implied_rtp(busts: int, n: int) -> str:
     return f"the share implies r = {estimate:.3f} ± {error:.3f}"
 
 
+# Not fit's instant_busts check: this one always has an RTP (given, configured or default) and
+# a mid-p p-value for Holm's step-down; fit's also works without one (against r = 1).
 def _instant_busts(lawful: Sequence[_Round], rtp: float) -> tuple[_Test, bool] | None:
     n = len(lawful)
     if not n:
@@ -340,6 +339,8 @@ def _instant_busts(lawful: Sequence[_Round], rtp: float) -> tuple[_Test, bool] |
     return test, busts > n * p
 
 
+# Not fit's whole_value_spikes: one check per value, so the report names the value a reader
+# snaps to, against its unconditional share at the given RTP; fit keeps one Bonferroni check.
 def _exact_values(lawful: Sequence[_Round], rtp: float) -> list[tuple[_Test, bool]]:
     n = len(lawful)
     if not n:
@@ -401,6 +402,9 @@ def _neighbour_pairs(rounds: Sequence[_Round]) -> list[tuple[Decimal, Decimal]]:
     return [(a.value, b.value) for (i, a), (j, b) in zip(by_id, by_id[1:]) if j == i + 1 and a.lawful and b.lawful]
 
 
+# Not fit's repeated_rows: neighbours by game_round_id when there are ids (not row order), busts
+# included and too few repeats flagged too (a collector that drops equal values); fit sees
+# bare values and tests only too many.
 def _repeats(rounds: Sequence[_Round], rtp: float) -> tuple[_Test, bool] | None:
     pairs = _neighbour_pairs(rounds)
     if not pairs:
