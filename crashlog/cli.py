@@ -1,4 +1,5 @@
-"""The ``crashlog`` command: demo, migrate, roles, project, stats, export, bench, tail, doctor.
+"""The ``crashlog`` command: demo, migrate, roles, project, stats, signals, quality, export,
+bench, tail, verify, doctor.
 
 Every verb takes ``--dsn`` (default ``CRASHLOG_DSN``, else the embedded PostgreSQL).
 Errors are one line on stderr, with any password masked, and exit status 1; tables and
@@ -390,6 +391,9 @@ async def cmd_quality(conn: asyncpg.Connection, dsn: str, args: argparse.Namespa
         rtp=args.rtp,
         significance=args.significance,
     )
+    if args.json:
+        out.print_json(orjson.dumps(report.as_dict(), default=str).decode())
+        return 0
     out.print(quality_table(report))
     for check in report.shown_checks():
         if check.verdict == "suspect":
@@ -866,6 +870,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=analytics.quality.SIGNIFICANCE,
         help=f"significance level (default {analytics.quality.SIGNIFICANCE})",
     )
+    quality.add_argument("--json", action="store_true", help="JSON instead of a table")
 
     export = verb(
         "export", "export rounds or multipliers (JSON lines, JSON, CSV, Parquet)", cmd_export

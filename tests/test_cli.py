@@ -44,9 +44,13 @@ async def count(dsn: str, query: str) -> int:
         await conn.close()
 
 
-@pytest.mark.parametrize(
-    "verb", ["demo", "migrate", "roles", "project", "stats", "export", "bench", "tail", "doctor"]
-)
+VERBS = [
+    "demo", "migrate", "roles", "project", "stats", "signals", "quality", "export", "bench", "tail",
+    "verify", "doctor",
+]
+
+
+@pytest.mark.parametrize("verb", VERBS)
 def test_every_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     from crashlog.cli import main
 
@@ -54,6 +58,17 @@ def test_every_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> N
         main([verb, "--help"])
     assert exit.value.code == 0
     assert "--dsn" in capsys.readouterr().out
+
+
+def test_the_verbs_are_these_and_the_module_names_each() -> None:
+    import argparse
+
+    from crashlog import cli
+
+    (subparsers,) = (a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(subparsers.choices) == VERBS
+    summary = " ".join((cli.__doc__ or "").split("\n\n")[0].split())
+    assert all(f" {verb}," in summary or f" {verb}." in summary for verb in VERBS), summary
 
 
 async def test_demo_then_stats_export_tail(dsn: str, tmp_path: Path) -> None:

@@ -366,6 +366,13 @@ async def test_the_quality_command(log: crashlog.Logger, dsn: str, capsys: pytes
     status = await asyncio.to_thread(main, ["quality", "--dsn", dsn, "--game", "aviator", "--platform", "demo"])
     assert status == 0 and "the default" in capsys.readouterr().out
 
+    status = await asyncio.to_thread(main, [*argv, "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert status == 0 and data["verdict"] == "suspect" and "exact_2.00" in data["suspects"]
+    assert data["rtp_source"] == "default" and data["bot_id"] == "bot-b"
+    checks = {c["name"]: c for c in data["checks"]}
+    assert checks["instant_busts"]["expected"].endswith("(1 - r/1.01)")
+
 
 def test_the_quality_command_refuses_a_bad_time(capsys: pytest.CaptureFixture[str]) -> None:
     from crashlog.cli import main

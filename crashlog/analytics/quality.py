@@ -137,6 +137,16 @@ class QualityReport:
                 shown.extend(spikes)
         return tuple(shown)
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, with the overall ``verdict``, the ``suspects`` and the ``rtp_note``,
+        e.g. for JSON (``crashlog quality --json``)."""
+        return {
+            **attrs.asdict(self, recurse=True),
+            "verdict": self.verdict,
+            "suspects": list(self.suspects),
+            "rtp_note": self.rtp_note,
+        }
+
     @property
     def rtp_note(self) -> str:
         """Which RTP the expected figures assume, and why: ``r = 0.97 (the default: ...)``."""
