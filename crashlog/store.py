@@ -7,8 +7,9 @@ temporary table and inserts with ``ON CONFLICT (event_id) DO NOTHING``, so no
 event is ever stored twice.
 
 Each row travels as its own binary COPY tuple (``copy_tuple``), made once when
-the event is emitted; a batch is those tuples joined. ``decode_row`` reads one
-back for the rare paths that need its fields (a refused row, the spool).
+the event is emitted; a batch is those tuples, sent in pieces of about 64 KiB.
+``decode_row`` reads one back for the rare paths that need its fields (a refused
+row, the spool).
 """
 
 from __future__ import annotations
