@@ -138,8 +138,9 @@ _EDGES = tuple(int(e * 100) for e in BIN_EDGES)  # in hundredths
 _REPEAT_CLASSES = (101, 150, 200, 300, 500, 1000, _CAP + 1)
 
 
-def _squares(lo: int, hi: int) -> float:
-    """``sum q_h^2`` for ``lo <= h < hi``: exact below 100.00, by its integral above (rel. error < 1e-4)."""
+def squared_masses(lo: int, hi: int) -> float:
+    """``sum q_h^2`` for ``lo <= h < hi`` (hundredths, ``lo > 100``), ``q_h = P(X = h/100 | X >= 1.01)``:
+    exact below 100.00, by its integral above (rel. error < 1e-4)."""
     split = min(max(lo, 10_000), hi)
     exact = sum(_conditional_mass(h) ** 2 for h in range(lo, split))
     return exact + 101**2 / 3 * (1 / split**3 - 1 / hi**3)
@@ -152,7 +153,7 @@ def _equal_in_class() -> tuple[float, ...]:
     ``sum q_h^2 / (sum q_h)^2`` over the class's values, with ``sum q_h = 101 (1/lo - 1/hi)``.
     """
     bounds = _REPEAT_CLASSES
-    return tuple(_squares(lo, hi) / (101 * (1 / lo - 1 / hi)) ** 2 for lo, hi in zip(bounds, bounds[1:]))
+    return tuple(squared_masses(lo, hi) / (101 * (1 / lo - 1 / hi)) ** 2 for lo, hi in zip(bounds, bounds[1:]))
 
 
 @attrs.frozen

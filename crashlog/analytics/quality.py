@@ -25,7 +25,6 @@ disagreeing observers): any at all is ``suspect``.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,7 +37,7 @@ import asyncpg
 import attrs
 
 from crashlog.analytics.connections import borrows_from_pool
-from crashlog.analytics.fit import multiplier_decimal
+from crashlog.analytics.fit import multiplier_decimal, squared_masses
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.analytics.rtp import RtpSourceKind, resolve_rtp, rtp_from_busts, rtp_note
 from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
@@ -165,18 +164,12 @@ def value_probability(value: Decimal, rtp: float = DEFAULT_RTP) -> float:
 def repeat_probability(rtp: float = DEFAULT_RTP) -> float:
     """``P(X_1 = X_2)`` for two independent rounds: the sum of ``p_k^2`` over the whole grid.
 
-    In hundredths ``h``, ``p_100 = 1 - r/1.01``, ``p_h = 100 r / (h (h + 1))`` below the cap and
-    ``p_cap = r / cap``; the terms are summed to h = 100,000 and the rest by its integral
-    (``(100 r)^2 / (3 h^3)``), which leaves an error below 1e-12.
+    In hundredths ``h``, ``p_100 = 1 - r/1.01``, ``p_h = (r / 1.01) q_h`` below the cap (``q_h``
+    the law above 1.00, whatever ``r``: fit's ``squared_masses`` sums its squares) and
+    ``p_cap = r / cap``; the error is below 1e-12.
     """
-    a = 100 * rtp
-    last = 100_000
-    total = math.fsum(
-        [instant_bust_probability(rtp) ** 2]
-        + [(a / (h * (h + 1))) ** 2 for h in range(101, last)]
-        + [a * a / (3 * last**3), (rtp / float(MAX_CRASH)) ** 2]
-    )
-    return total
+    below_cap = squared_masses(101, int(MAX_CRASH * 100))
+    return instant_bust_probability(rtp) ** 2 + (rtp / 1.01) ** 2 * below_cap + (rtp / float(MAX_CRASH)) ** 2
 
 
 # -- rows ---------------------------------------------------------------------------------
