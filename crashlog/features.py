@@ -37,7 +37,8 @@ from typing import Any, NamedTuple
 import attrs
 
 from crashlog.analytics.rtp import check_rtp
-from crashlog.simulator import CENT, DEFAULT_RTP, randomized_pit, survival
+from crashlog.analytics.signals import chance_of_hit
+from crashlog.simulator import CENT, DEFAULT_RTP, randomized_pit
 
 #: Columns read from each source row (``crashlog.round_multipliers``; event_id as text).
 SOURCE_COLUMNS: tuple[str, ...] = (
@@ -248,7 +249,7 @@ class FeatureStream:
         self.spec = spec or FeatureSpec()
         self.exclude_flagged = exclude_flagged
         self.columns = ml_columns(self.spec)
-        self.baseline = survival(self.spec.target, self.spec.rtp)
+        self.baseline = chance_of_hit(self.spec.target, self.spec.rtp)
         self._series: dict[tuple[str, str], SeriesHistory] = {}
 
     def row(self, source: Mapping[str, Any]) -> tuple[Any, ...] | None:

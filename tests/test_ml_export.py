@@ -165,6 +165,13 @@ def test_baseline_is_rtp_over_target_and_fair_hits_agree_with_it() -> None:
     assert 0.99 / 3 in wilson_interval(sum(r["hit"] for r in out), len(out), 0.999)
 
 
+def test_an_off_grid_target_has_the_baseline_of_the_next_cent() -> None:
+    # hit = multiplier >= 2.005 is multiplier >= 2.01 on the displayed grid: chance r / 2.01.
+    out = ml_rows([source("g", 0, "2.00"), source("g", 1, "2.01")], FeatureSpec(target="2.005", rtp=0.97))
+    assert [r["hit"] for r in out] == [False, True]
+    assert {r["baseline_hit_probability"] for r in out} == {0.97 / 2.01}
+
+
 def test_quality_flags_are_carried_and_off_grid_rounds_get_no_pit() -> None:
     rows = [
         source("g", 0, "2.45"),
