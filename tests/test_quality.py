@@ -15,13 +15,9 @@ import pytest
 
 import crashlog
 from crashlog.analytics import check_quality, quality_report
+from crashlog.analytics.fit import value_probability
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
-from crashlog.analytics.quality import (
-    STATISTICAL_CHECKS as STATISTICAL,
-    EXACT_VALUES,
-    repeat_probability,
-    value_probability,
-)
+from crashlog.analytics.quality import STATISTICAL_CHECKS as STATISTICAL, EXACT_VALUES, repeat_probability
 from crashlog.exports import export_multipliers
 from crashlog.events import GameConfigured, RoundObserved, RoundSettled
 from crashlog.simulator import CENT, CrashGame, instant_bust_probability, survival

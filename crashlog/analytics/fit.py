@@ -78,6 +78,7 @@ from crashlog.analytics.inference import (
 from crashlog.analytics.rtp import check_rtp, rtp_from_busts
 from crashlog.simulator import (
     CENT,
+    DEFAULT_RTP,
     MAX_CRASH,
     bin_probabilities,
     instant_bust_probability,
@@ -136,6 +137,11 @@ _EDGES = tuple(int(e * 100) for e in BIN_EDGES)  # in hundredths
 #: with the chance that two values of that class are equal. Wide enough that the chance is
 #: small (at most 2%, so the Poisson tail fits), split at 2.00 like the runs check.
 _REPEAT_CLASSES = (101, 150, 200, 300, 500, 1000, _CAP + 1)
+
+
+def value_probability(value: Decimal, rtp: float = DEFAULT_RTP) -> float:
+    """``P(X = value)`` for a two-decimal ``value`` under the law: exact."""
+    return survival(value, rtp) - survival(value + CENT, rtp)
 
 
 def squared_masses(lo: int, hi: int) -> float:
@@ -436,7 +442,7 @@ def _ks(values: list[int], rtp: float | None, level: float, seed: int) -> FitChe
         piece = pieces.get(h)
         if piece is None:
             x = Decimal(h) / 100
-            piece = pieces[h] = (randomized_pit(x, 0.0, law), survival(x, law) - survival(x + CENT, law))
+            piece = pieces[h] = (randomized_pit(x, 0.0, law), value_probability(x, law))
         transforms.append((piece[0] + generator.random() * piece[1] - floor) / scale)
     if not transforms:
         return FitCheck("ks", 0.0, 1.0, False, "shape_ks", "no rounds to transform")

@@ -37,7 +37,7 @@ import asyncpg
 import attrs
 
 from crashlog.analytics.connections import borrows_from_pool
-from crashlog.analytics.fit import multiplier_decimal, squared_masses
+from crashlog.analytics.fit import multiplier_decimal, squared_masses, value_probability
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.analytics.rtp import RtpSourceKind, resolve_rtp, rtp_from_busts, rtp_note
 from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
@@ -46,7 +46,6 @@ from crashlog.simulator import (
     DEFAULT_RTP,
     MAX_CRASH,
     instant_bust_probability,
-    survival,
 )
 
 Verdict = Literal["ok", "suspect", "insufficient data"]
@@ -153,11 +152,6 @@ class QualityReport:
 
 
 # -- the statistics -----------------------------------------------------------------------
-
-
-def value_probability(value: Decimal, rtp: float = DEFAULT_RTP) -> float:
-    """``P(X = value)`` for a two-decimal ``value`` under the law: exact."""
-    return survival(value, rtp) - survival(value + CENT, rtp)
 
 
 @lru_cache(maxsize=64)
