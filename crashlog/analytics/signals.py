@@ -40,7 +40,7 @@ import attrs
 
 from crashlog.analytics.connections import borrows_from_pool
 from crashlog.analytics.inference import CONFIDENCE, Interval, benjamini_hochberg, wilson_interval
-from crashlog.analytics.rtp import RTP_SOURCES, RtpSourceKind, check_rtp, choose_rtp
+from crashlog.analytics.rtp import RtpSourceKind, check_rtp, choose_rtp, rtp_note
 from crashlog.simulator import CENT, DEFAULT_RTP, survival
 
 #: Verdicts of a signal type.
@@ -172,7 +172,7 @@ def report_notes(report: SignalReport) -> list[str]:
         )
     for source in report.rtp_sources:
         where = "" if source.game is None else f" for {source.platform}/{source.game}"
-        notes.append(f"RTP {source.rtp:g}{where} ({RTP_SOURCES[source.source]}); the baseline is RTP / target.")
+        notes.append(f"RTP{where}: {rtp_note(source.rtp, source.source)}; the baseline is r / target.")
     notes.append(
         f"A type is better or worse than chance only when its {report.confidence:.0%} interval "
         f"excludes the baseline and it survives Benjamini-Hochberg at q={report.q:g}."
