@@ -6,6 +6,8 @@
 - ``quality``: which collected multipliers can be trusted (``quality_report``, ``check_quality``).
 - ``fit``: do multipliers follow the law, and if not, is it the data or the game (``fit``).
 - ``monitor``: a sequential alarm for a live feed with a false-alarm bound (``Monitor``).
+- ``rtp``: which RTP a report assumes and where it came from; the RTP the 1.00x busts imply.
+- ``connections``: the reports take a connection or a pool (``borrows_from_pool``).
 """
 
 from crashlog.analytics.fit import FitCheck, FitReport, fit
