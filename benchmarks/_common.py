@@ -70,7 +70,7 @@ def sample_rounds(count: int, *, bots: int = 10, seed: int = 7) -> list[RoundSet
             RoundSettled(
                 bot_id=f"bench-bot-{bot}", session_id=f"bench-session-{bot}",
                 game="aviator", platform="demo", round_number=i // bots,
-                game_round_id=f"r{i // bots}", strategy_name="fixed-1.5",
+                game_round_id=f"r{i // bots:09d}", strategy_name="fixed-1.5",
                 stake=stake, target_multiplier=target, crash_multiplier=crash,
                 cashout_multiplier=target if win else None,
                 outcome=Outcome.WIN if win else Outcome.LOSS, profit_loss=profit,

@@ -60,11 +60,29 @@ async def rebuild_all(dsn: str, count: int) -> float:
     return count / elapsed
 
 
+async def settle(dsn: str) -> None:
+    """Let the server finish what a rebuild leaves behind before the live phase: vacuum the
+    new tables (autovacuum would, during the measurement) and write the rebuild's pages out."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetch(
+            "SELECT format('%I.%I', schemaname, relname) AS name FROM pg_stat_user_tables"
+            " WHERE schemaname = 'crashlog'")
+        for table in tables:
+            await conn.execute(f"VACUUM (ANALYZE) {table['name']}")
+        try:
+            await conn.execute("CHECKPOINT")
+        except asyncpg.InsufficientPrivilegeError:
+            print("  (no CHECKPOINT: needs superuser or pg_checkpoint)", file=sys.stderr)
+    finally:
+        await conn.close()
+
+
 def live_round(i: int) -> RoundSettled:
     win = i % 3 != 0
     return RoundSettled(
         bot_id=f"live-bot-{i % 10}", session_id="live", game="aviator", platform="demo",
-        round_number=i, game_round_id=f"live-{i // 10}", strategy_name="fixed-1.5",
+        round_number=i, game_round_id=f"live-{i // 10:09d}", strategy_name="fixed-1.5",
         stake=Decimal("10.00"), target_multiplier=Decimal("1.50"),
         crash_multiplier=Decimal("2.00") if win else Decimal("1.20"),
         cashout_multiplier=Decimal("1.50") if win else None,
@@ -140,6 +158,7 @@ async def main() -> None:
         written = await write(dsn, events)
         del events
         rebuilt = await rebuild_all(dsn, args.events)
+        await settle(dsn)
         lags, visible, live = await lag_under_load(dsn, args.rate, args.lag_seconds)
     print()
     print(f"{len(NAMES)} projections, {args.events:,} events, {environment_note()}")
