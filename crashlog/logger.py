@@ -128,7 +128,7 @@ class Logger:
         """
         if not isinstance(event, Event):
             raise InvalidEvent("event", event, "must be a crashlog event (crashlog.events)")
-        writer = self._open_writer()
+        writer = self._writer or self._open_writer()  # the call only to raise when closed
         bot_id = event.bot_id
         # Encoded once, here, straight into its COPY tuple: the payload's own bytes are not
         # kept, and the writer only joins tuples.

@@ -101,12 +101,13 @@ def copy_tuple(
     ``occurred_at`` must be timezone-aware. Raises ``TypeError``, ``ValueError`` or
     ``OverflowError`` for a value that cannot be encoded.
     """
+    # The caches' lookups are inline (emit runs this per event); the functions fill them.
     return b"".join((
         _TUPLE_START,
         event_id.bytes,
-        _type_fields(event_type, schema_version),
-        _text_field(bot_id),
-        _text_field(session_id),
+        _TYPE_FIELDS.get((event_type, schema_version)) or _type_fields(event_type, schema_version),
+        _TEXT_FIELDS.get(bot_id) or _text_field(bot_id),
+        _TEXT_FIELDS.get(session_id) or _text_field(session_id),
         _TIME_AND_PAYLOAD_START.pack(8, (occurred_at - _PG_EPOCH) // _MICROSECOND, len(payload) + 1, 1),
         payload,
     ))
