@@ -98,8 +98,8 @@ def copy_tuple(
 ) -> bytes:
     """One row of ``crashlog.events`` (the fields of ``Row``, in order) as a binary COPY tuple.
 
-    ``occurred_at`` must be timezone-aware. Raises ``TypeError``, ``ValueError`` or
-    ``OverflowError`` for a value that cannot be encoded.
+    ``occurred_at`` must be timezone-aware. Raises ``TypeError``, ``ValueError``,
+    ``OverflowError`` or ``struct.error`` for a value that cannot be encoded.
     """
     # The caches' lookups are inline (emit runs this per event); the functions fill them.
     return b"".join((
@@ -117,7 +117,7 @@ def encode_row(row: Row) -> bytes:
     """``row`` as a binary COPY tuple; ``asyncpg.DataError`` names the row if it cannot be."""
     try:
         return copy_tuple(*row)
-    except (TypeError, ValueError, OverflowError, AttributeError) as error:
+    except (TypeError, ValueError, OverflowError, AttributeError, struct.error) as error:
         raise asyncpg.DataError(f"event {row.event_id}: cannot encode its row: {error}") from None
 
 
@@ -167,6 +167,7 @@ class DecodedRows(Sequence[Row]):
 
     def __iter__(self) -> Iterator[Row]:
         return map(decode_row, self.tuples)
+
 
 _CREATE_INCOMING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS crashlog_incoming (

@@ -214,6 +214,8 @@ def test_a_row_that_cannot_be_encoded_is_refused_naming_its_event() -> None:
     naive = EDGE_ROWS[2]._replace(occurred_at=datetime(2026, 1, 1))
     with pytest.raises(asyncpg.DataError, match=str(naive.event_id)):
         store.encode_row(naive)
+    with pytest.raises(asyncpg.DataError, match=str(naive.event_id)):
+        store.encode_row(EDGE_ROWS[2]._replace(schema_version=2**15))
 
 
 # -- a refused row does not sink its batch -----------------------------------------------------
