@@ -71,10 +71,15 @@ WITH touched AS (
 ), counted AS (
     -- One pass, no join between aggregates: each reading carries how many readings of its
     -- round share its value, and when that value was first reported.
+    -- Each touched round's readings by the index, however many the planner guesses the
+    -- batch touches (OFFSET 0 keeps it from turning this into a scan of every reading).
     SELECT r.*,
            count(*) OVER w AS n,
            min(r.occurred_at) OVER w AS first_at
-    FROM {{readings}} r JOIN touched t USING (platform, game, game_round_id)
+    FROM touched t CROSS JOIN LATERAL (
+        SELECT * FROM {{readings}} r
+        WHERE r.platform = t.platform AND r.game = t.game AND r.game_round_id = t.game_round_id
+        OFFSET 0) r
     WINDOW w AS (PARTITION BY r.platform, r.game, r.game_round_id, r.multiplier)
 )
 INSERT INTO {{multipliers}} AS m (

@@ -71,23 +71,28 @@ _BY_ROUND_NUMBER = _MODE.format(
 
 _SCORE = f"""
 WITH batch AS MATERIALIZED (
-    SELECT e.bot_id, {text('platform')} AS platform, {text('game')} AS game,
+    SELECT DISTINCT e.bot_id, {text('platform')} AS platform, {text('game')} AS game,
            {text('game_round_id')} AS game_round_id, {bigint('round_number')} AS round_number
     FROM {IN_SPAN} AND {ROUND_EVENTS}
 ), touched AS (
-    SELECT s.event_id FROM {{signals}} s
-    JOIN batch b ON s.platform = b.platform AND s.game = b.game
-                AND s.for_game_round_id = b.game_round_id
+    -- Signals are looked up by index for each round read, however many the planner guesses
+    -- (OFFSET 0 keeps it from scanning every signal instead).
+    SELECT s.event_id FROM batch b CROSS JOIN LATERAL (
+        SELECT s.event_id FROM {{signals}} s
+        WHERE s.platform = b.platform AND s.game = b.game AND s.for_game_round_id = b.game_round_id
+        OFFSET 0) s
     UNION
-    SELECT s.event_id FROM {{signals}} s
-    JOIN batch b ON s.for_game_round_id IS NULL AND s.bot_id = b.bot_id
-                AND s.platform = b.platform AND s.game = b.game
-                AND s.for_round_number = b.round_number
+    SELECT s.event_id FROM batch b CROSS JOIN LATERAL (
+        SELECT s.event_id FROM {{signals}} s
+        WHERE s.for_game_round_id IS NULL AND s.bot_id = b.bot_id AND s.platform = b.platform
+          AND s.game = b.game AND s.for_round_number = b.round_number
+        OFFSET 0) s
     UNION
     SELECT e.event_id FROM {IN_SPAN} AND e.event_type = 'SignalRaised'
 ), actual AS (
     SELECT s.event_id, coalesce({_BY_ROUND_ID}, {_BY_ROUND_NUMBER}) AS multiplier
-    FROM {{signals}} s JOIN touched USING (event_id)
+    FROM touched t CROSS JOIN LATERAL (
+        SELECT s.* FROM {{signals}} s WHERE s.event_id = t.event_id OFFSET 0) s
 )
 UPDATE {{signals}} s
 SET actual_multiplier = a.multiplier,
