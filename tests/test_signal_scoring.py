@@ -20,6 +20,7 @@ import pytest
 
 import crashlog
 from crashlog.analytics import benjamini_hochberg, score_signals, signal_report
+from crashlog.analytics.inference import binomial_two_sided
 from crashlog.analytics.signals import BETTER, NO_EVIDENCE, WORSE, chance_of_hit, holdout_split
 from crashlog.events import GameConfigured, RoundObserved, SignalRaised
 from crashlog.simulator import CrashGame
@@ -75,6 +76,24 @@ def test_signals_that_know_nothing_show_no_evidence_of_skill_in_most_seeds() -> 
     assert report.type("mixed").targets == (D("1.50"), TWO, D("5.00"))
 
 
+def test_long_shots_that_hit_by_luck_are_not_called_skill() -> None:
+    """Few signals at 100x and 20x expect under one hit: a normal approximation there called
+    three lucky hits in fifty 'better than chance' (p = 0.0003); the exact law says p = 0.025,
+    and over many reports of pure chance the false calls stay within the 5% BH allows."""
+    lucky = [signal("moonshot", D("100.00"), i < 3, at=i) for i in range(50)]
+    moonshot = score_signals(lucky, rtp=0.97).type("moonshot")
+    assert moonshot.p_value == pytest.approx(binomial_two_sided(3, 50, 0.97 / 100))
+    false_calls = 0
+    for seed in range(400):
+        pick = random.Random(seed)
+        rows = [signal(kind, D(target), pick.random() < 0.97 / float(target), at=i)
+                for i in range(25) for kind, target in (("moonshot", "100.00"), ("long", "20.00"))]
+        report = score_signals(rows, rtp=0.97)
+        false_calls += any(t.verdict != NO_EVIDENCE for t in report.types)
+    # At most 5% of 400 reports by chance: 20 expected at worst; 33 or more has p < 0.5%.
+    assert false_calls < 33, false_calls
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_a_signal_that_peeks_at_the_crash_is_better_than_chance(seed: int) -> None:
     """'cheat' knows the crash point but is right only part of the time: it predicts 2.00 on
@@ -103,12 +122,13 @@ def test_a_signal_that_peeks_at_the_crash_is_better_than_chance(seed: int) -> No
 
 
 def test_an_interval_that_excludes_the_baseline_is_not_enough_without_bh() -> None:
-    """59 hits in 100 at 2.00 (baseline 48.5): p = 0.036 alone; one of ten types, BH needs
-    p <= 0.005 for the smallest, so the verdict falls back to no evidence of skill."""
+    """59 hits in 100 at 2.00 (baseline 48.5): exact p = 0.045 alone; one of ten types, BH
+    needs p <= 0.005 for the smallest, so the verdict falls back to no evidence of skill."""
     lucky = [signal("lucky", TWO, i < 59) for i in range(100)]
     alone = score_signals(lucky).type("lucky")
     assert alone.baseline not in alone.interval
-    assert alone.p_value == pytest.approx(0.0357, abs=0.0005)
+    assert alone.p_value == pytest.approx(binomial_two_sided(59, 100, 0.485))
+    assert alone.p_value == pytest.approx(0.0452, abs=0.0005)
     assert alone.verdict == BETTER
 
     others = [signal(f"null{k}", TWO, i < 49) for k in range(9) for i in range(100)]
@@ -208,7 +228,11 @@ def test_mixed_targets_are_tested_against_the_mean_of_r_over_c() -> None:
     assert score.baseline == pytest.approx(expected / 100)
     assert score.expected_hits == pytest.approx(33.95)
     assert score.z == pytest.approx((40 - expected) / math.sqrt(variance))
-    assert score.p_value == pytest.approx(math.erfc(abs(score.z) / math.sqrt(2)))
+    # The exact law of the hits, one signal at a time: twice its smaller tail at 40.
+    law = [1.0]
+    for chance in [0.485] * 40 + [0.2425] * 60:
+        law = [a * (1 - chance) + b * chance for a, b in zip(law + [0.0], [0.0] + law)]
+    assert score.p_value == pytest.approx(2 * min(sum(law[:41]), sum(law[40:])))
 
 
 def test_chance_follows_the_law_on_the_two_decimal_grid() -> None:

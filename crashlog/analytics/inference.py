@@ -12,7 +12,7 @@ the source. Inputs are plain counts and floats; nothing here touches the databas
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from statistics import NormalDist
 
 import attrs
@@ -265,6 +265,54 @@ def binomial_mid_p(successes: int, trials: int, probability: float, *, alternati
         return min(1.0, max(0.0, upper))
     lower = binomial_cdf(successes, trials, probability) - half
     return min(1.0, max(0.0, 2 * min(lower, upper)))
+
+
+#: Above this many steps (signals x pmf entries) the Poisson-binomial tails use the normal
+#: approximation instead: by then the expected count is large and the law close to normal.
+_EXACT_POISSON_BINOMIAL_STEPS = 4_000_000
+
+
+def poisson_binomial_two_sided(successes: int, chances: Mapping[float, int]) -> float:
+    """Two-sided p-value (twice the smaller tail, at most 1) of ``successes`` among independent
+    trials with ``chances`` (success probability -> number of trials).
+
+    Exact (a convolution of the binomials, ``binomial_two_sided`` when there is one chance)
+    unless that would take more than a few million steps, when the expected count is large
+    enough for the normal approximation with a continuity correction. A normal approximation
+    at a small expected count (a few signals at 100x) calls luck significant far too often.
+    """
+    chances = {p: n for p, n in chances.items() if n}
+    if any(not 0 <= p <= 1 or n < 0 for p, n in chances.items()):
+        raise ValueError(f"invalid chances={chances!r}: probabilities in [0, 1], counts >= 0")
+    certain = sum(n for p, n in chances.items() if p == 1)
+    uncertain = {p: n for p, n in chances.items() if 0 < p < 1}
+    k = successes - certain  # the certain trials always succeed
+    trials = sum(uncertain.values())
+    if k < 0 or k > trials:
+        return 0.0
+    if not uncertain:
+        return 1.0
+    if len(uncertain) == 1:
+        ((p, n),) = uncertain.items()
+        return binomial_two_sided(k, n, p)
+    mean = sum(p * n for p, n in uncertain.items())
+    sd = math.sqrt(sum(p * (1 - p) * n for p, n in uncertain.items()))
+    length = min(trials, max(k, math.ceil(mean + 15 * sd + 15))) + 1
+    if length * trials > _EXACT_POISSON_BINOMIAL_STEPS:
+        lower = NormalDist(mean, sd).cdf(k + 0.5)
+        upper = 1 - NormalDist(mean, sd).cdf(k - 0.5)
+        return min(1.0, 2 * min(lower, upper))
+    pmf = [1.0]
+    for p, n in uncertain.items():
+        group = [binomial_pmf(j, n, p) for j in range(min(n, length - 1) + 1)]
+        merged = [0.0] * min(len(pmf) + len(group) - 1, length)
+        for i, a in enumerate(pmf):
+            if a:
+                for j, b in enumerate(group[: len(merged) - i]):
+                    merged[i + j] += a * b
+        pmf = merged
+    lower, upper = sum(pmf[: k + 1]), sum(pmf[k:])
+    return min(1.0, 2 * min(lower, upper))
 
 
 def poisson_sf(count: int, mean: float) -> float:

@@ -30,6 +30,7 @@ against that baseline, not against 50%:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
@@ -39,7 +40,13 @@ import asyncpg
 import attrs
 
 from crashlog.analytics.connections import borrows_from_pool
-from crashlog.analytics.inference import CONFIDENCE, Interval, benjamini_hochberg, wilson_interval
+from crashlog.analytics.inference import (
+    CONFIDENCE,
+    Interval,
+    benjamini_hochberg,
+    poisson_binomial_two_sided,
+    wilson_interval,
+)
 from crashlog.analytics.rtp import RtpSourceKind, check_rtp, choose_rtp, rtp_note
 from crashlog.simulator import CENT, DEFAULT_RTP, survival
 
@@ -202,6 +209,7 @@ class _TypeTally:
         self.expected = 0.0
         self.variance = 0.0
         self.targets: set[Decimal] = set()
+        self.chances: Counter[float] = Counter()
         self.forecasts = 0
         self.brier_sum = 0.0
         self.brier_baseline_sum = 0.0
@@ -219,6 +227,7 @@ class _TypeTally:
         self.expected += chance
         self.variance += chance * (1 - chance)
         self.targets.add(predicted)
+        self.chances[chance] += 1
         if confidence is None:
             return
         self.forecasts += 1
@@ -232,14 +241,14 @@ class _TypeTally:
         self.bin_chance[cell] += chance
 
     def test(self) -> tuple[float | None, float | None]:
-        """z and the two-sided p-value of the hits against the Poisson-binomial law."""
+        """z (how many standard deviations the hits are from chance) and the exact two-sided
+        p-value of the hits under the Poisson-binomial law of the signals' chances."""
         if self.n == 0:
             return None, None
         if self.variance <= 0:  # every signal certain (c <= 1.00) or impossible
             return None, 1.0 if math.isclose(self.hits, self.expected, abs_tol=1e-9) else 0.0
         z = (self.hits - self.expected) / math.sqrt(self.variance)
-        # erfc keeps its precision far into the tail, where 1 - cdf would round to 0.
-        return z, min(1.0, math.erfc(abs(z) / math.sqrt(2)))
+        return z, poisson_binomial_two_sided(self.hits, self.chances)
 
     def reliability(self) -> tuple[ReliabilityBin, ...]:
         width = 1 / len(self.bin_count)
