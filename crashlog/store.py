@@ -64,9 +64,10 @@ _TYPE_FIELDS: dict[tuple[str, int], bytes] = {}
 
 
 def _text_field(value: str | None) -> bytes:
+    if value is None:  # not from the table: another thread may be clearing it right now
+        return _NULL
     field = _TEXT_FIELDS.get(value)
     if field is None:
-        assert value is not None  # None is always in the table
         encoded = value.encode("utf-8")
         field = _INT32.pack(len(encoded)) + encoded
         if len(_TEXT_FIELDS) >= _TEXT_FIELDS_MAX:
@@ -114,11 +115,34 @@ def copy_tuple(
 
 
 def encode_row(row: Row) -> bytes:
-    """``row`` as a binary COPY tuple; ``asyncpg.DataError`` names the row if it cannot be."""
+    """``row`` as a binary COPY tuple; ``asyncpg.DataError`` names the row, the field and the
+    value if it cannot be."""
     try:
         return copy_tuple(*row)
     except (TypeError, ValueError, OverflowError, AttributeError, struct.error) as error:
-        raise asyncpg.DataError(f"event {row.event_id}: cannot encode its row: {error}") from None
+        raise asyncpg.DataError(
+            f"event {row.event_id}: cannot encode its row: {_refused_field(row) or error}"
+        ) from None
+
+
+def _refused_field(row: Row) -> str | None:
+    """Which field of ``row`` the binary COPY tuple cannot hold, with its value and why."""
+    checks = {
+        "event_id": (isinstance(row.event_id, UUID), "must be a UUID"),
+        "event_type": (isinstance(row.event_type, str), "must be text"),
+        "schema_version": (isinstance(row.schema_version, int) and -(2**15) <= row.schema_version < 2**15,
+                           "must be a smallint"),
+        "bot_id": (isinstance(row.bot_id, str), "must be text"),
+        "session_id": (row.session_id is None or isinstance(row.session_id, str), "must be text or None"),
+        "occurred_at": (isinstance(row.occurred_at, datetime) and row.occurred_at.utcoffset() is not None,
+                        "must be a timezone-aware datetime"),
+        "payload": (isinstance(row.payload, bytes), "must be bytes"),
+    }
+    for name, (fits, reason) in checks.items():
+        if not fits:
+            value = getattr(row, name)
+            return f"invalid {name}={value!r}: {reason}"
+    return None
 
 
 def decode_row(data: bytes) -> Row:

@@ -210,12 +210,14 @@ async def test_more_bots_than_the_encoders_cache_keep_their_own_ids_and_sessions
     assert all(orjson.loads(r["payload"])["game"] == "aviator" for r in stored)
 
 
-def test_a_row_that_cannot_be_encoded_is_refused_naming_its_event() -> None:
+def test_a_row_that_cannot_be_encoded_is_refused_naming_its_event_field_and_value() -> None:
     naive = EDGE_ROWS[2]._replace(occurred_at=datetime(2026, 1, 1))
-    with pytest.raises(asyncpg.DataError, match=str(naive.event_id)):
+    with pytest.raises(asyncpg.DataError, match=str(naive.event_id)) as refused:
         store.encode_row(naive)
-    with pytest.raises(asyncpg.DataError, match=str(naive.event_id)):
+    assert "invalid occurred_at=datetime.datetime(2026, 1, 1, 0, 0)" in str(refused.value)
+    with pytest.raises(asyncpg.DataError, match=str(naive.event_id)) as refused:
         store.encode_row(EDGE_ROWS[2]._replace(schema_version=2**15))
+    assert "invalid schema_version=32768: must be a smallint" in str(refused.value)
 
 
 # -- a refused row does not sink its batch -----------------------------------------------------
