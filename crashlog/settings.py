@@ -32,7 +32,8 @@ class Settings:
     #: Writer lanes: bots are spread over them by a hash of bot_id; each lane writes one batch at
     #: a time, which keeps every bot's events in emit order while lanes overlap.
     writer_lanes: int = attrs.field(default=2, validator=_positive)
-    #: Connections in the pool: one per writer lane, plus one for queries and projections.
+    #: Connections in the pool: one per writer lane, plus one for queries. The in-process
+    #: projections take ``projection_connections`` more of their own.
     pool_size: int = attrs.field(default=3, validator=_positive)
     #: Connections the in-process projections are shared out between (``connect(project=True)``);
     #: each applies its share of the read tables, so the server works on that many cores.
