@@ -102,3 +102,25 @@ async def test_rebuild_refuses_an_unknown_name_and_a_concurrent_rebuild(dsn):
     finally:
         await holder.close()
     await rebuild(dsn, ["rounds"])  # the lock went with the connection
+
+
+async def test_a_migration_during_a_rebuild_is_not_undone_by_its_swap(dsn, conn, monkeypatch):
+    """The shadows copy the live tables' shape when the rebuild starts; a migration that
+    changes a table meanwhile must not be swapped away: that rebuild is refused, the live
+    table keeps its new column, and the next rebuild succeeds."""
+    from crashlog.projections import rebuild as rebuilding
+
+    fill_and_index = rebuilding._finish_shadows
+
+    async def migrate_meanwhile(*args, **kwargs):
+        await conn.execute("ALTER TABLE crashlog.bots ADD COLUMN team text")
+        await fill_and_index(*args, **kwargs)
+
+    monkeypatch.setattr(rebuilding, "_finish_shadows", migrate_meanwhile)
+    with pytest.raises(CrashlogError, match="crashlog.bots changed while it was being rebuilt"):
+        await rebuild(dsn, ["bots"])
+    monkeypatch.undo()
+    assert await conn.fetchval("SELECT to_regclass('crashlog.bots__rebuild')") is None
+    await rebuild(dsn, ["bots"])
+    assert "team" in {r["attname"] for r in await conn.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'crashlog.bots'::regclass AND attnum > 0")}

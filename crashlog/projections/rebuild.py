@@ -270,12 +270,28 @@ async def _count_between(conn: asyncpg.Connection, lo: Position, hi: Position) -
         " AND (tx_id, position) <= ($3::xid8, $4::bigint)", *lo, *hi))
 
 
+_COLUMNS = """
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+"""
+
+
 async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
-    """Replace crashlog.table by its shadow, giving the shadow's indexes the old names."""
+    """Replace crashlog.table by its shadow, giving the shadow's indexes the old names.
+
+    Raises ``CrashlogError`` if the table's columns or indexes changed since the shadow was
+    made (a migration ran meanwhile): swapping would undo the migration.
+    """
     shadow = shadow_name(table)
     old = await _indexes(conn, f"crashlog.{table}")
     old_names = {_shape(i["definition"]): i["name"] for i in old}
     new_indexes = await _indexes(conn, f"crashlog.{shadow}")
+    same_columns = [tuple(r) for r in await conn.fetch(_COLUMNS, f"crashlog.{table}")] == [
+        tuple(r) for r in await conn.fetch(_COLUMNS, f"crashlog.{shadow}")]
+    if not same_columns or set(old_names) != {_shape(i["definition"]) for i in new_indexes}:
+        raise CrashlogError(
+            f"crashlog.{table} changed while it was being rebuilt (a migration?): "
+            "its rebuild is dropped; rebuild it again")
     await conn.execute(f"DROP TABLE crashlog.{table}")
     await conn.execute(f"ALTER TABLE crashlog.{shadow} RENAME TO {table}")
     for index in new_indexes:
