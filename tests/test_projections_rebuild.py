@@ -124,3 +124,43 @@ async def test_a_migration_during_a_rebuild_is_not_undone_by_its_swap(dsn, conn,
     await rebuild(dsn, ["bots"])
     assert "team" in {r["attname"] for r in await conn.fetch(
         "SELECT attname FROM pg_attribute WHERE attrelid = 'crashlog.bots'::regclass AND attnum > 0")}
+
+
+async def test_a_rebuild_lane_that_fails_stops_the_other_and_leaves_nothing_behind(
+        dsn, conn, monkeypatch):
+    """Rebuilds fill on two connections; when one lane fails, the other is cancelled, every
+    shadow is dropped, the rebuild locks are released and the live tables are untouched."""
+    from crashlog.projections import rebuild as rebuilding
+
+    log = await crashlog.connect(dsn)
+    async with log:
+        for n in range(50):
+            await log.emit(RoundObserved(bot_id="b1", game="aviator", platform="demo",
+                                         game_round_id=f"g{n}", crash_multiplier=Decimal("2.00")))
+        await log.sync(timeout=30)
+    before = await conn.fetchval("SELECT count(*) FROM crashlog.round_multipliers")
+    fill = rebuilding._fill
+    cancelled = []
+
+    async def fill_or_fail(lane_conn, group, progress, batch_size):
+        if any(p.name == "round_multipliers" for p in group):
+            await asyncio.sleep(0.1)
+            raise RuntimeError("lane lost")
+        try:
+            await asyncio.sleep(5)  # the other lane is still filling when this one fails
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return await fill(lane_conn, group, progress, batch_size)
+
+    monkeypatch.setattr(rebuilding, "_fill", fill_or_fail)
+    with pytest.raises(RuntimeError, match="lane lost"):
+        await rebuild(dsn, ["all"], connections=2)
+    monkeypatch.undo()
+    assert cancelled == [True]
+    shadows = await conn.fetchval(
+        "SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_\\_rebuild' AND relkind = 'r'")
+    assert shadows == 0
+    assert await conn.fetchval("SELECT count(*) FROM crashlog.round_multipliers") == before == 50
+    await rebuild(dsn, ["all"], connections=2)  # nothing held: the next rebuild runs
+    assert await conn.fetchval("SELECT count(*) FROM crashlog.round_multipliers") == 50
