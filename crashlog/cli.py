@@ -13,6 +13,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,8 +23,17 @@ from typing import Any
 import asyncpg
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from crashlog import analytics, exports, migrations, store
 from crashlog.database import ConnectFailed, mask_dsn, open_connection, resolve_dsn
@@ -49,12 +59,24 @@ FEATURE_OPTIONS: dict[str, tuple[Any, str]] = {
 # -- helpers ------------------------------------------------------------------------------
 
 
-def progress_bar(description: str) -> Progress:
-    """A progress bar on stderr (hidden when stderr is not a terminal)."""
+class RateColumn(ProgressColumn):
+    """How many items a second the task is going at (rich's own speed column counts bytes)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} {self.unit}/s" if task.speed else "")
+
+
+def progress_bar(description: str, unit: str = "items") -> Progress:
+    """A progress bar on stderr: done / total, rate, time (hidden when stderr is not a terminal)."""
     return Progress(
         TextColumn(description),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(unit),
         TimeElapsedColumn(),
         console=err,
         transient=True,
@@ -99,7 +121,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
     dsn = await asyncio.to_thread(resolve_dsn, args.dsn)
     err.print(f"demo: {args.bots} bots x {args.rounds} rounds, rtp {args.rtp}, on {mask_dsn(dsn)}")
-    with progress_bar("playing") as bar:
+    with progress_bar("playing", "rounds") as bar:
         task = bar.add_task("rounds", total=args.rounds)
         result = await run_demo(
             dsn,
@@ -235,14 +257,18 @@ async def cmd_project(args: argparse.Namespace) -> int:
     await conn.close()
     if args.rebuild:
         names = [n for part in args.rebuild for n in part.split(",")]
-        with progress_bar(f"rebuilding {', '.join(names)}") as bar:
+        started, events = time.monotonic(), [0]
+
+        def advance(done: int, total: int) -> None:
+            events[0] = done
+            bar.update(task, completed=done, total=total)
+
+        with progress_bar(f"rebuilding {', '.join(names)}", "events") as bar:
             task = bar.add_task("rebuild", total=None)
-            await runner.rebuild(
-                dsn,
-                names,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        out.print(f"rebuilt: {', '.join(names)}")
+            await runner.rebuild(dsn, names, progress=advance)
+        took = time.monotonic() - started
+        out.print(f"rebuilt: {', '.join(names)} ({events[0]:,} events in {took:.1f} s, "
+                  f"{events[0] / max(took, 1e-9):,.0f} events/s)")
     if args.follow:
         stop = asyncio.Event()
         if args.seconds:
@@ -445,7 +471,7 @@ async def cmd_export(conn: asyncpg.Connection, dsn: str, args: argparse.Namespac
     total = await exports.count_rows(conn, args.what, **filters)
     export = exports.export_rounds if args.what == "rounds" else exports.export_multipliers
     target: Any = sys.stdout.buffer if args.output == "-" else Path(args.output)
-    with progress_bar(f"exporting {args.what}") as bar:
+    with progress_bar(f"exporting {args.what}", args.what) as bar:
         task = bar.add_task(args.what, total=total)
         written = await export(
             conn, target, fmt, progress=lambda n: bar.update(task, completed=n), **filters
