@@ -38,12 +38,13 @@ class Projection:
     name: str
     #: Bump it when the handler's output changes: a runner then rebuilds the tables at start.
     version: int
+    #: The event types its handler reads: a batch holding none of them is not given to it.
     event_types: tuple[str, ...]
     #: The tables it owns, unqualified, in schema ``crashlog``. The first is the main one.
     tables: tuple[str, ...]
     handler: Handler
-    #: Relative cost of applying one event, from benchmarks/projection_throughput.py's
-    #: breakdown: parallel rebuilds and runners share projections out by it.
+    #: About how many µs of server time applying one event takes (benchmarks/README.md has
+    #: the breakdown): parallel rebuilds and runners share projections out by it.
     weight: int = 1
     #: Secondary indexes the handler itself reads through: a rebuild keeps them while it
     #: fills the shadows (the others are built after the load).

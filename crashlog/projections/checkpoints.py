@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from crashlog.projections.base import Projection
+from crashlog.projections.base import Projection, Span
 
 
 class Position(NamedTuple):
@@ -36,6 +36,12 @@ WITH b AS (
 )
 SELECT (SELECT count(*) FROM b) AS n, tx_id, position
 FROM b ORDER BY tx_id DESC, position DESC LIMIT 1
+"""
+
+# The event types a span holds: a projection with none of its types there has nothing to do.
+_TYPES_IN_SPAN = """
+SELECT DISTINCT event_type FROM crashlog.events
+WHERE (tx_id, position) > ($1::xid8, $2::bigint) AND (tx_id, position) <= ($3::xid8, $4::bigint)
 """
 
 _ANY_AFTER = """
@@ -115,6 +121,16 @@ async def next_batch(
     return None if row is None else (row["n"], Position(row["tx_id"], row["position"]))
 
 
+async def types_in(conn: asyncpg.Connection, span: Span) -> frozenset[str]:
+    """The event types of the events in ``span``."""
+    return frozenset(r["event_type"] for r in await conn.fetch(_TYPES_IN_SPAN, *span))
+
+
+def concerns(projection: Projection, types: frozenset[str]) -> bool:
+    """Whether a span holding events of ``types`` has anything for ``projection`` to apply."""
+    return not types.isdisjoint(projection.event_types)
+
+
 async def any_after(conn: asyncpg.Connection, after: Position) -> bool:
     """Whether an event below the horizon follows ``after``."""
     return bool(await conn.fetchval(_ANY_AFTER, after.tx_id, after.position))
@@ -172,8 +188,10 @@ async def apply_next_batches(
                 done.update((p.name, (0, start)) for p in group)
                 continue
             count, end = batch
+            types = await types_in(conn, (*start, *end))
             for p in group:
-                await p.apply(conn, p.live_tables(), (*start, *end))
+                if concerns(p, types):  # else its checkpoint just moves past the batch
+                    await p.apply(conn, p.live_tables(), (*start, *end))
                 moves.append((p.name, *start, *end, count))
                 done[p.name] = (count, end)
         if moves:

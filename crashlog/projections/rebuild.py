@@ -200,9 +200,12 @@ async def _fill(
         if batch is None:
             return cursor, done
         count, end = batch
+        span = (*cursor, *end)
+        types = await checkpoints.types_in(conn, span)
         async with conn.transaction():
             for p in projections:
-                await p.apply(conn, p.shadow_tables(), (*cursor, *end))
+                if checkpoints.concerns(p, types):
+                    await p.apply(conn, p.shadow_tables(), span)
         cursor, done, batches = end, done + count, batches + 1
         if batches & (batches - 1) == 0:
             # New tables have no statistics: without them the planner joins the growing

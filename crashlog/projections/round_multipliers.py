@@ -122,6 +122,6 @@ PROJECTION = Projection(
     event_types=("RoundObserved", "RoundSettled"),
     tables=("round_multipliers", "round_multiplier_readings"),
     handler=apply,
-    weight=20,
+    weight=13,
     lookup_indexes=("round_multiplier_readings_round",),
 )

@@ -29,5 +29,5 @@ PROJECTION = Projection(
     event_types=("RoundSettled",),
     tables=("round_outcomes",),
     handler=apply,
-    weight=14,
+    weight=7,
 )

@@ -90,5 +90,5 @@ PROJECTION = Projection(
     event_types=("RoundSettled",),
     tables=("rounds",),
     handler=apply,
-    weight=25,
+    weight=12,
 )
