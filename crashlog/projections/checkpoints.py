@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from crashlog.projections.base import Projection, Span
+from crashlog.projections.base import Projection
 
 
 class Position(NamedTuple):
@@ -25,23 +25,19 @@ class Position(NamedTuple):
 
 ORIGIN = Position(0, 0)
 
-# The last event of the next batch after $1/$2 (at most $3 events), and how many it holds.
+# The last event of the next batch after $1/$2 (at most $3 events), how many it holds, and
+# its event types (a projection with none of its types there has nothing to do).
 _BATCH_END = """
-WITH b AS (
-    SELECT tx_id, position FROM crashlog.events
+WITH b AS MATERIALIZED (
+    SELECT tx_id, position, event_type FROM crashlog.events
     WHERE (tx_id, position) > ($1::xid8, $2::bigint)
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY tx_id, position
     LIMIT $3
 )
-SELECT (SELECT count(*) FROM b) AS n, tx_id, position
+SELECT (SELECT count(*) FROM b) AS n, (SELECT array_agg(DISTINCT event_type) FROM b) AS types,
+       tx_id, position
 FROM b ORDER BY tx_id DESC, position DESC LIMIT 1
-"""
-
-# The event types a span holds: a projection with none of its types there has nothing to do.
-_TYPES_IN_SPAN = """
-SELECT DISTINCT event_type FROM crashlog.events
-WHERE (tx_id, position) > ($1::xid8, $2::bigint) AND (tx_id, position) <= ($3::xid8, $4::bigint)
 """
 
 _ANY_AFTER = """
@@ -113,22 +109,24 @@ class StaleCheckpoint(Exception):
         self.name = name
 
 
-async def next_batch(
-    conn: asyncpg.Connection, after: Position, limit: int
-) -> tuple[int, Position] | None:
-    """How many events the next batch after ``after`` holds and where it ends; None if none."""
+class Batch(NamedTuple):
+    """The next events to apply: how many, the position of the last, their event types."""
+
+    events: int
+    end: Position
+    types: frozenset[str]
+
+    def concerns(self, projection: Projection) -> bool:
+        """Whether the batch holds anything for ``projection`` to apply."""
+        return not self.types.isdisjoint(projection.event_types)
+
+
+async def next_batch(conn: asyncpg.Connection, after: Position, limit: int) -> Batch | None:
+    """The next batch after ``after`` (at most ``limit`` events); None if there is none."""
     row = await conn.fetchrow(_BATCH_END, after.tx_id, after.position, limit)
-    return None if row is None else (row["n"], Position(row["tx_id"], row["position"]))
-
-
-async def types_in(conn: asyncpg.Connection, span: Span) -> frozenset[str]:
-    """The event types of the events in ``span``."""
-    return frozenset(r["event_type"] for r in await conn.fetch(_TYPES_IN_SPAN, *span))
-
-
-def concerns(projection: Projection, types: frozenset[str]) -> bool:
-    """Whether a span holding events of ``types`` has anything for ``projection`` to apply."""
-    return not types.isdisjoint(projection.event_types)
+    if row is None:
+        return None
+    return Batch(row["n"], Position(row["tx_id"], row["position"]), frozenset(row["types"]))
 
 
 async def any_after(conn: asyncpg.Connection, after: Position) -> bool:
@@ -173,13 +171,12 @@ async def apply_next_batches(
         rows = await conn.fetch(
             _LOCK, [p.name for p in projections], [p.version for p in projections])
         held = {r["name"]: Position(r["tx_id"], r["position"]) for r in rows}
-        for p in projections:
+        starts: dict[Position, list[Projection]] = {}
+        for p in projections:  # the caller's order
             if p.name not in held:
                 raise StaleCheckpoint(
                     p.name, f"projection {p.name} v{p.version} has no checkpoint of that "
                     "version (another version of crashlog rebuilt it?)")
-        starts: dict[Position, list[Projection]] = {}
-        for p in projections:  # the caller's order
             starts.setdefault(held[p.name], []).append(p)
         moves = []
         for start, group in sorted(starts.items()):
@@ -187,10 +184,9 @@ async def apply_next_batches(
             if batch is None:
                 done.update((p.name, (0, start)) for p in group)
                 continue
-            count, end = batch
-            types = await types_in(conn, (*start, *end))
+            count, end, _ = batch
             for p in group:
-                if concerns(p, types):  # else its checkpoint just moves past the batch
+                if batch.concerns(p):  # else its checkpoint just moves past the batch
                     await p.apply(conn, p.live_tables(), (*start, *end))
                 moves.append((p.name, *start, *end, count))
                 done[p.name] = (count, end)

@@ -199,13 +199,11 @@ async def _fill(
         batch = await checkpoints.next_batch(conn, cursor, batch_size if batches else FIRST_BATCH)
         if batch is None:
             return cursor, done
-        count, end = batch
-        span = (*cursor, *end)
-        types = await checkpoints.types_in(conn, span)
+        count, end, _ = batch
         async with conn.transaction():
             for p in projections:
-                if checkpoints.concerns(p, types):
-                    await p.apply(conn, p.shadow_tables(), span)
+                if batch.concerns(p):
+                    await p.apply(conn, p.shadow_tables(), (*cursor, *end))
         cursor, done, batches = end, done + count, batches + 1
         if batches & (batches - 1) == 0:
             # New tables have no statistics: without them the planner joins the growing
