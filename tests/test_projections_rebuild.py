@@ -12,6 +12,7 @@ from test_projections_property import snapshot
 import crashlog
 from crashlog.errors import CrashlogError
 from crashlog.events import Outcome, RoundObserved, RoundSettled
+from crashlog.projections import PROJECTIONS
 from crashlog.projections.runner import rebuild
 
 
@@ -79,14 +80,35 @@ async def test_rebuild_while_five_bots_write_never_shows_a_partial_table(dsn, co
         await conn.fetchval("SELECT count(*) FROM crashlog.events WHERE event_type = 'RoundSettled'")
 
 
-async def test_rebuild_keeps_index_and_constraint_names(dsn, conn):
-    query = """SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-               WHERE i.indrelid = $1::regclass ORDER BY 1"""
-    before = {t: await conn.fetch(query, f"crashlog.{t}") for t in ("rounds", "round_multipliers")}
+_SHAPE = """
+SELECT c.relname, pg_get_indexdef(i.indexrelid), con.conname, pg_get_constraintdef(con.oid)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+WHERE i.indrelid = $1::regclass ORDER BY 1
+"""
+
+
+async def test_rebuild_keeps_every_index_and_key_constraint_as_it_was(dsn, conn):
+    """A rebuild builds some keys only after the load; the swapped-in tables still have every
+    index, primary key and unique constraint, under the same names."""
+    tables = [t for p in PROJECTIONS for t in p.tables]
+    before = {t: await conn.fetch(_SHAPE, f"crashlog.{t}") for t in tables}
     await rebuild(dsn, ["all"])
-    after = {t: await conn.fetch(query, f"crashlog.{t}") for t in ("rounds", "round_multipliers")}
+    after = {t: await conn.fetch(_SHAPE, f"crashlog.{t}") for t in tables}
     assert after == before
+    assert any(r["conname"] == "rounds_pkey" for r in after["rounds"])
     assert await conn.fetchval("SELECT to_regclass('crashlog.rounds__rebuild')") is None
+
+
+async def test_one_row_per_event_tables_have_only_their_event_key_as_unique_index(conn):
+    """Their handlers skip known events with an ON CONFLICT naming no key: that must mean the
+    event_id key, so no other unique index may exist to swallow a row."""
+    for p in PROJECTIONS:
+        for table in p.one_row_per_event:
+            unique = await conn.fetch(
+                "SELECT pg_get_indexdef(indexrelid) AS definition FROM pg_index"
+                " WHERE indrelid = $1::regclass AND indisunique", f"crashlog.{table}")
+            assert [r["definition"].split(" USING ")[1] for r in unique] == ["btree (event_id)"], table
 
 
 async def test_rebuild_refuses_an_unknown_name_and_a_concurrent_rebuild(dsn):
@@ -110,13 +132,13 @@ async def test_a_migration_during_a_rebuild_is_not_undone_by_its_swap(dsn, conn,
     table keeps its new column, and the next rebuild succeeds."""
     from crashlog.projections import rebuild as rebuilding
 
-    fill_and_index = rebuilding._finish_shadows
+    build_indexes = rebuilding._create_deferred_indexes
 
     async def migrate_meanwhile(*args, **kwargs):
         await conn.execute("ALTER TABLE crashlog.bots ADD COLUMN team text")
-        await fill_and_index(*args, **kwargs)
+        await build_indexes(*args, **kwargs)
 
-    monkeypatch.setattr(rebuilding, "_finish_shadows", migrate_meanwhile)
+    monkeypatch.setattr(rebuilding, "_create_deferred_indexes", migrate_meanwhile)
     with pytest.raises(CrashlogError, match="crashlog.bots changed while it was being rebuilt"):
         await rebuild(dsn, ["bots"])
     monkeypatch.undo()
@@ -142,7 +164,7 @@ async def test_a_rebuild_lane_that_fails_stops_the_other_and_leaves_nothing_behi
     fill = rebuilding._fill
     cancelled = []
 
-    async def fill_or_fail(lane_conn, group, progress, batch_size):
+    async def fill_or_fail(lane_conn, group, *rest):
         if any(p.name == "round_multipliers" for p in group):
             await asyncio.sleep(0.1)
             raise RuntimeError("lane lost")
@@ -151,7 +173,7 @@ async def test_a_rebuild_lane_that_fails_stops_the_other_and_leaves_nothing_behi
         except asyncio.CancelledError:
             cancelled.append(True)
             raise
-        return await fill(lane_conn, group, progress, batch_size)
+        return await fill(lane_conn, group, *rest)
 
     monkeypatch.setattr(rebuilding, "_fill", fill_or_fail)
     with pytest.raises(RuntimeError, match="lane lost"):

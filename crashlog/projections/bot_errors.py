@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, json_object, text
+from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, json_object, text
 
 _INSERT = f"""
 INSERT INTO {{bot_errors}} (
@@ -14,7 +14,7 @@ SELECT e.event_id, e.position, e.bot_id, e.session_id, {text('error_type')}, {te
        coalesce({text('severity')}, 'error'), {text('traceback')}, {json_object('context')},
        e.occurred_at
 FROM {IN_SPAN} AND e.event_type = 'BotErrorRaised'
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 
@@ -27,5 +27,6 @@ PROJECTION = Projection(
     version=1,
     event_types=("BotErrorRaised",),
     tables=("bot_errors",),
+    one_row_per_event=("bot_errors",),
     handler=apply,
 )

@@ -13,7 +13,7 @@ import orjson
 
 from crashlog.events import FairnessRecorded, decode_event
 from crashlog.fairness import check_spribe_record, client_seeds, problems
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables
+from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables
 
 _EVENTS = f"""
 SELECT e.event_id, e.position, e.bot_id, e.session_id, e.occurred_at, e.schema_version,
@@ -21,13 +21,13 @@ SELECT e.event_id, e.position, e.bot_id, e.session_id, e.occurred_at, e.schema_v
 FROM {IN_SPAN} AND e.event_type = 'FairnessRecorded'
 """
 
-_INSERT = """
-INSERT INTO {fairness_records} (
+_INSERT = f"""
+INSERT INTO {{fairness_records}} (
     event_id, position, bot_id, session_id, platform, game, game_round_id, server_seed,
     server_seed_sha256, client_seeds, combined_sha512, hex, decimal, result, findings,
     problems, occurred_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text::jsonb, $16, $17)
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 
@@ -62,5 +62,6 @@ PROJECTION = Projection(
     version=1,
     event_types=("FairnessRecorded",),
     tables=("fairness_records",),
+    one_row_per_event=("fairness_records",),
     handler=apply,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from crashlog.projections.base import (
-    IN_SPAN, Projection, Span, Tables, bigint, float8, numeric, text,
+    IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, bigint, float8, numeric, text,
 )
 
 _INSERT = f"""
@@ -15,7 +15,7 @@ INSERT INTO {{ocr_readings}} (
 SELECT e.event_id, e.position, e.bot_id, e.session_id, {text('field')}, {text('raw_text')},
        {numeric('parsed_value')}, {float8('confidence')}, {bigint('latency_ms')}, e.occurred_at
 FROM {IN_SPAN} AND e.event_type = 'OcrRead'
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 
@@ -28,5 +28,6 @@ PROJECTION = Projection(
     version=1,
     event_types=("OcrRead",),
     tables=("ocr_readings",),
+    one_row_per_event=("ocr_readings",),
     handler=apply,
 )

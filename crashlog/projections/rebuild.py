@@ -2,8 +2,9 @@
 
 Readers keep seeing the old tables, complete, while the shadows fill from the origin
 of the log; the swap (drop old, rename shadow, rename its indexes to the old names,
-set the checkpoint) is one short transaction. Secondary indexes are built after the
-bulk load, which is faster than maintaining them row by row. The live runner, if one
+set the checkpoint) is one short transaction. Secondary indexes, and the unique keys of
+tables with one row per event, are built after the bulk load, which is faster than
+maintaining them row by row. The live runner, if one
 is running, keeps applying to the old tables meanwhile; the swap locks the
 checkpoint rows first, so it happens between two of its batches and the shadows
 take over exactly where the live tables were (or further).
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import asyncpg
+import attrs
 
 from crashlog.errors import CrashlogError
 from crashlog.projections import checkpoints
@@ -35,8 +37,11 @@ FIRST_BATCH = 1_000
 REBUILD_LOCK_CLASS = 0x636C6F68
 
 _INDEXES = """
-SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS is_unique
+SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS is_unique,
+       con.conname AS constraint_name, pg_get_constraintdef(con.oid) AS constraint_definition
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+LEFT JOIN pg_constraint con
+       ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u')
 WHERE i.indrelid = $1::regclass
 ORDER BY c.relname
 """
@@ -80,15 +85,18 @@ async def rebuild_projections(
                     "SELECT pg_try_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name)):
                 raise CrashlogError(f"projection {p.name} is already being rebuilt elsewhere")
             locked.append(p)
-        deferred = await _create_shadows(conn, projections)
+        deferred, read = await _create_shadows(conn, projections)
         try:
             groups = share(projections, 1 + len(helpers))
             lanes = list(zip([conn, *helpers], groups))
             counter = _Counter(progress, len(lanes))
             filled = await _side_by_side(
-                _fill(c, group, counter.lane(i), batch_size) for i, (c, group) in enumerate(lanes))
+                _fill(c, group, read, counter.lane(i), batch_size)
+                for i, (c, group) in enumerate(lanes))
             cursors = {p.name: cursor for (cursor, _), (_, group) in zip(filled, lanes) for p in group}
-            await _side_by_side(_finish_shadows(c, group, deferred) for c, group in lanes)
+            await _side_by_side(
+                _create_deferred_indexes(c, [d for p in group for d in deferred[p.name]])
+                for c, group in lanes)
             done = min(n for _, n in filled) + await _swap(conn, projections, cursors)
             if progress:
                 progress(done, done)
@@ -129,50 +137,58 @@ class _Counter:
         return report
 
 
+@attrs.frozen
+class _Deferred:
+    """An index of a shadow table built after the load, or the key constraint it backs."""
+
+    table: str
+    shape: str
+    #: "PRIMARY KEY (event_id)", "UNIQUE (...)": the constraint the index backs, if any.
+    constraint: str | None
+
+    def statement(self) -> str:
+        if self.constraint:
+            return f"ALTER TABLE {self.table} ADD {self.constraint}"
+        # The index takes its default name now and the old index's name at the swap.
+        unique = "UNIQUE " if self.shape.startswith("UNIQUE ") else ""
+        return f"CREATE {unique}INDEX ON {self.table} {self.shape.removeprefix('UNIQUE ')}"
+
+
 async def _create_shadows(
     conn: asyncpg.Connection, projections: Sequence[Projection]
-) -> dict[str, list[tuple[str, str]]]:
-    """Empty copies of each table (constraints, defaults, unique indexes, and the indexes the
-    handler reads through); returns, per projection, the (shadow table, index shape) of the
-    other secondary indexes, to build after the load."""
+) -> tuple[dict[str, list[_Deferred]], set[str]]:
+    """Empty copies of each table, with the indexes its handler needs while it fills: the
+    unique keys its upserts name (not those of ``one_row_per_event`` tables) and its
+    ``lookup_indexes``. Returns, per projection, the other indexes, to build after the load;
+    and the shadows that keep an index, which their handlers read (the others they only
+    append to)."""
     await _drop_shadows(conn, projections)
-    deferred: dict[str, list[tuple[str, str]]] = {}
+    deferred: dict[str, list[_Deferred]] = {}
+    read = set()
     for p in projections:
         deferred[p.name] = []
         for table in p.tables:
             shadow = f"crashlog.{shadow_name(table)}"
-            # Unlogged while it fills: one WAL image per page at _set_logged instead of a WAL
-            # record per row. A crash loses only the shadow, which a rebuild starts afresh.
-            await conn.execute(
-                f"CREATE UNLOGGED TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
-            kept = set()
-            for index in await _indexes(conn, f"crashlog.{table}"):
-                if index["is_unique"] or index["name"] in p.lookup_indexes:
-                    kept.add(_shape(index["definition"]))
-                else:
-                    deferred[p.name].append((shadow, _shape(index["definition"])))
+            # Logged from the start: an unlogged shadow made logged before the swap is
+            # rewritten whole, with its kept indexes, which costs more than the WAL saved.
+            await conn.execute(f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
+            kept = {
+                _shape(index["definition"]) for index in await _indexes(conn, f"crashlog.{table}")
+                if index["name"] in p.lookup_indexes
+                or (index["is_unique"] and table not in p.one_row_per_event)}
+            if kept:
+                read.add(shadow)
             for index in await _indexes(conn, shadow):
-                if _shape(index["definition"]) not in kept:
+                shape = _shape(index["definition"])
+                if shape in kept:
+                    continue
+                deferred[p.name].append(_Deferred(shadow, shape, index["constraint_definition"]))
+                if index["constraint_name"]:
+                    await conn.execute(
+                        f'ALTER TABLE {shadow} DROP CONSTRAINT "{index["constraint_name"]}"')
+                else:
                     await conn.execute(f'DROP INDEX crashlog."{index["name"]}"')
-    return deferred
-
-
-async def _finish_shadows(
-    conn: asyncpg.Connection,
-    projections: Sequence[Projection],
-    deferred: dict[str, list[tuple[str, str]]],
-) -> None:
-    """Make the filled shadows crash-safe, then build their deferred indexes."""
-    await _set_logged(conn, projections)
-    await _create_deferred_indexes(conn, [d for p in projections for d in deferred[p.name]])
-
-
-async def _set_logged(conn: asyncpg.Connection, projections: Sequence[Projection]) -> None:
-    """Make the filled shadows crash-safe before they are swapped in (before the secondary
-    indexes are built, which are then logged as they are made, not rewritten)."""
-    for p in projections:
-        for table in p.tables:
-            await conn.execute(f"ALTER TABLE crashlog.{shadow_name(table)} SET LOGGED")
+    return deferred, read
 
 
 async def _drop_shadows(conn: asyncpg.Connection, projections: Sequence[Projection]) -> None:
@@ -184,6 +200,7 @@ async def _drop_shadows(conn: asyncpg.Connection, projections: Sequence[Projecti
 async def _fill(
     conn: asyncpg.Connection,
     projections: Sequence[Projection],
+    read: set[str],
     progress: Progress | None,
     batch_size: int,
 ) -> tuple[Position, int]:
@@ -207,8 +224,9 @@ async def _fill(
         cursor, done, batches = end, done + count, batches + 1
         if batches & (batches - 1) == 0:
             # New tables have no statistics: without them the planner joins the growing
-            # tables by nested loops. Analyse after batch 1, 2, 4, 8, ... (as they double).
-            await analyze(conn, [t for p in projections for t in p.shadow_tables().values()])
+            # tables by nested loops. Analyse those the handlers read after batch 1, 2, 4, 8,
+            # ... (as they double).
+            await analyze(conn, [t for p in projections for t in p.shadow_tables().values() if t in read])
         if progress:
             progress(done, max(total, done))
         if count < (batch_size if batches > 1 else FIRST_BATCH):
@@ -221,13 +239,9 @@ async def analyze(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
         await conn.execute(f"ANALYZE {table}")
 
 
-async def _create_deferred_indexes(
-    conn: asyncpg.Connection, deferred: list[tuple[str, str]]
-) -> None:
-    for shadow, shape in deferred:
-        # The index takes its default name now and the old index's name at the swap.
-        await conn.execute(f"CREATE {'UNIQUE ' if shape.startswith('UNIQUE ') else ''}INDEX ON "
-                           f"{shadow} {shape.removeprefix('UNIQUE ')}")
+async def _create_deferred_indexes(conn: asyncpg.Connection, deferred: list[_Deferred]) -> None:
+    for index in deferred:
+        await conn.execute(index.statement())
 
 
 async def _swap(

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, bigint, float8, numeric, text
+from crashlog.projections.base import (
+    IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, bigint, float8, numeric, text,
+)
 
 #: A reading whose OCR confidence is below this is flagged ``low_ocr_confidence``.
 LOW_OCR_CONFIDENCE = 0.8
@@ -43,7 +45,7 @@ SELECT e.event_id, e.position, e.bot_id, {text('platform')}, {text('game')},
        {text('game_round_id')}, {bigint('round_number')}, {numeric('crash_multiplier')},
        {float8('ocr_confidence')}, e.occurred_at
 FROM {IN_SPAN} AND {ROUND_EVENTS}
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 _UNKEYED = f"""
@@ -124,4 +126,5 @@ PROJECTION = Projection(
     handler=apply,
     weight=13,
     lookup_indexes=("round_multiplier_readings_round",),
+    one_row_per_event=("round_multiplier_readings",),
 )

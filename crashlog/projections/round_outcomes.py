@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, bigint, numeric, text
+from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, bigint, numeric, text
 
 _INSERT = f"""
 INSERT INTO {{round_outcomes}} (
@@ -15,7 +15,7 @@ SELECT e.event_id, e.position, e.bot_id, e.session_id, {text('game')}, {text('pl
        {text('outcome')}, {numeric('stake')}, {numeric('cashout_multiplier')},
        {numeric('crash_multiplier')}, {numeric('profit_loss')}, e.occurred_at
 FROM {IN_SPAN} AND e.event_type = 'RoundSettled'
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 
@@ -28,6 +28,7 @@ PROJECTION = Projection(
     version=1,
     event_types=("RoundSettled",),
     tables=("round_outcomes",),
+    one_row_per_event=("round_outcomes",),
     handler=apply,
     weight=7,
 )

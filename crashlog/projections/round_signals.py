@@ -17,6 +17,7 @@ import asyncpg
 
 from crashlog.projections.base import (
     IN_SPAN,
+    SKIP_KNOWN_EVENTS,
     Projection,
     Span,
     Tables,
@@ -34,7 +35,7 @@ SELECT e.event_id, e.bot_id, {text('platform')}, {text('game')}, {text('game_rou
        {bigint('round_number')}, {numeric('crash_multiplier')}, e.occurred_at
 FROM {IN_SPAN} AND {ROUND_EVENTS}
    AND (e.payload ? 'game_round_id' OR e.payload ? 'round_number')
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 _SIGNALS = f"""
@@ -123,4 +124,5 @@ PROJECTION = Projection(
         "round_signal_readings_round", "round_signal_readings_bot_round",
         "round_signals_round", "round_signals_bot_round",
     ),
+    one_row_per_event=("round_signal_readings",),
 )

@@ -14,6 +14,7 @@ import asyncpg
 
 from crashlog.projections.base import (
     IN_SPAN,
+    SKIP_KNOWN_EVENTS,
     Projection,
     Span,
     Tables,
@@ -76,7 +77,7 @@ FROM (
     FROM {IN_SPAN} AND e.event_type = 'RoundSettled'
 ) r
 CROSS JOIN LATERAL (SELECT {_CONTRADICTIONS} AS flags) c
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 
@@ -89,6 +90,7 @@ PROJECTION = Projection(
     version=1,
     event_types=("RoundSettled",),
     tables=("rounds",),
+    one_row_per_event=("rounds",),
     handler=apply,
     weight=12,
 )
