@@ -73,5 +73,5 @@ PROJECTION = Projection(
     event_types=("RoundSettled",),
     tables=("bot_stats",),
     handler=apply,
-    weight=6,
+    weight=5,
 )

@@ -91,12 +91,9 @@ async def rebuild_projections(
             lanes = list(zip([conn, *helpers], groups))
             counter = _Counter(progress, len(lanes))
             filled = await _side_by_side(
-                _fill(c, group, read, counter.lane(i), batch_size)
+                _fill_and_index(c, group, read, deferred, counter.lane(i), batch_size)
                 for i, (c, group) in enumerate(lanes))
             cursors = {p.name: cursor for (cursor, _), (_, group) in zip(filled, lanes) for p in group}
-            await _side_by_side(
-                _create_deferred_indexes(c, [d for p in group for d in deferred[p.name]])
-                for c, group in lanes)
             done = min(n for _, n in filled) + await _swap(conn, projections, cursors)
             if progress:
                 progress(done, done)
@@ -195,6 +192,21 @@ async def _drop_shadows(conn: asyncpg.Connection, projections: Sequence[Projecti
     for p in projections:
         for table in p.tables:
             await conn.execute(f"DROP TABLE IF EXISTS crashlog.{shadow_name(table)}")
+
+
+async def _fill_and_index(
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    read: set[str],
+    deferred: dict[str, list[_Deferred]],
+    progress: Progress | None,
+    batch_size: int,
+) -> tuple[Position, int]:
+    """One lane: fill its shadows, then build their deferred indexes (without waiting for
+    the other lanes, so a lane that finishes first does not leave its core idle)."""
+    filled = await _fill(conn, projections, read, progress, batch_size)
+    await _create_deferred_indexes(conn, [d for p in projections for d in deferred[p.name]])
+    return filled
 
 
 async def _fill(

@@ -70,6 +70,9 @@ WITH touched AS (
                {text('game_round_id')} AS game_round_id
         FROM {IN_SPAN} AND {ROUND_EVENTS}) s
     WHERE game_round_id IS NOT NULL
+    -- In round order, the readings come out of the lookups below grouped by round, and
+    -- sorting them for the window and the grouping costs a third of sorting them unordered.
+    ORDER BY platform, game, game_round_id
 ), counted AS (
     -- One pass, no join between aggregates: each reading carries how many readings of its
     -- round share its value, and when that value was first reported.
@@ -124,7 +127,7 @@ PROJECTION = Projection(
     event_types=("RoundObserved", "RoundSettled"),
     tables=("round_multipliers", "round_multiplier_readings"),
     handler=apply,
-    weight=13,
+    weight=10,
     lookup_indexes=("round_multiplier_readings_round",),
     one_row_per_event=("round_multiplier_readings",),
 )

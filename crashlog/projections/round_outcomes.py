@@ -30,5 +30,5 @@ PROJECTION = Projection(
     tables=("round_outcomes",),
     one_row_per_event=("round_outcomes",),
     handler=apply,
-    weight=7,
+    weight=4,
 )

@@ -119,7 +119,7 @@ PROJECTION = Projection(
     event_types=("SignalRaised", "RoundObserved", "RoundSettled"),
     tables=("round_signals", "round_signal_readings"),
     handler=apply,
-    weight=12,
+    weight=7,
     lookup_indexes=(
         "round_signal_readings_round", "round_signal_readings_bot_round",
         "round_signals_round", "round_signals_bot_round",
