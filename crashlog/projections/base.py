@@ -7,6 +7,11 @@ transaction. Handlers are set-based SQL that read payload fields in the database
 (``(e.payload->>'stake')::numeric``) and upsert on natural keys, so applying a span
 twice, or again in a rebuild, changes nothing.
 
+A projection whose rows merge several events (a game round seen by several bots) splits
+its work in two: the handler records the span's events, and ``derive`` recomputes the
+rows they touched from everything recorded. The runner runs both for every batch; a
+rebuild records the whole log first and derives once, after the load.
+
 Handlers never read another projection's tables: each projection's checkpoint and
 rebuild are its own.
 """
@@ -47,13 +52,14 @@ class Projection:
     event_types: tuple[str, ...]
     #: The tables it owns, unqualified, in schema ``crashlog``. The first is the main one.
     tables: tuple[str, ...]
+    #: Records the span's events in the tables.
     handler: Handler
+    #: Recomputes the rows the span's events touched from what the handler recorded, through
+    #: the tables' indexes (``None``: the handler's rows are final).
+    derive: Handler | None = None
     #: About how many µs of server time applying one event takes (benchmarks/README.md has
     #: the breakdown): parallel rebuilds and runners share projections out by it.
     weight: int = 1
-    #: Secondary indexes the handler itself reads through: a rebuild keeps them while it
-    #: fills the shadows (the others are built after the load).
-    lookup_indexes: tuple[str, ...] = ()
     #: Tables with at most one row per event, keyed by event_id and inserted with
     #: ``SKIP_KNOWN_EVENTS``: a rebuild fills them without their unique key and builds it
     #: after the load, several times cheaper than checking it row by row.
@@ -68,6 +74,8 @@ class Projection:
     async def apply(self, conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
         """Apply every event of ``span`` to ``tables`` (within the caller's transaction)."""
         await self.handler(conn, tables, span)
+        if self.derive:
+            await self.derive(conn, tables, span)
 
 
 def share(projections: Sequence[Projection], ways: int) -> list[list[Projection]]:

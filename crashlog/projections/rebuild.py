@@ -155,10 +155,9 @@ async def _create_shadows(
     conn: asyncpg.Connection, projections: Sequence[Projection]
 ) -> tuple[dict[str, list[_Deferred]], set[str]]:
     """Empty copies of each table, with the indexes its handler needs while it fills: the
-    unique keys its upserts name (not those of ``one_row_per_event`` tables) and its
-    ``lookup_indexes``. Returns, per projection, the other indexes, to build after the load;
-    and the shadows that keep an index, which their handlers read (the others they only
-    append to)."""
+    unique keys its upserts name (not those of ``one_row_per_event`` tables). Returns, per
+    projection, the other indexes, to build after the load; and the shadows that keep an
+    index, which their handlers read (the others they only append to)."""
     await _drop_shadows(conn, projections)
     deferred: dict[str, list[_Deferred]] = {}
     read = set()
@@ -171,8 +170,7 @@ async def _create_shadows(
             await conn.execute(f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
             kept = {
                 _shape(index["definition"]) for index in await _indexes(conn, f"crashlog.{table}")
-                if index["name"] in p.lookup_indexes
-                or (index["is_unique"] and table not in p.one_row_per_event)}
+                if index["is_unique"] and table not in p.one_row_per_event}
             if kept:
                 read.add(shadow)
             for index in await _indexes(conn, shadow):
@@ -202,10 +200,16 @@ async def _fill_and_index(
     progress: Progress | None,
     batch_size: int,
 ) -> tuple[Position, int]:
-    """One lane: fill its shadows, then build their deferred indexes (without waiting for
-    the other lanes, so a lane that finishes first does not leave its core idle)."""
+    """One lane: fill its shadows, build their deferred indexes, then derive what the
+    projections derive, once over all they recorded (without waiting for the other lanes,
+    so a lane that finishes first does not leave its core idle)."""
     filled = await _fill(conn, projections, read, progress, batch_size)
     await _create_deferred_indexes(conn, [d for p in projections for d in deferred[p.name]])
+    for p in projections:
+        if p.derive:
+            await analyze(conn, list(p.shadow_tables().values()))
+            async with conn.transaction():
+                await p.derive(conn, p.shadow_tables(), (*ORIGIN, *filled[0]))
     return filled
 
 
@@ -232,7 +236,7 @@ async def _fill(
         async with conn.transaction():
             for p in projections:
                 if batch.concerns(p):
-                    await p.apply(conn, p.shadow_tables(), (*cursor, *end))
+                    await p.handler(conn, p.shadow_tables(), (*cursor, *end))
         cursor, done, batches = end, done + count, batches + 1
         if batches & (batches - 1) == 0:
             # New tables have no statistics: without them the planner joins the growing

@@ -111,14 +111,17 @@ WHERE m.readings IS DISTINCT FROM excluded.readings
 """
 
 
-async def apply(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
-    names = {
-        "readings": tables["round_multiplier_readings"],
-        "multipliers": tables["round_multipliers"],
-    }
-    await conn.execute(_READINGS.format(**names), *span)
-    await conn.execute(_UNKEYED.format(**names), *span)
-    await conn.execute(_KEYED.format(**names), *span)
+def _names(tables: Tables) -> dict[str, str]:
+    return {"readings": tables["round_multiplier_readings"], "multipliers": tables["round_multipliers"]}
+
+
+async def record(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
+    await conn.execute(_READINGS.format(**_names(tables)), *span)
+    await conn.execute(_UNKEYED.format(**_names(tables)), *span)
+
+
+async def derive(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
+    await conn.execute(_KEYED.format(**_names(tables)), *span)
 
 
 PROJECTION = Projection(
@@ -126,8 +129,8 @@ PROJECTION = Projection(
     version=2,
     event_types=("RoundObserved", "RoundSettled"),
     tables=("round_multipliers", "round_multiplier_readings"),
-    handler=apply,
+    handler=record,
+    derive=derive,
     weight=10,
-    lookup_indexes=("round_multiplier_readings_round",),
     one_row_per_event=("round_multiplier_readings",),
 )

@@ -52,7 +52,7 @@ SELECT e.event_id, e.position, e.bot_id, e.session_id, {text('game')}, {text('pl
            ORDER BY i) END,
        {text('for_game_round_id')}, {bigint('for_round_number')}, e.occurred_at
 FROM {IN_SPAN} AND e.event_type = 'SignalRaised'
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 # The multiplier most readings agree on, among ``matching`` readings r.
@@ -104,10 +104,17 @@ WHERE s.event_id = a.event_id AND s.actual_multiplier IS DISTINCT FROM a.multipl
 """
 
 
-async def apply(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
-    names = {"readings": tables["round_signal_readings"], "signals": tables["round_signals"]}
-    await conn.execute(_READINGS.format(**names), *span)
-    await conn.execute(_SIGNALS.format(**names), *span)
+def _names(tables: Tables) -> dict[str, str]:
+    return {"readings": tables["round_signal_readings"], "signals": tables["round_signals"]}
+
+
+async def record(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
+    await conn.execute(_READINGS.format(**_names(tables)), *span)
+    await conn.execute(_SIGNALS.format(**_names(tables)), *span)
+
+
+async def score(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
+    names = _names(tables)
     # With no signal stored there is nothing to score (the common case for a betting bot).
     if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {names['signals']})"):
         await conn.execute(_SCORE.format(**names), *span)
@@ -118,11 +125,8 @@ PROJECTION = Projection(
     version=1,
     event_types=("SignalRaised", "RoundObserved", "RoundSettled"),
     tables=("round_signals", "round_signal_readings"),
-    handler=apply,
+    handler=record,
+    derive=score,
     weight=7,
-    lookup_indexes=(
-        "round_signal_readings_round", "round_signal_readings_bot_round",
-        "round_signals_round", "round_signals_bot_round",
-    ),
-    one_row_per_event=("round_signal_readings",),
+    one_row_per_event=("round_signals", "round_signal_readings"),
 )
