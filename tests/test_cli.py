@@ -16,6 +16,7 @@ import pytest
 
 import crashlog
 from crashlog.events import RoundSettled
+from crashlog.projections import NAMES
 from crashlog.spool import Spool
 from crashlog.store import Row
 
@@ -180,6 +181,8 @@ async def test_bench_runs_the_benchmarks(dsn: str) -> None:
     assert "write_throughput" in crashlog_cli("bench", "--list").stdout
     done = crashlog_cli("bench", "write_throughput", "--dsn", dsn, "--extra=--events=300")
     assert "raw COPY" in done.stdout
+    done = crashlog_cli("bench", "rebuild_each", "--dsn", dsn, "--extra=--events=300")
+    assert all(f"\n{name} " in done.stdout for name in NAMES), done.stdout
 
 
 def test_a_bad_dsn_says_what_failed_without_the_password() -> None:

@@ -1,0 +1,55 @@
+"""Where a rebuild's time goes: each projection rebuilt alone, on one connection, from the
+same N events, as µs of wall time per event (fill, index builds, derive and swap included).
+
+    python benchmarks/rebuild_each.py [--events 300000] [--dsn DSN]
+
+Figures only: nothing here asserts a time. ``weight`` in each projection module comes from
+these figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import asyncpg
+
+import crashlog
+from crashlog.projections import PROJECTIONS
+from crashlog.projections.rebuild import rebuild_projections
+from crashlog.projections.runner import REBUILD_SETTINGS
+
+from _common import base_arguments, environment_note, sample_rounds, scratch_database
+
+
+async def main() -> None:
+    parser = base_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000, help="events to rebuild from")
+    args = parser.parse_args()
+    print(f"building {args.events:,} RoundSettled events (not timed) ...", file=sys.stderr)
+    events = sample_rounds(args.events)
+    async with scratch_database(args.dsn) as dsn:
+        async with crashlog.connect(dsn, project=False) as log:
+            for event in events:
+                await log.emit(event)
+        del events
+        conn = await asyncpg.connect(dsn, server_settings=REBUILD_SETTINGS)
+        try:
+            await conn.execute("VACUUM ANALYZE crashlog.events")
+            print(f"\n{args.events:,} events, {environment_note()}")
+            print(f"{'projection':<24}{'s':>8}{'µs/event':>12}")
+            total = 0.0
+            for projection in PROJECTIONS:
+                started = time.perf_counter()
+                await rebuild_projections(conn, [projection])
+                elapsed = time.perf_counter() - started
+                total += elapsed
+                print(f"{projection.name:<24}{elapsed:>8.2f}{elapsed / args.events * 1e6:>12.1f}")
+            print(f"{'sum':<24}{total:>8.2f}{total / args.events * 1e6:>12.1f}")
+        finally:
+            await conn.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
