@@ -57,8 +57,9 @@ class Projection:
     #: Recomputes the rows the span's events touched from what the handler recorded, through
     #: the tables' indexes (``None``: the handler's rows are final).
     derive: Handler | None = None
-    #: About how many µs of server time applying one event takes (benchmarks/README.md has
-    #: the breakdown): parallel rebuilds and runners share projections out by it.
+    #: About how many µs of server time applying one event takes, beyond reading the log
+    #: (``python benchmarks/rebuild_each.py``): parallel rebuilds and runners share
+    #: projections out by it.
     weight: int = 1
     #: Tables with at most one row per event, keyed by event_id and inserted with
     #: ``SKIP_KNOWN_EVENTS``: a rebuild fills them without their unique key and builds it

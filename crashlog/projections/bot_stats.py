@@ -20,34 +20,37 @@ WITH ev AS (
            {numeric('stake')} AS stake, {numeric('profit_loss')} AS profit,
            {numeric('balance_after')} AS balance_after
     FROM {IN_SPAN} AND e.event_type = 'RoundSettled'
-), keyed AS (
-    SELECT bot_id, '' AS strategy_name, tx_id, position, occurred_at, outcome, stake, profit,
-           balance_after
-    FROM ev
-    UNION ALL
-    SELECT bot_id, strategy, tx_id, position, occurred_at, outcome, stake, profit, balance_after
-    FROM ev WHERE strategy IS NOT NULL
 ), fresh AS (
-    SELECT k.* FROM keyed k
-    LEFT JOIN {{bot_stats}} b ON b.bot_id = k.bot_id AND b.strategy_name = k.strategy_name
-    WHERE b.bot_id IS NULL OR (k.tx_id, k.position) > (b.last_tx_id, b.last_position)
+    -- Every round counts toward its bot's '' row, and a bot's rounds come in log order: that
+    -- row's mark is the last round counted in any of the bot's rows, so a round after it is
+    -- new to all of them. ``at`` is where the round is in the log, as a sortable array.
+    SELECT ev.*, ARRAY[ev.tx_id::text::numeric, ev.position] AS at
+    FROM ev
+    LEFT JOIN {{bot_stats}} b ON b.bot_id = ev.bot_id AND b.strategy_name = ''
+    WHERE b.bot_id IS NULL OR (ev.tx_id, ev.position) > (b.last_tx_id, b.last_position)
+), totals AS (
+    -- Per bot, and per bot and strategy, in one pass with no sort: the last round is the
+    -- greatest ``at``, and the last balance given rides along with its round's ``at``.
+    SELECT bot_id, CASE WHEN GROUPING(strategy) = 1 THEN '' ELSE strategy END AS strategy_name,
+           count(*) AS rounds,
+           count(*) FILTER (WHERE outcome = 'WIN') AS wins,
+           count(*) FILTER (WHERE outcome = 'LOSS') AS losses,
+           count(*) FILTER (WHERE outcome = 'SKIP') AS skips,
+           coalesce(sum(stake) FILTER (WHERE outcome <> 'SKIP'), 0) AS staked,
+           sum(profit) AS profit,
+           (max(at || balance_after) FILTER (WHERE balance_after IS NOT NULL))[3] AS last_balance,
+           min(occurred_at) AS first_at, max(occurred_at) AS last_at,
+           max(at) AS last_round
+    FROM fresh
+    GROUP BY GROUPING SETS ((bot_id), (bot_id, strategy))
+    HAVING GROUPING(strategy) = 1 OR strategy IS NOT NULL
 )
 INSERT INTO {{bot_stats}} AS s (
     bot_id, strategy_name, rounds, wins, losses, skips, total_staked, total_profit,
     last_balance, first_round_at, updated_at, last_tx_id, last_position)
-SELECT bot_id, strategy_name, count(*),
-       count(*) FILTER (WHERE outcome = 'WIN'),
-       count(*) FILTER (WHERE outcome = 'LOSS'),
-       count(*) FILTER (WHERE outcome = 'SKIP'),
-       coalesce(sum(stake) FILTER (WHERE outcome <> 'SKIP'), 0),
-       sum(profit),
-       (array_agg(balance_after ORDER BY tx_id DESC, position DESC)
-            FILTER (WHERE balance_after IS NOT NULL))[1],
-       min(occurred_at), max(occurred_at),
-       (array_agg(tx_id ORDER BY tx_id DESC, position DESC))[1],
-       (array_agg(position ORDER BY tx_id DESC, position DESC))[1]
-FROM fresh
-GROUP BY bot_id, strategy_name
+SELECT bot_id, strategy_name, rounds, wins, losses, skips, staked, profit, last_balance,
+       first_at, last_at, last_round[1]::text::xid8, last_round[2]::bigint
+FROM totals
 ON CONFLICT (bot_id, strategy_name) DO UPDATE SET
     rounds = s.rounds + excluded.rounds,
     wins = s.wins + excluded.wins,
@@ -73,5 +76,5 @@ PROJECTION = Projection(
     event_types=("RoundSettled",),
     tables=("bot_stats",),
     handler=apply,
-    weight=5,
+    weight=2,
 )

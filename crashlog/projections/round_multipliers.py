@@ -131,6 +131,6 @@ PROJECTION = Projection(
     tables=("round_multipliers", "round_multiplier_readings"),
     handler=record,
     derive=derive,
-    weight=10,
+    weight=6,
     one_row_per_event=("round_multiplier_readings",),
 )

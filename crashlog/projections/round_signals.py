@@ -127,6 +127,6 @@ PROJECTION = Projection(
     tables=("round_signals", "round_signal_readings"),
     handler=record,
     derive=score,
-    weight=7,
+    weight=5,
     one_row_per_event=("round_signals", "round_signal_readings"),
 )

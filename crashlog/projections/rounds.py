@@ -92,5 +92,5 @@ PROJECTION = Projection(
     tables=("rounds",),
     one_row_per_event=("rounds",),
     handler=apply,
-    weight=9,
+    weight=8,
 )
