@@ -100,6 +100,20 @@ async def test_rebuild_keeps_every_index_and_key_constraint_as_it_was(dsn, conn)
     assert await conn.fetchval("SELECT to_regclass('crashlog.rounds__rebuild')") is None
 
 
+async def test_rebuilt_tables_come_with_planner_statistics(dsn, conn):
+    """Readers' plans after a swap rest on statistics of the rebuilt tables, not on none."""
+    async with crashlog.connect(dsn) as log:
+        for n in range(40):
+            await log.emit(settled(n % 3, n))
+        await log.sync(timeout=30)
+    await rebuild(dsn, ["all"])
+    for table in ("rounds", "round_outcomes", "round_multipliers", "round_multiplier_readings",
+                  "bot_stats"):
+        assert await conn.fetchval(
+            "SELECT count(*) FROM pg_stats WHERE schemaname = 'crashlog' AND tablename = $1",
+            table), table
+
+
 async def test_one_row_per_event_tables_have_only_their_event_key_as_unique_index(conn):
     """Their handlers skip known events with an ON CONFLICT naming no key: that must mean the
     event_id key, so no other unique index may exist to swallow a row."""

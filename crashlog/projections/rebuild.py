@@ -200,17 +200,24 @@ async def _fill_and_index(
     progress: Progress | None,
     batch_size: int,
 ) -> tuple[Position, int]:
-    """One lane: fill its shadows, build their deferred indexes, then derive what the
-    projections derive, once over all they recorded (without waiting for the other lanes,
-    so a lane that finishes first does not leave its core idle)."""
-    filled = await _fill(conn, projections, read, progress, batch_size)
+    """One lane: fill its shadows, build their deferred indexes, derive what the projections
+    derive, and analyse the result for its readers after the swap. A lane does not wait for
+    the others, so one that finishes first does not leave its core idle. Returns where the
+    fill got to and how many events that was."""
+    ends, done = await _fill(conn, projections, read, progress, batch_size)
     await _create_deferred_indexes(conn, [d for p in projections for d in deferred[p.name]])
-    for p in projections:
-        if p.derive:
-            await analyze(conn, list(p.shadow_tables().values()))
+    shadows = [t for p in projections for t in p.shadow_tables().values()]
+    if any(p.derive for p in projections):
+        await analyze(conn, shadows)
+    for derive, tables in [(p.derive, p.shadow_tables()) for p in projections if p.derive]:
+        # The fill's batches again: everything is recorded now, so each batch's rows come
+        # out final, and each transaction stays short (an open one holds the live
+        # runners' horizon back).
+        for start, end in zip([ORIGIN, *ends], ends):
             async with conn.transaction():
-                await p.derive(conn, p.shadow_tables(), (*ORIGIN, *filled[0]))
-    return filled
+                await derive(conn, tables, (*start, *end))
+    await analyze(conn, shadows)
+    return (ends[-1] if ends else ORIGIN), done
 
 
 async def _fill(
@@ -219,34 +226,37 @@ async def _fill(
     read: set[str],
     progress: Progress | None,
     batch_size: int,
-) -> tuple[Position, int]:
-    """Apply the log from its origin to the shadows until the rest is under one batch;
-    returns where it got to and how many events that was. ``total`` is an estimate
-    (events above the horizon are counted but not yet readable)."""
+) -> tuple[list[Position], int]:
+    """Record the log from its origin in the shadows until the rest is under one batch;
+    returns the end of each batch recorded and how many events they held. ``total`` is an
+    estimate (events above the horizon are counted but not yet readable)."""
     total = int(await conn.fetchval("SELECT count(*) FROM crashlog.events"))
-    cursor, done, batches = ORIGIN, 0, 0
+    cursor, done = ORIGIN, 0
+    ends: list[Position] = []
     if progress:
         progress(0, total)
     while True:
         # The first batch is small: until the new tables have statistics, plans are blind.
-        batch = await checkpoints.next_batch(conn, cursor, batch_size if batches else FIRST_BATCH)
+        limit = batch_size if ends else min(batch_size, FIRST_BATCH)
+        batch = await checkpoints.next_batch(conn, cursor, limit)
         if batch is None:
-            return cursor, done
+            return ends, done
         count, end, _ = batch
         async with conn.transaction():
             for p in projections:
                 if batch.concerns(p):
                     await p.handler(conn, p.shadow_tables(), (*cursor, *end))
-        cursor, done, batches = end, done + count, batches + 1
-        if batches & (batches - 1) == 0:
+        cursor, done = end, done + count
+        ends.append(end)
+        if len(ends) & (len(ends) - 1) == 0:
             # New tables have no statistics: without them the planner joins the growing
             # tables by nested loops. Analyse those the handlers read after batch 1, 2, 4, 8,
             # ... (as they double).
             await analyze(conn, [t for p in projections for t in p.shadow_tables().values() if t in read])
         if progress:
             progress(done, max(total, done))
-        if count < (batch_size if batches > 1 else FIRST_BATCH):
-            return cursor, done
+        if count < limit:
+            return ends, done
 
 
 async def analyze(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
