@@ -73,6 +73,7 @@ async def test_rebuild_while_five_bots_write_never_shows_a_partial_table(dsn, co
         assert counts[0] >= history // 5 if column == 2 else counts[0] >= history
         assert counts == sorted(counts), "a reader saw a table shrink: it was partial"
     assert progress[0][0] == 0 and progress[-1][0] == progress[-1][1] >= history
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
     live = await snapshot(conn)
     await rebuild(dsn, ["all"])
     assert await snapshot(conn) == live

@@ -91,7 +91,7 @@ async def rebuild_projections(
             lanes = list(zip([conn, *helpers], groups))
             counter = _Counter(progress, len(lanes))
             filled = await _side_by_side(
-                _fill_and_index(c, group, read, deferred, counter.lane(i), batch_size)
+                _fill_and_index(c, group, read, deferred, counter.lane(i, group), batch_size)
                 for i, (c, group) in enumerate(lanes))
             cursors = {p.name: cursor for (cursor, _), (_, group) in zip(filled, lanes) for p in group}
             done = min(n for _, n in filled) + await _swap(conn, projections, cursors)
@@ -120,17 +120,24 @@ async def _side_by_side(work: Iterable[Awaitable[T]]) -> list[T]:
 
 
 class _Counter:
-    """Progress of lanes filling side by side: the events every lane has done."""
+    """Progress of lanes working side by side, told in events of the log: the share of its
+    work the slowest lane has done. A lane goes through the log once to record it, then once
+    more for each of its projections that derives."""
 
     def __init__(self, progress: Progress | None, lanes: int) -> None:
         self._progress = progress
-        self._done = [0] * lanes
+        self._shares = [0.0] * lanes
+        self._total = 0
 
-    def lane(self, index: int) -> Progress:
+    def lane(self, index: int, projections: Sequence[Projection]) -> Progress:
+        passes = 1 + sum(1 for p in projections if p.derive)
+
         def report(done: int, total: int) -> None:
-            self._done[index] = done
+            """``done``: events gone through, over all passes; ``total``: events in the log."""
+            self._shares[index] = done / (total * passes) if total else 1.0
+            self._total = max(self._total, total)
             if self._progress:
-                self._progress(min(self._done), total)
+                self._progress(int(min(self._shares) * self._total), self._total)
         return report
 
 
@@ -204,18 +211,23 @@ async def _fill_and_index(
     derive, and analyse the result for its readers after the swap. A lane does not wait for
     the others, so one that finishes first does not leave its core idle. Returns where the
     fill got to and how many events that was."""
-    ends, done = await _fill(conn, projections, read, progress, batch_size)
+    batches = await _fill(conn, projections, read, progress, batch_size)
+    done = passed = sum(count for _, count in batches)
     await _create_deferred_indexes(conn, [d for p in projections for d in deferred[p.name]])
     shadows = [t for p in projections for t in p.shadow_tables().values()]
     if any(p.derive for p in projections):
         await analyze(conn, shadows)
+    ends = [end for end, _ in batches]
     for derive, tables in [(p.derive, p.shadow_tables()) for p in projections if p.derive]:
         # The fill's batches again: everything is recorded now, so each batch's rows come
         # out final, and each transaction stays short (an open one holds the live
         # runners' horizon back).
-        for start, end in zip([ORIGIN, *ends], ends):
+        for start, (end, count) in zip([ORIGIN, *ends], batches):
             async with conn.transaction():
                 await derive(conn, tables, (*start, *end))
+            passed += count
+            if progress:
+                progress(passed, done)
     await analyze(conn, shadows)
     return (ends[-1] if ends else ORIGIN), done
 
@@ -226,29 +238,29 @@ async def _fill(
     read: set[str],
     progress: Progress | None,
     batch_size: int,
-) -> tuple[list[Position], int]:
+) -> list[tuple[Position, int]]:
     """Record the log from its origin in the shadows until the rest is under one batch;
-    returns the end of each batch recorded and how many events they held. ``total`` is an
+    returns the end of each batch recorded and how many events it held. ``total`` is an
     estimate (events above the horizon are counted but not yet readable)."""
     total = int(await conn.fetchval("SELECT count(*) FROM crashlog.events"))
     cursor, done = ORIGIN, 0
-    ends: list[Position] = []
+    batches: list[tuple[Position, int]] = []
     if progress:
         progress(0, total)
     while True:
         # The first batch is small: until the new tables have statistics, plans are blind.
-        limit = batch_size if ends else min(batch_size, FIRST_BATCH)
+        limit = batch_size if batches else min(batch_size, FIRST_BATCH)
         batch = await checkpoints.next_batch(conn, cursor, limit)
         if batch is None:
-            return ends, done
+            return batches
         count, end, _ = batch
         async with conn.transaction():
             for p in projections:
                 if batch.concerns(p):
                     await p.handler(conn, p.shadow_tables(), (*cursor, *end))
         cursor, done = end, done + count
-        ends.append(end)
-        if len(ends) & (len(ends) - 1) == 0:
+        batches.append((end, count))
+        if len(batches) & (len(batches) - 1) == 0:
             # New tables have no statistics: without them the planner joins the growing
             # tables by nested loops. Analyse those the handlers read after batch 1, 2, 4, 8,
             # ... (as they double).
@@ -256,7 +268,7 @@ async def _fill(
         if progress:
             progress(done, max(total, done))
         if count < limit:
-            return ends, done
+            return batches
 
 
 async def analyze(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
