@@ -1,12 +1,14 @@
-"""What the benchmarks share: a scratch database on the server under test, and sample events."""
+"""What the benchmarks share: a scratch database on the server under test, sample events,
+and crashlog writing them."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -14,9 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+import crashlog
 from crashlog import migrations
 from crashlog.database import mask_dsn, resolve_dsn
-from crashlog.events import Outcome, RoundSettled
+from crashlog.events import Event, Outcome, RoundSettled
 from crashlog.events.fields import MULTIPLIER_CAP
 
 
@@ -46,6 +49,17 @@ async def scratch_database(dsn: str | None) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def write_events(dsn: str, events: Sequence[Event]) -> float:
+    """Emit ``events`` through crashlog and flush them, writing only (no projections):
+    events/s."""
+    async with crashlog.connect(dsn, project=False) as log:
+        started = time.perf_counter()
+        for event in events:
+            await log.emit(event)
+        await log.flush()
+        return len(events) / (time.perf_counter() - started)
 
 
 def sample_rounds(count: int, *, bots: int = 10, seed: int = 7) -> list[RoundSettled]:

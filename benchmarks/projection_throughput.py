@@ -22,7 +22,9 @@ from crashlog.events import Outcome, RoundSettled
 from crashlog.projections import NAMES
 from crashlog.projections.runner import rebuild
 
-from _common import base_arguments, environment_note, percentile, sample_rounds, scratch_database
+from _common import (
+    base_arguments, environment_note, percentile, sample_rounds, scratch_database, write_events,
+)
 
 # Age of the oldest event that some projection has not applied yet (0 when none).
 _LAG = """
@@ -31,16 +33,6 @@ FROM crashlog.events e,
      (SELECT tx_id, position FROM crashlog.projection_checkpoints ORDER BY 1, 2 LIMIT 1) cp
 WHERE (e.tx_id, e.position) > (cp.tx_id, cp.position)
 """
-
-
-async def write(dsn: str, events: list) -> float:
-    """crashlog emit -> flush, writing only (no projections): events/s."""
-    async with crashlog.connect(dsn, project=False) as log:
-        started = time.perf_counter()
-        for event in events:
-            await log.emit(event)
-        await log.flush()
-        return len(events) / (time.perf_counter() - started)
 
 
 async def rebuild_all(dsn: str, count: int) -> float:
@@ -155,7 +147,7 @@ async def main() -> None:
     print(f"building {args.events:,} RoundSettled events (not timed) ...", file=sys.stderr)
     events = sample_rounds(args.events)
     async with scratch_database(args.dsn) as dsn:
-        written = await write(dsn, events)
+        written = await write_events(dsn, events)
         del events
         rebuilt = await rebuild_all(dsn, args.events)
         await settle(dsn)

@@ -15,12 +15,11 @@ import time
 
 import asyncpg
 
-import crashlog
 from crashlog.projections import PROJECTIONS
 from crashlog.projections.rebuild import rebuild_projections
 from crashlog.projections.runner import REBUILD_SETTINGS
 
-from _common import base_arguments, environment_note, sample_rounds, scratch_database
+from _common import base_arguments, environment_note, sample_rounds, scratch_database, write_events
 
 
 async def main() -> None:
@@ -30,9 +29,7 @@ async def main() -> None:
     print(f"building {args.events:,} RoundSettled events (not timed) ...", file=sys.stderr)
     events = sample_rounds(args.events)
     async with scratch_database(args.dsn) as dsn:
-        async with crashlog.connect(dsn, project=False) as log:
-            for event in events:
-                await log.emit(event)
+        await write_events(dsn, events)
         del events
         conn = await asyncpg.connect(dsn, server_settings=REBUILD_SETTINGS)
         try:

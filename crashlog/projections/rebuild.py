@@ -170,21 +170,16 @@ async def _create_shadows(
     read = set()
     for p in projections:
         deferred[p.name] = []
-        for table in p.tables:
-            shadow = f"crashlog.{shadow_name(table)}"
+        for table, shadow in p.shadow_tables().items():
             # Logged from the start: an unlogged shadow made logged before the swap is
             # rewritten whole, with its kept indexes, which costs more than the WAL saved.
             await conn.execute(f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
-            kept = {
-                _shape(index["definition"]) for index in await _indexes(conn, f"crashlog.{table}")
-                if index["is_unique"] and table not in p.one_row_per_event}
-            if kept:
-                read.add(shadow)
             for index in await _indexes(conn, shadow):
-                shape = _shape(index["definition"])
-                if shape in kept:
+                if index["is_unique"] and table not in p.one_row_per_event:
+                    read.add(shadow)  # kept: an upsert names it
                     continue
-                deferred[p.name].append(_Deferred(shadow, shape, index["constraint_definition"]))
+                deferred[p.name].append(
+                    _Deferred(shadow, _shape(index["definition"]), index["constraint_definition"]))
                 if index["constraint_name"]:
                     await conn.execute(
                         f'ALTER TABLE {shadow} DROP CONSTRAINT "{index["constraint_name"]}"')
@@ -195,8 +190,8 @@ async def _create_shadows(
 
 async def _drop_shadows(conn: asyncpg.Connection, projections: Sequence[Projection]) -> None:
     for p in projections:
-        for table in p.tables:
-            await conn.execute(f"DROP TABLE IF EXISTS crashlog.{shadow_name(table)}")
+        for shadow in p.shadow_tables().values():
+            await conn.execute(f"DROP TABLE IF EXISTS {shadow}")
 
 
 async def _fill_and_index(
@@ -214,9 +209,8 @@ async def _fill_and_index(
     batches = await _fill(conn, projections, read, progress, batch_size)
     done = passed = sum(count for _, count in batches)
     await _create_deferred_indexes(conn, [d for p in projections for d in deferred[p.name]])
-    shadows = [t for p in projections for t in p.shadow_tables().values()]
-    if any(p.derive for p in projections):
-        await analyze(conn, shadows)
+    # What derives reads: its own shadows, filled with no statistics yet.
+    await analyze(conn, [t for p in projections if p.derive for t in p.shadow_tables().values()])
     ends = [end for end, _ in batches]
     for derive, tables in [(p.derive, p.shadow_tables()) for p in projections if p.derive]:
         # The fill's batches again: everything is recorded now, so each batch's rows come
@@ -228,7 +222,7 @@ async def _fill_and_index(
             passed += count
             if progress:
                 progress(passed, done)
-    await analyze(conn, shadows)
+    await analyze(conn, [t for p in projections for t in p.shadow_tables().values()])
     return (ends[-1] if ends else ORIGIN), done
 
 
