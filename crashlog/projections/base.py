@@ -10,7 +10,7 @@ twice, or again in a rebuild, changes nothing.
 A projection whose rows merge several events (a game round seen by several bots) splits
 its work in two: the handler records the span's events, and ``derive`` recomputes the
 rows they touched from everything recorded. The runner runs both for every batch; a
-rebuild records the whole log first and derives once, after the load.
+rebuild records the whole log first, builds the indexes, then derives batch by batch.
 
 Handlers never read another projection's tables: each projection's checkpoint and
 rebuild are its own.
