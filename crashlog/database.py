@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from crashlog.errors import CrashlogError
+from crashlog.errors import ConnectFailed
 
 log = logging.getLogger("crashlog")
 
@@ -22,10 +22,6 @@ _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#]*:)(?P<secr
 _URL_SCHEME = re.compile(r"\s*[a-z][a-z0-9+.-]*://", re.I)
 _PASSWORD_IN_QUERY = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)", re.I)
 _PASSWORD_IN_KEYWORDS = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I)
-
-
-class ConnectFailed(CrashlogError):
-    """The database could not be reached or opened; the message names it with the password masked."""
 
 
 def mask_dsn(dsn: str) -> str:

@@ -36,7 +36,7 @@ import attrs
 import orjson
 
 from crashlog import store
-from crashlog.errors import CrashlogError
+from crashlog.errors import SpoolError, SpoolFull
 from crashlog.store import Row
 
 log = logging.getLogger("crashlog.spool")
@@ -48,14 +48,6 @@ DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
 
 Append = Callable[[list[Row]], Awaitable[object]]
-
-
-class SpoolError(CrashlogError):
-    """The spool folder cannot be used (locked by another process, or not a spool)."""
-
-
-class SpoolFull(SpoolError):
-    """A batch would take the spool past its byte cap; nothing of it was written."""
 
 
 @attrs.frozen

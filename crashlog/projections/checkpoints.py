@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import asyncpg
 
+from crashlog.errors import StaleCheckpoint
 from crashlog.projections.base import Projection
 
 
@@ -98,15 +99,6 @@ SELECT n.name,
 FROM unnest($1::text[]) AS n(name)
 LEFT JOIN crashlog.projection_checkpoints c USING (name)
 """
-
-
-class StaleCheckpoint(Exception):
-    """The checkpoint moved under this runner, or its version is not this code's."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        #: The projection concerned.
-        self.name = name
 
 
 class Batch(NamedTuple):

@@ -26,10 +26,10 @@ import asyncpg
 
 from crashlog import store
 from crashlog.database import mask_dsn
-from crashlog.errors import NotFlushed
+from crashlog.errors import NotFlushed, StaleCheckpoint
 from crashlog.projections import NAMES, PROJECTIONS, checkpoints, select
 from crashlog.projections.base import Projection, share
-from crashlog.projections.checkpoints import Position, StaleCheckpoint
+from crashlog.projections.checkpoints import Position
 from crashlog.projections.rebuild import Progress, analyze, lock_id, rebuild_projections
 
 log = logging.getLogger("crashlog.projections")
