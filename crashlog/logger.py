@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from crashlog import analytics, exports, migrations, store
-from crashlog.database import resolve_dsn
+from crashlog.database import open_pool, resolve_dsn
 from crashlog.errors import InvalidEvent, LoggerClosed, MigrationError
 from crashlog.events import Event, encode_payload
 from crashlog.projections.runner import Runner, side_by_side, wait_projected
@@ -49,8 +49,13 @@ class Logger:
         if self._writer is not None:
             return self
         dsn = await asyncio.to_thread(resolve_dsn, self._dsn_argument)
-        self._pool = await store.create_pool(
-            dsn, size=self.settings.pool_size, connect_timeout=self.settings.connect_timeout
+        self._pool = await open_pool(
+            dsn,
+            min_size=1,
+            max_size=self.settings.pool_size,
+            init=store.init_connection,
+            timeout=self.settings.connect_timeout,
+            server_settings={"application_name": "crashlog"},
         )
         try:
             async with self._pool.acquire() as conn:

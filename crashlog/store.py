@@ -22,7 +22,6 @@ from uuid import UUID
 
 import asyncpg
 
-from crashlog.database import ConnectFailed, mask_dsn
 
 
 class Row(NamedTuple):
@@ -241,22 +240,6 @@ def _jsonb_binary(payload: bytes | str) -> bytes:
 
 def _jsonb_bytes(data: bytes) -> bytes:
     return data[1:]
-
-
-async def create_pool(dsn: str, *, size: int, connect_timeout: float) -> asyncpg.Pool:
-    """A pool whose connections carry the codecs above; errors never show the password."""
-    try:
-        return await asyncpg.create_pool(
-            dsn,
-            min_size=1,
-            max_size=size,
-            init=init_connection,
-            timeout=connect_timeout,
-            server_settings={"application_name": "crashlog"},
-        )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        message = (str(exc) or type(exc).__name__).replace(dsn, mask_dsn(dsn))
-        raise ConnectFailed(f"could not connect to {mask_dsn(dsn)}: {message}") from None
 
 
 # The COPY data goes in pieces of about this size: small enough that neither our join nor
