@@ -15,7 +15,8 @@ import pytest
 
 from crashlog import store
 from crashlog.events.uuid7 import uuid7
-from crashlog.spool import Spool, Spooler, SpoolError, SpoolFull, append_idempotent
+from crashlog.appender import append_idempotent
+from crashlog.spool import Spool, Spooler, SpoolError, SpoolFull
 from crashlog.store import Row
 
 

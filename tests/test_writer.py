@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 import crashlog
+from crashlog import rows as row_codec
 from crashlog import store
 from crashlog.events import BotErrorRaised, Event, Outcome, RoundSettled, encode_payload
 from crashlog.store import Row
@@ -200,7 +201,7 @@ async def test_copy_tuples_store_exactly_the_rows_they_encode(conn: asyncpg.Conn
 async def test_more_bots_than_the_encoders_cache_keep_their_own_ids_and_sessions(
     log: crashlog.Logger, conn: asyncpg.Connection
 ) -> None:
-    bots = [f"bot-é-{i}" for i in range(store._TEXT_FIELDS_MAX + 500)]
+    bots = [f"bot-é-{i}" for i in range(row_codec._TEXT_FIELDS_MAX + 500)]
     for i, bot in enumerate(bots):
         await log.emit(a_round(bot, i, session_id=None if i % 3 == 0 else f"s\\{i}"))
     await log.flush()
