@@ -23,7 +23,7 @@ import attrs
 
 from crashlog.errors import RebuildRefused
 from crashlog.projections import checkpoints
-from crashlog.projections.base import Projection, shadow_name, share
+from crashlog.projections.base import IN_SPAN, Projection, shadow_name, share
 from crashlog.projections.checkpoints import ORIGIN, Position
 
 Progress = Callable[[int, int], None]
@@ -244,14 +244,14 @@ async def _fill(
     while True:
         # The first batch is small: until the new tables have statistics, plans are blind.
         limit = batch_size if batches else min(batch_size, FIRST_BATCH)
-        batch = await checkpoints.next_batch(conn, cursor, limit)
-        if batch is None:
+        span = await checkpoints.next_span(conn, cursor, limit)
+        if span is None:
             return batches
-        count, end, _ = batch
+        count, end = span.events, span.end
         async with conn.transaction():
             for p in projections:
-                if batch.concerns(p):
-                    await p.handler(conn, p.shadow_tables(), (*cursor, *end))
+                if span.concerns(p):
+                    await p.handler(conn, p.shadow_tables(), span.bounds)
         cursor, done = end, done + count
         batches.append((end, count))
         if len(batches) & (len(batches) - 1) == 0:
@@ -312,9 +312,10 @@ async def _swap(
 
 
 async def _count_between(conn: asyncpg.Connection, lo: Position, hi: Position) -> int:
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM crashlog.events WHERE (tx_id, position) > ($1::xid8, $2::bigint)"
-        " AND (tx_id, position) <= ($3::xid8, $4::bigint)", *lo, *hi))
+    return int(await conn.fetchval(_COUNT_IN_SPAN, *lo, *hi))
+
+
+_COUNT_IN_SPAN = f"SELECT count(*) FROM {IN_SPAN}"
 
 
 _COLUMNS = """
