@@ -5,18 +5,20 @@
         await log.flush()
 """
 
-from crashlog.database import ConnectFailed, mask_dsn
+from crashlog.database import mask_dsn
 from crashlog.errors import (
     BufferFull,
+    ConnectFailed,
     CrashlogError,
     InvalidEvent,
     LoggerClosed,
     MigrationError,
     NotFlushed,
+    SpoolError,
+    SpoolFull,
 )
 from crashlog.logger import Logger, connect
 from crashlog.settings import Settings
-from crashlog.spool import SpoolError, SpoolFull
 from crashlog.writer import Metrics
 
 __version__ = "0.1.0"

@@ -1,19 +1,29 @@
-"""Finding the server: a DSN from the caller or ``CRASHLOG_DSN``, else the embedded PostgreSQL.
+"""Finding the server and opening connections to it.
 
-DSNs are shown only through ``mask_dsn``, so a password never reaches a log
-line or an error message.
+A DSN comes from the caller or ``CRASHLOG_DSN``, else the embedded PostgreSQL starts.
+Every connection crashlog opens goes through ``open_connection`` (one) or ``open_pool``
+(a pool): both raise ``ConnectFailed`` naming the server with its password masked. DSNs
+are shown only through ``mask_dsn`` and errors about them through ``mask_error``, so a
+password never reaches a log line or an error message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import asyncpg
 
-from crashlog.errors import CrashlogError
+from crashlog.errors import ConnectFailed as ConnectFailed  # also importable from here
+
+#: Set-up run on a new connection before anyone uses it (e.g. ``store.init_connection``).
+Init = Callable[[asyncpg.Connection], Awaitable[None]]
 
 log = logging.getLogger("crashlog")
 
@@ -22,10 +32,7 @@ _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#]*:)(?P<secr
 _URL_SCHEME = re.compile(r"\s*[a-z][a-z0-9+.-]*://", re.I)
 _PASSWORD_IN_QUERY = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)", re.I)
 _PASSWORD_IN_KEYWORDS = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I)
-
-
-class ConnectFailed(CrashlogError):
-    """The database could not be reached or opened; the message names it with the password masked."""
+_BACKSLASH_ESCAPE = re.compile(r"\\(.)")  # in a quoted key=value: \' is ', \\ is \
 
 
 def mask_dsn(dsn: str) -> str:
@@ -34,6 +41,27 @@ def mask_dsn(dsn: str) -> str:
         dsn = _PASSWORD_IN_URL.sub(r"\g<head>***@", dsn)
         return _PASSWORD_IN_QUERY.sub(r"\g<head>***", dsn)
     return _PASSWORD_IN_KEYWORDS.sub(r"\g<head>***", dsn)  # key=value pairs
+
+
+def mask_error(error: BaseException, dsn: str) -> str:
+    """The text of ``error`` (a failure about ``dsn``) fit to log or show: the DSN appears
+    as ``mask_dsn`` gives it, and its password nowhere, not even on its own."""
+    text = (str(error) or type(error).__name__).replace(dsn, mask_dsn(dsn))
+    for secret in sorted(_passwords(dsn), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _passwords(dsn: str) -> set[str]:
+    """The password(s) ``dsn`` holds, as written and as the driver reads them (decoded)."""
+    found = []
+    if _URL_SCHEME.match(dsn):
+        found += [m["secret"] for m in _PASSWORD_IN_URL.finditer(dsn)]
+        found += [m["secret"] for m in _PASSWORD_IN_QUERY.finditer(dsn)]
+    else:
+        found += [m["secret"] for m in _PASSWORD_IN_KEYWORDS.finditer(dsn)]
+        found += [_BACKSLASH_ESCAPE.sub(r"\1", s[1:-1]) for s in found if s.startswith("'")]
+    return {form for secret in found for form in (secret, unquote(secret)) if form}
 
 
 def crashlog_home() -> Path:
@@ -72,14 +100,42 @@ def embedded_dsn(home: Path | None = None) -> str:
     return str(server.get_uri())
 
 
-async def open_connection(dsn: str, **kwargs: object) -> asyncpg.Connection:
-    """One connection, with failures reported without the password."""
+# What a failed connection attempt raises: the network, the server, the driver, a bad DSN.
+_CONNECT_FAILURES = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError)
+
+
+async def open_connection(dsn: str, *, init: Init | None = None, **options: Any) -> asyncpg.Connection:
+    """One connection to ``dsn``, set up by ``init`` if given; ``options`` go to
+    ``asyncpg.connect`` (``timeout``, ``server_settings``, ...).
+
+    Raises ``ConnectFailed`` naming the server, its password masked, if it cannot be
+    reached or refuses the login; an error of ``init`` closes the connection and propagates.
+    """
     try:
-        return await asyncpg.connect(dsn, **kwargs)  # type: ignore[arg-type]
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        raise ConnectFailed(f"could not connect to {mask_dsn(dsn)}: {_masked(exc, dsn)}") from None
+        conn = await asyncpg.connect(dsn, **options)
+    except _CONNECT_FAILURES as exc:
+        raise _failed(dsn, exc) from None  # the cause's text may hold the password
+    if init is not None:
+        try:
+            await init(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+    return conn
 
 
-def _masked(exc: BaseException, dsn: str) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.replace(dsn, mask_dsn(dsn))
+async def open_pool(dsn: str, **options: Any) -> asyncpg.Pool:
+    """A pool of connections to ``dsn``; ``options`` go to ``asyncpg.create_pool``
+    (``min_size``, ``max_size``, ``init``, ``timeout``, ``server_settings``, ...).
+
+    Raises ``ConnectFailed`` as ``open_connection`` does, for the connections the pool
+    opens at once (``min_size``).
+    """
+    try:
+        return await asyncpg.create_pool(dsn, **options)
+    except _CONNECT_FAILURES as exc:
+        raise _failed(dsn, exc) from None
+
+
+def _failed(dsn: str, error: BaseException) -> ConnectFailed:
+    return ConnectFailed(f"could not connect to {mask_dsn(dsn)}: {mask_error(error, dsn)}")

@@ -1,4 +1,8 @@
-"""The exceptions crashlog raises. Every one of them is a ``CrashlogError``."""
+"""The exceptions crashlog raises, all declared here. Every one of them is a ``CrashlogError``.
+
+The modules that raise them re-export their names (``crashlog.database.ConnectFailed``,
+``crashlog.spool.SpoolFull``, ...), so either import path works.
+"""
 
 from __future__ import annotations
 
@@ -45,12 +49,48 @@ class NotFlushed(CrashlogError, TimeoutError):
         )
 
 
+class ConnectFailed(CrashlogError):
+    """The database could not be reached or opened; the message names it with the password masked."""
+
+
 class BufferFull(CrashlogError):
     """``emit`` was called with the buffer full and ``on_full="raise"``."""
 
 
 class LoggerClosed(CrashlogError):
     """``emit`` was called on a logger that is closing or closed."""
+
+
+class SpoolError(CrashlogError):
+    """The spool folder cannot be used (locked by another process, or not a spool)."""
+
+
+class SpoolFull(SpoolError):
+    """A batch would take the spool past its byte cap; nothing of it was written."""
+
+
+class RolesError(CrashlogError):
+    """The roles could not be set up (bad prefix, or not enough privilege to do it)."""
+
+
+class UnknownProjection(CrashlogError, ValueError):
+    """A projection name that is not one of ``crashlog.projections.NAMES``; the message
+    lists the known ones."""
+
+
+class StaleCheckpoint(CrashlogError):
+    """The checkpoint moved under this runner, or its version is not this code's."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        #: The projection concerned.
+        self.name = name
+
+
+class RebuildRefused(CrashlogError):
+    """A rebuild did not run, or was not swapped in: another process is rebuilding the same
+    projection, or a table changed (a migration) while its shadow filled. The live tables
+    are untouched; run the rebuild again."""
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

@@ -6,19 +6,25 @@ import asyncio
 from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
 
-from crashlog import analytics, exports, migrations, store
-from crashlog.database import resolve_dsn
+from crashlog import migrations, store
+from crashlog.database import open_pool, resolve_dsn
 from crashlog.errors import InvalidEvent, LoggerClosed, MigrationError
 from crashlog.events import Event, encode_payload
 from crashlog.projections.runner import Runner, side_by_side, wait_projected
 from crashlog.settings import Settings
 from crashlog.store import copy_tuple
 from crashlog.writer import BatchWriter, Metrics
+
+if TYPE_CHECKING:
+    from crashlog.analytics import Statistics
+
+# The reading methods import analytics and exports where they are called: a bot that only
+# writes never loads them (thousands of lines, and pyarrow for Parquet).
 
 
 def connect(dsn: str | None = None, *, project: bool = True, **options: Any) -> Logger:
@@ -49,8 +55,13 @@ class Logger:
         if self._writer is not None:
             return self
         dsn = await asyncio.to_thread(resolve_dsn, self._dsn_argument)
-        self._pool = await store.create_pool(
-            dsn, size=self.settings.pool_size, connect_timeout=self.settings.connect_timeout
+        self._pool = await open_pool(
+            dsn,
+            min_size=1,
+            max_size=self.settings.pool_size,
+            init=store.init_connection,
+            timeout=self.settings.connect_timeout,
+            server_settings={"application_name": "crashlog"},
         )
         try:
             async with self._pool.acquire() as conn:
@@ -179,27 +190,36 @@ class Logger:
     # Read the projected tables: call ``sync()`` first to include what was just emitted.
 
     async def bot_statistics(
-        self, bot_id: str, strategy: str | None = None, *, rtp: float = analytics.DEFAULT_RTP
-    ) -> analytics.Statistics:
-        """Statistics of one bot's settled rounds (see ``crashlog.analytics``)."""
+        self, bot_id: str, strategy: str | None = None, *, rtp: float | None = None
+    ) -> Statistics:
+        """Statistics of one bot's settled rounds (see ``crashlog.analytics``); ``rtp``: the
+        game's return to player (None: ``crashlog.analytics.DEFAULT_RTP``)."""
+        from crashlog import analytics
+
+        rtp = analytics.DEFAULT_RTP if rtp is None else rtp
         return await analytics.bot_statistics(self.pool, bot_id, strategy, rtp=rtp)
 
-    async def strategy_statistics(
-        self, strategy: str, *, rtp: float = analytics.DEFAULT_RTP
-    ) -> analytics.Statistics:
-        """Statistics of every bot's rounds played with ``strategy``."""
+    async def strategy_statistics(self, strategy: str, *, rtp: float | None = None) -> Statistics:
+        """Statistics of every bot's rounds played with ``strategy`` (``rtp`` as above)."""
+        from crashlog import analytics
+
+        rtp = analytics.DEFAULT_RTP if rtp is None else rtp
         return await analytics.strategy_statistics(self.pool, strategy, rtp=rtp)
 
     async def export_rounds(
         self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
     ) -> int:
         """Stream the rounds, in time order, to ``out``; returns how many were written."""
+        from crashlog import exports
+
         return await exports.export_rounds(self.pool, out, format, **filters)
 
     async def export_multipliers(
         self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
     ) -> int:
         """Stream the multipliers (for ML), in time order, to ``out``; returns how many."""
+        from crashlog import exports
+
         return await exports.export_multipliers(self.pool, out, format, **filters)
 
     @property

@@ -24,13 +24,9 @@ from typing import Literal
 import asyncpg
 import attrs
 
-from crashlog.errors import CrashlogError
+from crashlog.errors import RolesError
 
 _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
-
-
-class RolesError(CrashlogError):
-    """The roles could not be set up (bad prefix, or not enough privilege to do it)."""
 
 
 @attrs.frozen

@@ -10,9 +10,12 @@ Promises:
 - A record is ``length (4 bytes) + CRC32 (4 bytes) + payload``. A torn tail (a
   crash mid-write: short header, short payload or a bad CRC) is cut off when the
   segment is read; it was never acknowledged, so nothing acknowledged is lost.
-- ``replay`` appends each record idempotently (``ON CONFLICT DO NOTHING``), so a
-  record replayed twice (a crash after its commit, before its segment's removal)
-  is stored once; a segment is deleted only after all its records are committed.
+- ``replay`` appends each record with an idempotent append (the writer's
+  ``crashlog.appender.Appender``), so a record replayed twice (a crash after its
+  commit, before its segment's removal) is stored once; a segment is deleted only
+  after all its records are committed.
+- The disk format (``encode_batch``/``decode_batch``, ``frame``/``read_records``) is
+  plain Python: reading or writing a spool needs neither a driver nor a server.
 - One process at a time owns a spool folder (an ``flock`` that the kernel
   releases when the owner dies, even by SIGKILL).
 """
@@ -29,15 +32,15 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 from uuid import UUID
 
-import asyncpg
 import attrs
 import orjson
 
-from crashlog import store
-from crashlog.errors import CrashlogError
-from crashlog.store import Row
+from crashlog.errors import SpoolError as SpoolError  # also importable from here
+from crashlog.errors import SpoolFull as SpoolFull
+from crashlog.rows import Row
 
 log = logging.getLogger("crashlog.spool")
 
@@ -48,14 +51,7 @@ DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
 
 Append = Callable[[list[Row]], Awaitable[object]]
-
-
-class SpoolError(CrashlogError):
-    """The spool folder cannot be used (locked by another process, or not a spool)."""
-
-
-class SpoolFull(SpoolError):
-    """A batch would take the spool past its byte cap; nothing of it was written."""
+Outcome = Literal["committed", "spooled"]
 
 
 @attrs.frozen
@@ -359,8 +355,9 @@ class Spooler:
             self.spill_event.set()
         self.backlog = True  # the lanes spool from now on; their first append starts the replayer
 
-    async def write(self, batch: list[Row], direct: Append) -> str:
-        """Commit ``batch`` with ``direct`` or spool it; returns "committed" or "spooled"."""
+    async def write(self, batch: list[Row], direct: Append) -> Outcome:
+        """Commit ``batch`` with ``direct`` or spool it; returns which ("committed": the
+        server has it; "spooled": the disk has it, and the replayer will send it)."""
         while True:
             if not self.backlog:
                 try:
@@ -435,35 +432,6 @@ class Spooler:
                 log.warning("crashlog: %d events stay in the spool at %s for the next start: %s",
                             self.spool.pending_events, self.spool.directory, error)
         self.spool.close()
-
-
-async def append_idempotent(pool: asyncpg.Pool, rows: list[Row]) -> None:
-    """Store rows once each; a row the server refuses goes to ``crashlog.rejected_events``.
-
-    The replayer's default ``append`` when no writer provides one.
-    """
-    async with pool.acquire() as conn:
-        await _insert_isolating(conn, rows)
-
-
-async def _insert_isolating(conn: asyncpg.Connection, rows: list[Row]) -> None:
-    try:
-        await store.insert_rows_idempotent(conn, rows)
-    except (asyncpg.PostgresError, asyncpg.DataError) as error:
-        if _is_transient(error):
-            raise
-        if len(rows) == 1:
-            await store.reject_row(conn, rows[0], error)
-            return
-        middle = len(rows) // 2
-        await _insert_isolating(conn, rows[:middle])
-        await _insert_isolating(conn, rows[middle:])
-
-
-def _is_transient(error: BaseException) -> bool:
-    # Connection, resources, operator intervention, rollback: a later attempt may succeed.
-    sqlstate = getattr(error, "sqlstate", None) or ""
-    return sqlstate[:2] in ("08", "53", "57", "40")
 
 
 def _write_all(fd: int, data: bytes) -> None:

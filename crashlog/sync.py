@@ -23,17 +23,19 @@ import threading
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 
-from crashlog import analytics, exports
 from crashlog.errors import LoggerClosed
 from crashlog.events import Event
 from crashlog.logger import Logger
 from crashlog.logger import connect as connect_async
 from crashlog.writer import Metrics
+
+if TYPE_CHECKING:
+    from crashlog.analytics import Statistics
 
 T = TypeVar("T")
 
@@ -98,25 +100,31 @@ class SyncLogger:
         """Run a coroutine of your own (e.g. a query on ``pool``) on the logger's loop."""
         return self._call(coroutine, timeout)
 
-    def bot_statistics(
-        self, bot_id: str, strategy: str | None = None, **options: Any
-    ) -> analytics.Statistics:
+    def bot_statistics(self, bot_id: str, strategy: str | None = None, **options: Any) -> Statistics:
         """``crashlog.analytics.bot_statistics`` of what is projected so far (``sync()`` first)."""
+        from crashlog import analytics  # where used: a bot that only writes never loads it
+
         return self._call(analytics.bot_statistics(self._live().pool, bot_id, strategy, **options))
 
-    def strategy_statistics(self, strategy: str, **options: Any) -> analytics.Statistics:
+    def strategy_statistics(self, strategy: str, **options: Any) -> Statistics:
+        from crashlog import analytics
+
         return self._call(analytics.strategy_statistics(self._live().pool, strategy, **options))
 
     def export_rounds(
         self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
     ) -> int:
         """``crashlog.exports.export_rounds``: rows written."""
+        from crashlog import exports
+
         return self._call(exports.export_rounds(self._live().pool, out, format, **filters))
 
     def export_multipliers(
         self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
     ) -> int:
         """``crashlog.exports.export_multipliers``: rows written."""
+        from crashlog import exports
+
         return self._call(exports.export_multipliers(self._live().pool, out, format, **filters))
 
     # -- closing -------------------------------------------------------------------------

@@ -6,10 +6,11 @@ Promises:
 - Each bot's events land in the log in the order it emitted them. Bots are
   spread by a hash of ``bot_id`` over a few lanes; a lane writes one batch at a
   time, so while the server stores one lane's batch another lane's is on its way.
-- A transient failure is retried (exponential backoff with jitter) with
-  conflict handling, so an append that committed before its reply was lost adds
-  nothing twice. A row the server refuses is isolated by bisection into
-  ``crashlog.rejected_events`` while the rest of its batch commits.
+- Each batch is stored by the ``crashlog.appender.Appender``: a transient failure
+  is retried (exponential backoff with jitter) with conflict handling, so an append
+  that committed before its reply was lost adds nothing twice; a row the server
+  refuses is isolated by bisection into ``crashlog.rejected_events`` while the rest
+  of its batch commits.
 - With ``spool_dir`` set, a batch still not stored at the retry deadline (or at
   once, when the buffer is full and ``on_full="spool"``) is written to the local
   spool and counts as done; the spool is replayed in order, idempotently, when
@@ -26,17 +27,9 @@ from typing import cast
 
 import asyncpg
 import attrs
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_delay,
-    stop_when_event_set,
-    wait_random_exponential,
-)
-from tenacity.stop import stop_base
 
-from crashlog import store
+from crashlog.appender import Appender
+from crashlog.appender import is_transient as is_transient  # its home before the appender
 from crashlog.errors import BufferFull, LoggerClosed, NotFlushed
 from crashlog.settings import Settings
 from crashlog.spool import Spool, Spooler
@@ -44,25 +37,8 @@ from crashlog.store import DecodedRows, Row
 
 log = logging.getLogger("crashlog.writer")
 
-# SQLSTATE classes worth retrying: connection (08), resources (53), operator
-# intervention such as a restart (57), transaction rollback such as deadlock (40).
-_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
-
 # emit() hands the event loop to the writer once per this many events (a few microseconds each time).
 _YIELD_EVERY = 1024
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for failures that a later attempt of the same batch may get past."""
-    if isinstance(error, asyncpg.PostgresError):
-        return (error.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
-    if isinstance(error, asyncpg.DataError):  # asyncpg could not encode a value: retrying won't help
-        return False
-    return isinstance(error, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError))
-
-
-# What a single row can be refused with: an error from the server, or from asyncpg encoding it.
-_REFUSALS = (asyncpg.PostgresError, asyncpg.DataError)
 
 
 @attrs.frozen
@@ -85,12 +61,15 @@ class BatchWriter:
     """Owns the buffer (split into lanes) and the tasks that drain it into the store."""
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
-        self._pool = pool
         self._settings = settings
-        self._lanes = [_Lane(self, index) for index in range(settings.writer_lanes)]
+        self.appender = Appender(pool, retry_deadline=settings.retry_deadline)
+        self._lanes = [
+            _Lane(self, index, batch_size=settings.batch_size, flush_interval=settings.flush_interval)
+            for index in range(settings.writer_lanes)
+        ]
         self._held = 0  # events accepted and not yet done, over all lanes
         self._emitted = 0
-        self._counts = {"committed": 0, "duplicates": 0, "retried": 0, "rejected": 0, "batches": 0}
+        self._batches = 0
         self.last_latency: float | None = None
         self._room = asyncio.Event()  # the buffer has room again
         self.closing = False
@@ -99,7 +78,7 @@ class BatchWriter:
             spool = Spool.open(settings.spool_dir, max_bytes=settings.spool_max_bytes)
             # Replay takes the COPY fast path too: a batch already stored (spooled after an
             # ambiguous failure, or replayed before a crash) fails whole, then goes idempotent.
-            self.spooler = Spooler(spool, self._append_rows)
+            self.spooler = Spooler(spool, self.appender.append_rows)
 
     # -- the caller's side ---------------------------------------------------------------
 
@@ -186,89 +165,36 @@ class BatchWriter:
             buffered=where["buffer"],
             in_flight=where["in_flight"],
             last_flush_latency=self.last_latency,
-            **self._counts,
+            batches=self._batches,
+            **attrs.asdict(self.appender.counts),
         )
 
     # -- called by the lanes -------------------------------------------------------------
 
-    def batch_done(self, size: int, latency: float) -> None:
-        self.last_latency = latency
-        self._counts["batches"] += 1
+    def batch_done(self, size: int, latency: float | None) -> None:
+        """``size`` rows of a lane are done; ``latency``: how long their commit took (None
+        when they went to the spool instead)."""
+        if latency is not None:
+            self.last_latency = latency
+        self._batches += 1
         self._held -= size
         if self._held < self._settings.buffer_size:
             self._room.set()
 
     async def append_with_retries(self, batch: list[bytes]) -> None:
-        """Store ``batch``, retrying transient failures until the retry deadline."""
-        attempt_number = 0
-        stop: stop_base = stop_after_delay(self._settings.retry_deadline)
-        if self.spooler is not None:  # the buffer is full and the policy says spool: stop waiting
-            stop = stop | stop_when_event_set(self.spooler.spill_event)
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_transient),
-            wait=wait_random_exponential(multiplier=0.05, max=5.0),
-            stop=stop,
-            before_sleep=self._count_retry,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                attempt_number += 1
-                # Only a retry can meet its own earlier rows, so only a retry pays for conflict handling.
-                await self._append(batch, first_try=attempt_number == 1)
-
-    def _count_retry(self, state: RetryCallState) -> None:
-        self._counts["retried"] += 1
-        error = state.outcome.exception() if state.outcome else None
-        log.info("crashlog: retrying a batch after: %s", error)
-
-    async def _append_rows(self, rows: list[Row]) -> None:
-        """Store rows read back from the spool (the same path as a lane's batch)."""
-        await self._append([store.encode_row(row) for row in rows], first_try=True)
-
-    async def _append(self, batch: list[bytes], *, first_try: bool) -> None:
-        async with self._pool.acquire() as conn:
-            if first_try:
-                try:
-                    stored = await store.copy_tuples(conn, batch)
-                except asyncpg.UniqueViolationError:
-                    pass  # an id that is already stored: take the path that skips it
-                except _REFUSALS as error:
-                    if is_transient(error):
-                        raise
-                else:
-                    # Count after the await: "x += await f()" would read x before other lanes update it.
-                    self._counts["committed"] += stored
-                    return
-            await self._append_isolating(conn, batch)
-
-    async def _append_isolating(self, conn: asyncpg.Connection, batch: list[bytes]) -> None:
-        """Append idempotently; a refused batch is halved until the refused rows stand alone."""
-        try:
-            inserted = await store.insert_tuples_idempotent(conn, batch)
-        except _REFUSALS as error:
-            if is_transient(error):
-                raise
-            if len(batch) == 1:
-                row = store.decode_row(batch[0])
-                await store.reject_row(conn, row, error)
-                self._counts["rejected"] += 1
-                log.error("crashlog: event %s refused by the server: %s", row.event_id, error)
-                return
-            middle = len(batch) // 2
-            await self._append_isolating(conn, batch[:middle])
-            await self._append_isolating(conn, batch[middle:])
-            return
-        self._counts["committed"] += inserted
-        self._counts["duplicates"] += len(batch) - inserted
+        """Store ``batch`` through the appender, retrying transient failures until the retry
+        deadline, or until the buffer is full and the policy says spool."""
+        stop = self.spooler.spill_event if self.spooler is not None else None
+        await self.appender.append_with_retries(batch, stop=stop)
 
 
 class _Lane:
     """An ordered stream of batches: one task, one batch in flight at a time."""
 
-    def __init__(self, writer: BatchWriter, index: int) -> None:
+    def __init__(self, writer: BatchWriter, index: int, *, batch_size: int, flush_interval: float) -> None:
         self._writer = writer
-        self._settings = writer._settings
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
         self._index = index
         self.buffer: deque[bytes] = deque()  # COPY tuples, see store.copy_tuple
         self.in_flight = 0
@@ -295,7 +221,7 @@ class _Lane:
         size = len(self.buffer)
         if size == 1:
             self._arrived.set()
-        elif size >= self._settings.batch_size:
+        elif size >= self._batch_size:
             self._batch_ready.set()
 
     def wake(self) -> None:
@@ -322,11 +248,11 @@ class _Lane:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            if len(self.buffer) < self._settings.batch_size and not self._urgent():
+            if len(self.buffer) < self._batch_size and not self._urgent():
                 # Linger briefly so a trickle of events still goes out in few transactions.
                 self._batch_ready.clear()
                 try:
-                    await asyncio.wait_for(self._batch_ready.wait(), self._settings.flush_interval)
+                    await asyncio.wait_for(self._batch_ready.wait(), self._flush_interval)
                 except asyncio.TimeoutError:
                     pass
             await self._write(self._take_batch())
@@ -335,7 +261,7 @@ class _Lane:
         return self._writer.closing or bool(self._waiters)
 
     def _take_batch(self) -> list[bytes]:
-        count = min(len(self.buffer), self._settings.batch_size)
+        count = min(len(self.buffer), self._batch_size)
         buffer = self.buffer
         batch = [buffer.popleft() for _ in range(count)]
         self.in_flight = count
@@ -344,11 +270,13 @@ class _Lane:
     async def _write(self, batch: list[bytes]) -> None:
         started = time.perf_counter()
         spooler = self._writer.spooler
+        committed = True
         if spooler is not None:  # committed, or spooled (acknowledged) when it cannot be
             # The spool reads rows, decoded only if it takes the batch; the direct path sends
             # the encoded batch as it is.
             rows = cast("list[Row]", DecodedRows(batch))
-            await spooler.write(rows, lambda _rows: self._writer.append_with_retries(batch))
+            outcome = await spooler.write(rows, lambda _rows: self._writer.append_with_retries(batch))
+            committed = outcome == "committed"
         else:
             while True:
                 try:
@@ -363,7 +291,7 @@ class _Lane:
                     await asyncio.sleep(1.0)
         self.in_flight = 0
         self.done += len(batch)
-        self._writer.batch_done(len(batch), time.perf_counter() - started)
+        self._writer.batch_done(len(batch), time.perf_counter() - started if committed else None)
         for target, future in self._waiters:
             if target <= self.done and not future.done():
                 future.set_result(None)

@@ -3,6 +3,7 @@ the zero-set-up default (no DSN: an embedded PostgreSQL in CRASHLOG_HOME)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -16,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crashlog
-from crashlog.database import mask_dsn, open_connection
+from crashlog.database import mask_dsn, mask_error, open_connection, open_pool
+from crashlog.projections.runner import Runner
 
 SECRET = "Zq9-s3cr3t"
 
@@ -108,6 +110,40 @@ async def test_a_failed_connection_names_the_server_but_not_the_password(
         assert SECRET not in message and "***" in message
         assert SECRET not in repr(info.value)
     assert SECRET not in caplog.text
+
+
+async def test_a_pool_that_cannot_connect_names_the_server_but_not_the_password() -> None:
+    dsn = f"postgresql://alice:{SECRET}@127.0.0.1:1/bots"
+    with pytest.raises(crashlog.ConnectFailed) as info:
+        await open_pool(dsn, min_size=1, timeout=2)
+    message = str(info.value)
+    assert "postgresql://alice:***@127.0.0.1:1/bots" in message and SECRET not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+@pytest.mark.parametrize(("dsn", "as_read"), [
+    ("postgresql://alice:p%40ss%20word@db.example/bots", "p@ss word"),  # URL-encoded
+    ("postgresql://alice@db.example/bots?password=p%26ss&sslmode=require", "p&ss"),
+    (r"host=db.example user=alice password='it\'s secret' dbname=bots", "it's secret"),
+])
+def test_an_error_quoting_the_password_alone_shows_it_masked(dsn: str, as_read: str) -> None:
+    text = mask_error(ValueError(f"cannot use <{as_read}> from {dsn}"), dsn)
+    assert text == f"cannot use <***> from {mask_dsn(dsn)}"
+
+
+async def test_a_runner_that_cannot_connect_logs_the_server_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="crashlog.projections")
+    runner = Runner(f"postgresql://alice:{SECRET}@127.0.0.1:1/bots")
+    runner.start()
+    for _ in range(200):
+        if "could not connect" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    await runner.stop()
+    assert "alice:***@127.0.0.1:1" in caplog.text and SECRET not in caplog.text
+    assert "Traceback" not in caplog.text  # a refused connection is a warning, not a crash
 
 
 async def test_a_malformed_dsn_with_a_password_is_reported_without_it() -> None:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
+import subprocess
 import sys
+import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crashlog import store
+from crashlog.appender import append_idempotent
 from crashlog.events.uuid7 import uuid7
-from crashlog.spool import Spool, Spooler, SpoolError, SpoolFull, append_idempotent
+from crashlog.spool import MAGIC, Spool, Spooler, SpoolError, SpoolFull, decode_batch, encode_batch, frame, read_records
 from crashlog.store import Row
 
 
@@ -376,3 +383,75 @@ async def test_a_writer_killed_mid_append_leaves_every_acknowledged_batch_readab
     print(f"\nkilled after {acknowledged} acknowledged batches; recovered {len(numbers)}; "
           f"torn bytes cut: {spool.stats().torn_bytes}")
     spool.close()
+
+
+# -- the disk format, without a database -------------------------------------------------------
+
+_aware_times = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1),
+    timezones=st.sampled_from([timezone.utc, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=-3, minutes=-30))]),
+)
+_rows = st.builds(
+    Row, st.uuids(), st.text(min_size=1, max_size=20), st.integers(-(2**15), 2**15 - 1),
+    st.text(min_size=1, max_size=30), st.none() | st.text(max_size=30), _aware_times,
+    st.text(max_size=60).map(lambda t: orjson.dumps({"text": t})),
+)
+
+
+@given(st.lists(_rows, max_size=8))
+def test_a_batch_comes_back_from_its_encoding_exactly(batch: list[Row]) -> None:
+    def in_utc(rows: list[Row]) -> list[Row]:
+        # Compared as instants: Python never finds a time in a DST fold equal to one in
+        # another zone, even the same instant.
+        return [r._replace(occurred_at=r.occurred_at.astimezone(timezone.utc)) for r in rows]
+
+    again = decode_batch(encode_batch(batch))
+    assert in_utc(again) == in_utc(batch)
+    assert [r.occurred_at.utcoffset() == b.occurred_at.utcoffset() for r, b in zip(again, batch)] == [
+        True] * len(batch)
+
+
+@given(st.lists(st.binary(max_size=300), max_size=6), st.integers(min_value=1, max_value=400))
+def test_records_read_back_up_to_a_torn_tail(payloads: list[bytes], cut: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        segment = Path(folder) / "000000000001.spool"
+        whole = MAGIC + b"".join(frame(p) for p in payloads)
+        segment.write_bytes(whole)
+        assert read_records(segment) == (payloads, len(whole))
+        last = frame(b"the record a crash cut short")
+        segment.write_bytes(whole + last[: min(cut, len(last) - 1)])
+        assert read_records(segment) == (payloads, len(whole))  # the torn record is not read
+
+
+def test_the_disk_format_needs_neither_a_driver_nor_a_server(tmp_path: Path) -> None:
+    """In a fresh interpreter where asyncpg cannot be imported at all. ``import crashlog``
+    loads the logger, and the driver with it; the spool's own modules do not, so the package
+    is entered without its ``__init__`` here."""
+    package = Path(store.__file__).resolve().parent
+    script = textwrap.dedent(f"""
+        import sys, types
+        sys.modules["asyncpg"] = None  # any import of the driver fails from here on
+        bare = types.ModuleType("crashlog")
+        bare.__path__ = [{str(package)!r}]
+        sys.modules["crashlog"] = bare
+        from datetime import datetime, timezone
+        from uuid import uuid4
+        from crashlog.rows import Row
+        from crashlog.spool import Spool, decode_batch, read_records
+
+        rows = [Row(uuid4(), "OcrRead", 1, "b1", None, datetime(2026, 1, 1, tzinfo=timezone.utc), b'{{}}')]
+        spool = Spool.open({str(tmp_path / "spool")!r})
+        spool.append(rows)
+        spool.close()
+        again = Spool.open({str(tmp_path / "spool")!r})
+        [segment] = again.segments()
+        records, _ = read_records(segment)
+        assert [decode_batch(r) for r in records] == [rows], records
+        assert "asyncpg" not in [m for m, v in sys.modules.items() if v is not None]
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(package.parent)}, cwd=tmp_path)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +20,7 @@ import orjson
 import pytest
 
 import crashlog
+from crashlog import rows as row_codec
 from crashlog import store
 from crashlog.events import BotErrorRaised, Event, Outcome, RoundSettled, encode_payload
 from crashlog.store import Row
@@ -200,7 +205,7 @@ async def test_copy_tuples_store_exactly_the_rows_they_encode(conn: asyncpg.Conn
 async def test_more_bots_than_the_encoders_cache_keep_their_own_ids_and_sessions(
     log: crashlog.Logger, conn: asyncpg.Connection
 ) -> None:
-    bots = [f"bot-é-{i}" for i in range(store._TEXT_FIELDS_MAX + 500)]
+    bots = [f"bot-é-{i}" for i in range(row_codec._TEXT_FIELDS_MAX + 500)]
     for i, bot in enumerate(bots):
         await log.emit(a_round(bot, i, session_id=None if i % 3 == 0 else f"s\\{i}"))
     await log.flush()
@@ -375,3 +380,26 @@ async def test_emit_after_close_raises_logger_closed(dsn: str) -> None:
     await log.aclose()
     with pytest.raises(crashlog.LoggerClosed):
         await log.emit(a_round())
+
+
+# -- a writer stays light -------------------------------------------------------------------
+
+
+def test_importing_crashlog_loads_neither_analytics_nor_exports() -> None:
+    """A bot that only writes must not pay for the reading side (thousands of lines, pyarrow)."""
+    source_root = Path(crashlog.__file__).resolve().parent.parent
+
+    def loaded_by(code: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONPATH": str(source_root)}, cwd=source_root.parent,
+        )
+        return done.stdout.strip()
+
+    imported = Path(loaded_by("import crashlog; print(crashlog.__file__)")).resolve()
+    assert imported == source_root / "crashlog" / "__init__.py"  # this tree's crashlog
+    assert loaded_by("import crashlog, sys; print([m for m in sys.modules if 'analytics' in m])") == "[]"
+    heavy = ("analytics", "exports", "features", "pyarrow", "simulator")
+    assert loaded_by(
+        "import crashlog, crashlog.sync, sys;"
+        f" print(sorted(m for m in sys.modules if any(k in m for k in {heavy!r})))") == "[]"

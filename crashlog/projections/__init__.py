@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from crashlog.errors import CrashlogError
+from crashlog.errors import UnknownProjection
 from crashlog.projections import (
     bot_errors,
     bot_stats,
@@ -42,13 +42,13 @@ NAMES: tuple[str, ...] = tuple(p.name for p in PROJECTIONS)
 def select(names: list[str] | tuple[str, ...] | None) -> list[Projection]:
     """The projections called ``names`` (``None`` or ``["all"]``: every one), in registry order.
 
-    Raises ``CrashlogError`` naming an unknown projection and the known ones.
+    Raises ``UnknownProjection`` (a ``CrashlogError``) naming an unknown projection and the known ones.
     """
     if not names or "all" in names:
         return list(PROJECTIONS)
     unknown = sorted(set(names) - set(NAMES))
     if unknown:
-        raise CrashlogError(
+        raise UnknownProjection(
             f"unknown projection {unknown[0]!r}; known: {', '.join(NAMES)} (or 'all')"
         )
     return [p for p in PROJECTIONS if p.name in names]

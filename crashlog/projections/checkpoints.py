@@ -4,6 +4,10 @@ Only events with ``tx_id < pg_snapshot_xmin(pg_current_snapshot())`` are read: e
 transaction below that horizon has ended, so no event can later appear before the
 checkpoint. A checkpoint moves only by compare-and-set, in the transaction that
 applied the events it covers.
+
+That rule is written once, here: ``COMMIT_SAFE`` (the horizon), ``AFTER`` (past a
+place in reading order) and ``READING_ORDER``; every reader of the log builds its
+query from them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import NamedTuple
 
 import asyncpg
 
-from crashlog.projections.base import Projection
+from crashlog.errors import StaleCheckpoint
+from crashlog.projections.base import Projection, Span
 
 
 class Position(NamedTuple):
@@ -25,27 +30,32 @@ class Position(NamedTuple):
 
 ORIGIN = Position(0, 0)
 
-# The last event of the next batch after $1/$2 (at most $3 events), how many it holds, and
+# -- the commit-safe reading rule, as SQL fragments over crashlog.events ----------------------
+#: Events whose transaction is below the horizon: every transaction there has ended, so no
+#: event can later appear before one read.
+COMMIT_SAFE = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+#: Events past the place ``$1`` (tx_id), ``$2`` (position), in reading order.
+AFTER = "(tx_id, position) > ($1::xid8, $2::bigint)"
+#: The log's reading order (ascending; an index serves it).
+READING_ORDER = "tx_id, position"
+#: The reverse: the latest event first.
+READING_ORDER_DESC = "tx_id DESC, position DESC"
+
+# The last event of the next span after $1/$2 (at most $3 events), how many it holds, and
 # its event types (a projection with none of its types there has nothing to do).
-_BATCH_END = """
+_SPAN_END = f"""
 WITH b AS MATERIALIZED (
     SELECT tx_id, position, event_type FROM crashlog.events
-    WHERE (tx_id, position) > ($1::xid8, $2::bigint)
-      AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx_id, position
+    WHERE {AFTER} AND {COMMIT_SAFE}
+    ORDER BY {READING_ORDER}
     LIMIT $3
 )
 SELECT (SELECT count(*) FROM b) AS n, (SELECT array_agg(DISTINCT event_type) FROM b) AS types,
        tx_id, position
-FROM b ORDER BY tx_id DESC, position DESC LIMIT 1
+FROM b ORDER BY {READING_ORDER_DESC} LIMIT 1
 """
 
-_ANY_AFTER = """
-SELECT EXISTS (
-    SELECT 1 FROM crashlog.events
-    WHERE (tx_id, position) > ($1::xid8, $2::bigint)
-      AND tx_id < pg_snapshot_xmin(pg_current_snapshot()))
-"""
+_ANY_AFTER = f"SELECT EXISTS (SELECT 1 FROM crashlog.events WHERE {AFTER} AND {COMMIT_SAFE})"
 
 _ENSURE = """
 INSERT INTO crashlog.projection_checkpoints (name, version) VALUES ($1, $2)
@@ -100,33 +110,31 @@ LEFT JOIN crashlog.projection_checkpoints c USING (name)
 """
 
 
-class StaleCheckpoint(Exception):
-    """The checkpoint moved under this runner, or its version is not this code's."""
+class LogSpan(NamedTuple):
+    """The next events to apply: after ``start`` up to and including ``end``, how many
+    they are and their event types."""
 
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        #: The projection concerned.
-        self.name = name
-
-
-class Batch(NamedTuple):
-    """The next events to apply: how many, the position of the last, their event types."""
-
-    events: int
+    start: Position
     end: Position
+    events: int
     types: frozenset[str]
 
+    @property
+    def bounds(self) -> Span:
+        """The span as a handler takes it: ``(start_tx, start_pos, end_tx, end_pos)``."""
+        return (*self.start, *self.end)
+
     def concerns(self, projection: Projection) -> bool:
-        """Whether the batch holds anything for ``projection`` to apply."""
+        """Whether the span holds anything for ``projection`` to apply."""
         return not self.types.isdisjoint(projection.event_types)
 
 
-async def next_batch(conn: asyncpg.Connection, after: Position, limit: int) -> Batch | None:
-    """The next batch after ``after`` (at most ``limit`` events); None if there is none."""
-    row = await conn.fetchrow(_BATCH_END, after.tx_id, after.position, limit)
+async def next_span(conn: asyncpg.Connection, after: Position, limit: int) -> LogSpan | None:
+    """The next commit-safe span after ``after`` (at most ``limit`` events); None if none."""
+    row = await conn.fetchrow(_SPAN_END, after.tx_id, after.position, limit)
     if row is None:
         return None
-    return Batch(row["n"], Position(row["tx_id"], row["position"]), frozenset(row["types"]))
+    return LogSpan(after, Position(row["tx_id"], row["position"]), row["n"], frozenset(row["types"]))
 
 
 async def any_after(conn: asyncpg.Connection, after: Position) -> bool:
@@ -139,16 +147,6 @@ async def ensure(conn: asyncpg.Connection, projection: Projection) -> tuple[int,
     await conn.execute(_ENSURE, projection.name, projection.version)
     row = await conn.fetchrow(_READ, projection.name)
     return row["version"], Position(row["tx_id"], row["position"])
-
-
-async def apply_next_batch(
-    conn: asyncpg.Connection, projection: Projection, limit: int
-) -> tuple[int, Position]:
-    """Apply the next batch to the live tables and advance the checkpoint, in one transaction.
-
-    Returns how many events were applied and the checkpoint after them.
-    """
-    return (await apply_next_batches(conn, [projection], limit))[projection.name]
 
 
 async def apply_next_batches(
@@ -180,16 +178,15 @@ async def apply_next_batches(
             starts.setdefault(held[p.name], []).append(p)
         moves = []
         for start, group in sorted(starts.items()):
-            batch = await next_batch(conn, start, limit)
-            if batch is None:
+            span = await next_span(conn, start, limit)
+            if span is None:
                 done.update((p.name, (0, start)) for p in group)
                 continue
-            count, end, _ = batch
             for p in group:
-                if batch.concerns(p):  # else its checkpoint just moves past the batch
-                    await p.apply(conn, p.live_tables(), (*start, *end))
-                moves.append((p.name, *start, *end, count))
-                done[p.name] = (count, end)
+                if span.concerns(p):  # else its checkpoint just moves past the span
+                    await p.apply(conn, p.live_tables(), span.bounds)
+                moves.append((p.name, *span.bounds, span.events))
+                done[p.name] = (span.events, span.end)
         if moves:
             status = await conn.execute(_ADVANCE, *map(list, zip(*moves)))
             if status != f"UPDATE {len(moves)}":  # cannot happen while the row locks hold

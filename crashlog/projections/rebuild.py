@@ -21,9 +21,9 @@ from typing import TypeVar
 import asyncpg
 import attrs
 
-from crashlog.errors import CrashlogError
+from crashlog.errors import RebuildRefused
 from crashlog.projections import checkpoints
-from crashlog.projections.base import Projection, shadow_name, share
+from crashlog.projections.base import IN_SPAN, Projection, shadow_name, share
 from crashlog.projections.checkpoints import ORIGIN, Position
 
 Progress = Callable[[int, int], None]
@@ -75,7 +75,7 @@ async def rebuild_projections(
 
     With ``helpers`` (more connections to the same database), the projections are shared
     out between ``conn`` and them by weight and filled side by side; the swap is still one
-    transaction on ``conn``. Raises ``CrashlogError`` if another process is rebuilding one
+    transaction on ``conn``. Raises ``RebuildRefused`` if another process is rebuilding one
     of them.
     """
     locked = []
@@ -83,7 +83,7 @@ async def rebuild_projections(
         for p in projections:
             if not await conn.fetchval(
                     "SELECT pg_try_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name)):
-                raise CrashlogError(f"projection {p.name} is already being rebuilt elsewhere")
+                raise RebuildRefused(f"projection {p.name} is already being rebuilt elsewhere")
             locked.append(p)
         deferred, read = await _create_shadows(conn, projections)
         try:
@@ -244,14 +244,14 @@ async def _fill(
     while True:
         # The first batch is small: until the new tables have statistics, plans are blind.
         limit = batch_size if batches else min(batch_size, FIRST_BATCH)
-        batch = await checkpoints.next_batch(conn, cursor, limit)
-        if batch is None:
+        span = await checkpoints.next_span(conn, cursor, limit)
+        if span is None:
             return batches
-        count, end, _ = batch
+        count, end = span.events, span.end
         async with conn.transaction():
             for p in projections:
-                if batch.concerns(p):
-                    await p.handler(conn, p.shadow_tables(), (*cursor, *end))
+                if span.concerns(p):
+                    await p.handler(conn, p.shadow_tables(), span.bounds)
         cursor, done = end, done + count
         batches.append((end, count))
         if len(batches) & (len(batches) - 1) == 0:
@@ -312,9 +312,10 @@ async def _swap(
 
 
 async def _count_between(conn: asyncpg.Connection, lo: Position, hi: Position) -> int:
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM crashlog.events WHERE (tx_id, position) > ($1::xid8, $2::bigint)"
-        " AND (tx_id, position) <= ($3::xid8, $4::bigint)", *lo, *hi))
+    return int(await conn.fetchval(_COUNT_IN_SPAN, *lo, *hi))
+
+
+_COUNT_IN_SPAN = f"SELECT count(*) FROM {IN_SPAN}"
 
 
 _COLUMNS = """
@@ -326,7 +327,7 @@ WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnu
 async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
     """Replace crashlog.table by its shadow, giving the shadow's indexes the old names.
 
-    Raises ``CrashlogError`` if the table's columns or indexes changed since the shadow was
+    Raises ``RebuildRefused`` if the table's columns or indexes changed since the shadow was
     made (a migration ran meanwhile): swapping would undo the migration.
     """
     shadow = shadow_name(table)
@@ -336,7 +337,7 @@ async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
     same_columns = [tuple(r) for r in await conn.fetch(_COLUMNS, f"crashlog.{table}")] == [
         tuple(r) for r in await conn.fetch(_COLUMNS, f"crashlog.{shadow}")]
     if not same_columns or set(old_names) != {_shape(i["definition"]) for i in new_indexes}:
-        raise CrashlogError(
+        raise RebuildRefused(
             f"crashlog.{table} changed while it was being rebuilt (a migration?): "
             "its rebuild is dropped; rebuild it again")
     await conn.execute(f"DROP TABLE crashlog.{table}")

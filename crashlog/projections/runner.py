@@ -25,11 +25,11 @@ from collections.abc import Sequence
 import asyncpg
 
 from crashlog import store
-from crashlog.database import mask_dsn
-from crashlog.errors import NotFlushed
+from crashlog.database import mask_error, open_connection
+from crashlog.errors import ConnectFailed, NotFlushed, StaleCheckpoint
 from crashlog.projections import NAMES, PROJECTIONS, checkpoints, select
 from crashlog.projections.base import Projection, share
-from crashlog.projections.checkpoints import Position, StaleCheckpoint
+from crashlog.projections.checkpoints import Position
 from crashlog.projections.rebuild import Progress, analyze, lock_id, rebuild_projections
 
 log = logging.getLogger("crashlog.projections")
@@ -67,7 +67,8 @@ SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 WHERE s.relid = ANY($1::regclass[]) AND s.n_mod_since_analyze > greatest(c.reltuples, 0) + 500
 """
 
-_FAILURES = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# What a lost or refused connection raises: logged briefly, and retried.
+_FAILURES = (ConnectFailed, OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class Runner:
@@ -99,8 +100,6 @@ class Runner:
         self._task: asyncio.Task[None] | None = None
         #: name -> checkpoint, for the projections this runner holds the lock of.
         self.held: dict[str, Position] = {}
-        #: The server process id of the runner's connection (None while disconnected).
-        self.backend_pid: int | None = None
         #: Batches applied, over all projections (for tests and metrics).
         self.batches_applied = 0
         self._batches: dict[str, int] = {}  # per projection, in this session
@@ -140,7 +139,7 @@ class Runner:
                 await self._session()
                 delay = 0.1
             except Exception as error:  # a dead runner would leave the tables stale: retry
-                message = str(error).replace(self._dsn, mask_dsn(self._dsn))
+                message = mask_error(error, self._dsn)
                 if isinstance(error, _FAILURES):
                     log.warning("crashlog projections: %s; retrying in %.1fs", message, delay)
                 else:
@@ -150,11 +149,9 @@ class Runner:
                 delay = min(delay * 2, 5.0)
 
     async def _session(self) -> None:
-        conn = await asyncpg.connect(self._dsn, server_settings=SERVER_SETTINGS)
+        conn = await open_connection(self._dsn, init=store.init_connection, server_settings=SERVER_SETTINGS)
         self.held = {}
         try:
-            await store.init_connection(conn)
-            self.backend_pid = conn.get_server_pid()
             await conn.add_listener(CHANNEL, self._on_notify)
             next_claim = 0.0
             while not self._stop.is_set():
@@ -167,7 +164,6 @@ class Runner:
                 await self._sleep(self._poll_interval)
         finally:
             self.held = {}
-            self.backend_pid = None
             conn.terminate()  # synchronous: safe even while this task is being cancelled
 
     async def _claim(self, conn: asyncpg.Connection) -> None:
@@ -236,14 +232,14 @@ class Runner:
 
     async def _analyse(self, tables: list[str]) -> None:
         try:
-            conn = await asyncpg.connect(self._dsn, server_settings=SERVER_SETTINGS)
+            conn = await open_connection(self._dsn, server_settings=SERVER_SETTINGS)
             try:
                 await analyze(conn, tables)
             finally:
                 await conn.close()
         except _FAILURES as error:  # only the planner's statistics wait for the next time
             log.warning("crashlog projections: analysing %s failed: %s", ", ".join(tables),
-                        str(error).replace(self._dsn, mask_dsn(self._dsn)))
+                        mask_error(error, self._dsn))
 
     def _on_notify(self, *_args: object) -> None:
         self._wake.set()
@@ -310,8 +306,7 @@ async def rebuild(
     conns: list[asyncpg.Connection] = []
     try:
         for _ in range(max(1, min(connections, len(projections)))):
-            conns.append(await asyncpg.connect(dsn, server_settings=REBUILD_SETTINGS))
-            await store.init_connection(conns[-1])
+            conns.append(await open_connection(dsn, init=store.init_connection, server_settings=REBUILD_SETTINGS))
         await rebuild_projections(conns[0], projections, progress=progress, helpers=conns[1:])
     finally:
         for conn in conns:
