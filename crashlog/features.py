@@ -38,7 +38,7 @@ import attrs
 
 from crashlog.analytics.rtp import check_rtp
 from crashlog.analytics.signals import chance_of_hit
-from crashlog.simulator import CENT, DEFAULT_RTP, randomized_pit
+from crashlog.law import CENT, DEFAULT_RTP, randomized_pit
 
 #: Columns read from each source row (``crashlog.round_multipliers``; event_id as text).
 SOURCE_COLUMNS: tuple[str, ...] = (

@@ -44,7 +44,7 @@ from crashlog.analytics.signals import (
     score_signals,
     signal_report,
 )
-from crashlog.simulator import DEFAULT_RTP
+from crashlog.law import DEFAULT_RTP
 
 __all__ = [
     "Alarm",

@@ -29,7 +29,7 @@ from crashlog.analytics.inference import (
     wilson_interval,
     z_value,
 )
-from crashlog.simulator import DEFAULT_RTP
+from crashlog.law import DEFAULT_RTP
 
 #: Fewer bets than this and nothing is worth concluding, whatever the intervals say.
 MIN_BETS = 30

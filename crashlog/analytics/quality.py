@@ -41,7 +41,7 @@ from crashlog.analytics.fit import multiplier_decimal, squared_masses, value_pro
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.analytics.rtp import RtpSourceKind, resolve_rtp, rtp_from_busts, rtp_note
 from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
-from crashlog.simulator import (
+from crashlog.law import (
     CENT,
     DEFAULT_RTP,
     MAX_CRASH,

@@ -48,7 +48,7 @@ from crashlog.analytics.inference import (
     wilson_interval,
 )
 from crashlog.analytics.rtp import RtpSourceKind, check_rtp, choose_rtp, rtp_note
-from crashlog.simulator import CENT, DEFAULT_RTP, survival
+from crashlog.law import CENT, DEFAULT_RTP, survival
 
 #: Verdicts of a signal type.
 NO_EVIDENCE = "no evidence of skill"
