@@ -40,13 +40,13 @@ from crashlog.analytics.connections import borrows_from_pool
 from crashlog.analytics.fit import multiplier_decimal, squared_masses, value_probability
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.analytics.rtp import RtpSourceKind, resolve_rtp, rtp_from_busts, rtp_note
-from crashlog.projections.round_multipliers import LOW_OCR_CONFIDENCE
 from crashlog.law import (
     CENT,
     DEFAULT_RTP,
     MAX_CRASH,
     instant_bust_probability,
 )
+from crashlog.quality_flags import LOW_OCR_CONFIDENCE
 
 Verdict = Literal["ok", "suspect", "insufficient data"]
 OK: Verdict = "ok"

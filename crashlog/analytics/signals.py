@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -49,6 +50,7 @@ from crashlog.analytics.inference import (
 )
 from crashlog.analytics.rtp import RtpSourceKind, check_rtp, choose_rtp, rtp_note
 from crashlog.law import CENT, DEFAULT_RTP, survival
+from crashlog.streaming import CHUNK, snapshot, stream_rows
 
 #: Verdicts of a signal type.
 NO_EVIDENCE = "no evidence of skill"
@@ -464,7 +466,7 @@ ORDER BY s.occurred_at, s.position
 """
 
 #: Rows fetched per round trip when streaming signals.
-PREFETCH = 5_000
+PREFETCH = CHUNK
 
 
 def _rtp_sources(games: Sequence[Mapping[str, Any]], rtp: float | None) -> tuple[RtpSource, ...]:
@@ -478,11 +480,6 @@ def _rtp_sources(games: Sequence[Mapping[str, Any]], rtp: float | None) -> tuple
         value, source = choose_rtp(rtp, None)
         sources.append(RtpSource(platform=None, game=None, rtp=value, source=source))
     return tuple(sources)
-
-
-async def _stream(conn: asyncpg.Connection, query: str, *args: Any) -> AsyncIterator[Any]:
-    async for row in conn.cursor(query, *args, prefetch=PREFETCH):
-        yield row
 
 
 @borrows_from_pool
@@ -516,9 +513,7 @@ async def signal_report(
         check_rtp(rtp)
     holdout_split(0, holdout)  # refuse a bad fraction before reading anything
     args = (game, platform, bot_id, since, until)
-    if conn.is_in_transaction():
-        return await _read(conn, args, rtp=rtp, holdout=holdout, q=q, confidence=confidence)
-    async with conn.transaction(readonly=True, isolation="repeatable_read"):
+    async with snapshot(conn):  # the counts and the signals from one state of the tables
         return await _read(conn, args, rtp=rtp, holdout=holdout, q=q, confidence=confidence)
 
 
@@ -538,10 +533,11 @@ async def _read(
     train = holdout_split(scored, holdout)
     scorer = _Scorer(rtp=DEFAULT_RTP if rtp is None else rtp, bins=RELIABILITY_BINS)
     seen = 0
-    async for row in _stream(conn, _SIGNALS, *args):
-        seen += 1
-        if seen > train:  # time order: the first `train` signals are the train part
-            scorer.add({**row, "rtp": by_game[(row["platform"], row["game"])]})
+    async with aclosing(stream_rows(conn, _SIGNALS, args, chunk=PREFETCH)) as rows:
+        async for row in rows:
+            seen += 1
+            if seen > train:  # time order: the first `train` signals are the train part
+                scorer.add({**row, "rtp": by_game[(row["platform"], row["game"])]})
     scorer.unscored = sum(g["unscored"] for g in games)
     return _report(
         scorer,
