@@ -25,7 +25,8 @@ from crashlog.events import (
     SessionEnded,
     SessionStarted,
 )
-from crashlog.simulator import DEFAULT_RTP, STRATEGIES, CrashGame, SimulatedBot, make_strategy
+from crashlog.law import DEFAULT_RTP
+from crashlog.simulator import STRATEGIES, CrashGame, SimulatedBot, make_strategy
 
 GAME, PLATFORM = "aviator", "demo"
 #: Cash-out targets the bots take in turn when no target is given (so no two bots are alike).

@@ -1,8 +1,8 @@
 """Exports of the read tables as JSON lines, a JSON array, CSV or Parquet, streamed.
 
-Rows come through a server-side cursor inside one read-only, repeatable-read
-transaction (one consistent snapshot), ``CHUNK`` rows at a time, and are written as
-they come: memory stays flat however many rows there are. Rows are in time order.
+Rows come through a server-side cursor inside one read-only, repeatable-read transaction
+(one consistent snapshot; ``crashlog.streaming``), ``CHUNK`` rows at a time, and are written
+as they come: memory stays flat however many rows there are. Rows are in time order.
 
 Values keep their exactness: decimals are written as text in JSON and CSV
 (``"2.45"``, as the event log stores them) and as ``decimal128(38, 12)`` in Parquet
@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, aclosing
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -29,11 +29,14 @@ from typing import IO, Any
 import asyncpg
 import orjson
 
+from crashlog import streaming
 from crashlog.features import SOURCE_COLUMNS, FeatureSpec, FeatureStream
+from crashlog.projections import round_multipliers, rounds
+from crashlog.streaming import stream_chunks
 
 FORMATS = ("jsonl", "json", "csv", "parquet")
 #: Rows fetched and written per step.
-CHUNK = 5_000
+CHUNK = streaming.CHUNK
 #: Parquet decimal type: 26 digits before the point, 12 after (money to sub-cent precision).
 DECIMAL_PRECISION, DECIMAL_SCALE = 38, 12
 
@@ -41,53 +44,24 @@ Progress = Callable[[int], None]
 #: Turns one fetched chunk of rows into the rows to write (it may leave some out).
 Transform = Callable[[list[asyncpg.Record]], Sequence[Sequence[Any]]]
 
-# (column, kind); kinds: uuid, int, int32, text, decimal, float, time, bool, json, texts.
-ROUND_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("event_id", "uuid"),
-    ("position", "int"),
-    ("bot_id", "text"),
-    ("session_id", "text"),
-    ("game", "text"),
-    ("platform", "text"),
-    ("round_number", "int"),
-    ("game_round_id", "text"),
-    ("strategy_name", "text"),
-    ("stake", "decimal"),
-    ("target_multiplier", "decimal"),
-    ("crash_multiplier", "decimal"),
-    ("cashout_multiplier", "decimal"),
-    ("outcome", "text"),
-    ("profit_loss", "decimal"),
-    ("balance_before", "decimal"),
-    ("balance_after", "decimal"),
-    ("started_at", "time"),
-    ("crashed_at", "time"),
-    ("cashed_out_at", "time"),
-    ("ocr_confidence", "float"),
-    ("detection_latency_ms", "int"),
-    ("error", "text"),
-    ("metadata", "json"),
-    ("occurred_at", "time"),
-    ("is_contradictory", "bool"),
-    ("contradictions", "texts"),
-)
+#: The columns of each export, with their kinds, as the projection owning the table lists them.
+ROUND_COLUMNS: tuple[tuple[str, str], ...] = rounds.COLUMNS
+MULTIPLIER_COLUMNS: tuple[tuple[str, str], ...] = round_multipliers.COLUMNS
 
-MULTIPLIER_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("platform", "text"),
-    ("game", "text"),
-    ("game_round_id", "text"),
-    ("round_number", "int"),
-    ("multiplier", "decimal"),
-    ("observers", "int32"),
-    ("readings", "int32"),
-    ("disagreement", "bool"),
-    ("min_multiplier", "decimal"),
-    ("max_multiplier", "decimal"),
-    ("first_seen_at", "time"),
-    ("last_seen_at", "time"),
-    ("ocr_confidence", "float"),
-    ("quality_flags", "texts"),
-)
+#: File name extensions and the format each one means (``format_of``).
+EXTENSIONS: dict[str, str] = {
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "json": "json",
+    "csv": "csv",
+    "parquet": "parquet",
+}
+
+
+def format_of(path: str | Path, default: str = "jsonl") -> str:
+    """The export format a file name asks for by its extension (``.jsonl`` and ``.ndjson``:
+    JSON lines; ``.json``, ``.csv``, ``.parquet``), else ``default``."""
+    return EXTENSIONS.get(Path(path).suffix.lower().lstrip("."), default)
 
 
 def _select(columns: Sequence[tuple[str, str]]) -> str:
@@ -97,21 +71,28 @@ def _select(columns: Sequence[tuple[str, str]]) -> str:
     )
 
 
-_ROUNDS = f"""
-SELECT {_select(ROUND_COLUMNS)} FROM crashlog.rounds
+# Each export's rows and, with the same filters, their count (for progress bars).
+_ROUNDS_WHERE = """
 WHERE ($1::text IS NULL OR bot_id = $1)
   AND ($2::text IS NULL OR game = $2)
   AND ($3::text IS NULL OR platform = $3)
+"""
+_ROUNDS = f"""
+SELECT {_select(ROUND_COLUMNS)} FROM crashlog.rounds {_ROUNDS_WHERE}
 ORDER BY occurred_at, position
 """
+_COUNT_ROUNDS = f"SELECT count(*) FROM crashlog.rounds {_ROUNDS_WHERE}"
 
-_MULTIPLIERS = f"""
-SELECT {_select(MULTIPLIER_COLUMNS)} FROM crashlog.round_multipliers
+_MULTIPLIERS_WHERE = """
 WHERE ($1::text IS NULL OR game = $1)
   AND ($2::text IS NULL OR platform = $2)
-  AND (NOT $3::boolean OR quality_flags = '{{}}')
+  AND (NOT $3::boolean OR quality_flags = '{}')
+"""
+_MULTIPLIERS = f"""
+SELECT {_select(MULTIPLIER_COLUMNS)} FROM crashlog.round_multipliers {_MULTIPLIERS_WHERE}
 ORDER BY first_seen_at, first_position
 """
+_COUNT_MULTIPLIERS = f"SELECT count(*) FROM crashlog.round_multipliers {_MULTIPLIERS_WHERE}"
 
 # Every round, flagged or not: the features of a round depend on all the earlier ones.
 _ML_SOURCE = f"""
@@ -179,13 +160,13 @@ async def count_rows(conn: asyncpg.Connection | asyncpg.Pool, what: str, **filte
     the rows written, except that an export with ``features`` reads the flagged rounds too."""
     args: tuple[Any, ...]
     if what == "rounds":
-        query, args = _ROUNDS, (filters.get("bot_id"), filters.get("game"), filters.get("platform"))
+        query = _COUNT_ROUNDS
+        args = (filters.get("bot_id"), filters.get("game"), filters.get("platform"))
     else:
-        query = _MULTIPLIERS
+        query = _COUNT_MULTIPLIERS
         exclude = bool(filters.get("exclude_flagged")) and filters.get("features") is None
         args = (filters.get("game"), filters.get("platform"), exclude)
-    body = query.split("ORDER BY")[0]
-    return int(await conn.fetchval(f"SELECT count(*) FROM ({body}) AS q", *args))
+    return int(await conn.fetchval(query, *args))
 
 
 async def export_query(
@@ -212,15 +193,8 @@ async def export_query(
         writer = _WRITERS[format](stream, columns)  # type: ignore[arg-type]
         stack.callback(writer.close)  # also on an error: no writer left open
         read = written = 0
-        # A cursor lives in a transaction: the caller's if open, else one consistent snapshot.
-        snapshot = (
-            nullcontext()
-            if conn.is_in_transaction()
-            else conn.transaction(readonly=True, isolation="repeatable_read")
-        )
-        async with snapshot:
-            cursor = await conn.cursor(query, *args)
-            while rows := await cursor.fetch(CHUNK):
+        async with aclosing(stream_chunks(conn, query, args, chunk=CHUNK)) as chunks:
+            async for rows in chunks:
                 read += len(rows)
                 out_rows = rows if transform is None else transform(rows)
                 if out_rows:

@@ -37,8 +37,8 @@ from typing import Any, NamedTuple
 import attrs
 
 from crashlog.analytics.rtp import check_rtp
-from crashlog.analytics.signals import chance_of_hit
-from crashlog.simulator import CENT, DEFAULT_RTP, randomized_pit
+from crashlog.analytics.signal_scoring import chance_of_hit
+from crashlog.law import CENT, DEFAULT_RTP, randomized_pit
 
 #: Columns read from each source row (``crashlog.round_multipliers``; event_id as text).
 SOURCE_COLUMNS: tuple[str, ...] = (

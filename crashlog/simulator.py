@@ -1,34 +1,57 @@
 """A simulated crash game and simulated bots, for the demo, tests and benchmarks.
 
-The crash point follows the law of real crash games: ``P(X >= x) = rtp / x`` for every
-``x >= 1``, shown rounded *down* to two decimals, so a round crashes at 1.00 with
-probability ``1 - rtp / 1.01`` (the house's instant crash) and a bot that always cashes
-out at ``t`` wins with probability ``rtp / t`` and expects ``rtp - 1`` per unit staked,
-whatever ``t`` is. Everything is seeded: the same seed plays the same game.
+The crash point is drawn from the law of real crash games (``crashlog.law``):
+``P(X >= x) = rtp / x`` for every ``x >= 1``, shown rounded *down* to two decimals, so a
+round crashes at 1.00 with probability ``1 - rtp / 1.01`` (the house's instant crash) and a
+bot that always cashes out at ``t`` wins with probability ``rtp / t`` and expects
+``rtp - 1`` per unit staked, whatever ``t`` is. Everything is seeded: the same seed plays
+the same game. The law's functions are re-exported here under their old names; the core
+imports them from ``crashlog.law``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from decimal import ROUND_DOWN, Decimal
 
 import attrs
 
-from crashlog.events.fields import MULTIPLIER_CAP
+from crashlog.law import (
+    CENT,
+    DEFAULT_RTP,
+    MAX_CRASH,
+    bin_probabilities,
+    check_rtp,
+    instant_bust_probability,
+    randomized_pit,
+    survival,
+)
 
-DEFAULT_RTP = 0.97
-CENT = Decimal("0.01")
-#: The largest crash point the game shows (the event catalogue's multiplier cap).
-MAX_CRASH = MULTIPLIER_CAP
 _MAX_HUNDREDTHS = int(MAX_CRASH * 100)
 
-
-def _check_rtp(rtp: float) -> float:
-    if not 0 < rtp <= 1:
-        raise ValueError(f"invalid rtp={rtp!r}: must be in (0, 1], e.g. 0.97")
-    return float(rtp)
+__all__ = [
+    # the law, re-exported from crashlog.law (its home) for the code that found it here
+    "CENT",
+    "DEFAULT_RTP",
+    "MAX_CRASH",
+    "bin_probabilities",
+    "instant_bust_probability",
+    "randomized_pit",
+    "survival",
+    # the simulated game and bots
+    "STRATEGIES",
+    "AntiMartingale",
+    "CrashGame",
+    "Martingale",
+    "PlayedRound",
+    "SimulatedBot",
+    "Strategy",
+    "crash_point",
+    "make_strategy",
+    "to_cents",
+]
 
 
 def crash_point(u: float, rtp: float = DEFAULT_RTP) -> Decimal:
@@ -43,54 +66,11 @@ def crash_point(u: float, rtp: float = DEFAULT_RTP) -> Decimal:
     return Decimal(min(max(hundredths, 100), _MAX_HUNDREDTHS)) / 100
 
 
-def survival(x: Decimal | float | str, rtp: float = DEFAULT_RTP) -> float:
-    """``P(X >= x)`` for the displayed crash point ``X`` and a two-decimal ``x``: exact."""
-    value = Decimal(str(x))
-    if value <= 1:
-        return 1.0
-    if value > MAX_CRASH:
-        return 0.0
-    return rtp / float(value)
-
-
-def instant_bust_probability(rtp: float = DEFAULT_RTP) -> float:
-    """``P(X = 1.00)``: the share of rounds that crash at once, ``1 - rtp / 1.01``."""
-    return 1.0 - _check_rtp(rtp) / 1.01
-
-
-def randomized_pit(x: Decimal | float | str, v: float, rtp: float = DEFAULT_RTP) -> float:
-    """The randomized probability-integral transform of a displayed crash point ``x``.
-
-    ``P(X < x) + v * P(X = x)`` for a uniform ``v`` in [0, 1): under the law it is exactly
-    uniform on [0, 1) even though ``X`` is discrete (Brockwell 2007, "Universal residuals"),
-    which a plain PIT of a two-decimal value is not. ``x`` must be on the two-decimal grid.
-    """
-    if not 0 <= v < 1:
-        raise ValueError(f"invalid v={v!r}: must be in [0, 1)")
-    value = Decimal(str(x))
-    if value < 1 or value != value.quantize(CENT):
-        raise ValueError(f"invalid x={x!r}: must be a two-decimal multiplier of at least 1.00")
-    at_least = survival(value, rtp)
-    above = survival(value + CENT, rtp)
-    return (1.0 - at_least) + v * (at_least - above)
-
-
-def bin_probabilities(edges: Sequence[Decimal], rtp: float = DEFAULT_RTP) -> list[float]:
-    """Exact probabilities of ``[edges[i], edges[i+1])`` and of the last ``[edges[-1], inf)``.
-
-    ``edges`` are increasing two-decimal multipliers starting at 1.00.
-    """
-    if not edges or Decimal(edges[0]) != Decimal("1.00"):
-        raise ValueError("edges must start at 1.00")
-    tails = [survival(edge, rtp) for edge in edges] + [0.0]
-    return [tails[i] - tails[i + 1] for i in range(len(edges))]
-
-
 class CrashGame:
     """An endless seeded sequence of crash points."""
 
     def __init__(self, rtp: float = DEFAULT_RTP, seed: int | None = None) -> None:
-        self.rtp = _check_rtp(rtp)
+        self.rtp = check_rtp(rtp)
         self._random = random.Random(seed)
 
     def next_crash(self) -> Decimal:

@@ -23,6 +23,7 @@ from crashlog.exports import (
     count_rows,
     export_multipliers,
     export_rounds,
+    format_of,
 )
 from crashlog.simulator import CrashGame, Martingale, SimulatedBot
 
@@ -145,6 +146,30 @@ async def test_bad_format_is_named(log: crashlog.Logger, tmp_path: Path) -> None
         await export_rounds(log.pool, tmp_path / "x", "xlsx")
 
 
+def test_the_format_follows_the_extension() -> None:
+    assert [format_of(f"out.{e}") for e in ("jsonl", "ndjson", "json", "csv", "parquet")] == [
+        "jsonl",
+        "jsonl",
+        "json",
+        "csv",
+        "parquet",
+    ]
+    assert format_of(Path("dir.v2/OUT.NDJSON")) == "jsonl"
+    assert format_of("rounds.txt") == "jsonl"  # unknown: the default
+    assert format_of("rounds", default="csv") == "csv"
+
+
+async def test_count_rows_is_what_the_export_writes(log: crashlog.Logger, tmp_path: Path) -> None:
+    await play(log, rounds=30)
+    for filters in ({}, {"bot_id": "bot-1"}, {"game": "aviator", "platform": "demo"}, {"game": "x"}):
+        written = await export_rounds(log.pool, tmp_path / "r.jsonl", **filters)
+        assert await count_rows(log.pool, "rounds", **filters) == written
+    for filters in ({}, {"game": "jetx"}, {"exclude_flagged": True}):
+        written = await export_multipliers(log.pool, tmp_path / "m.jsonl", **filters)
+        assert await count_rows(log.pool, "multipliers", **filters) == written
+    assert written > 0
+
+
 FILL = """
 INSERT INTO crashlog.rounds (event_id, position, bot_id, game, platform, stake, crash_multiplier,
     outcome, profit_loss, occurred_at, is_contradictory, metadata)
@@ -174,6 +199,30 @@ async def test_memory_stays_flat_as_the_export_grows(
     assert (tmp_path / "big.jsonl").read_bytes().count(b"\n") == 20_000
     # Four times the rows; had they been held at once the peak would grow about fourfold.
     assert large < 1.5 * small, (small, large)
+
+
+class FailingSink(io.BytesIO):
+    """A file that fails on its second write, as a full disk would."""
+
+    def write(self, data) -> int:  # type: ignore[override]
+        if self.tell():
+            raise OSError("disk full")
+        return super().write(data)
+
+
+async def test_an_export_cut_short_leaves_the_connection_as_it_found_it(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute(FILL, 1, 12_000)  # more than two chunks
+    with pytest.raises(OSError, match="disk full"):
+        await export_rounds(conn, FailingSink(), "jsonl")
+    assert not conn.is_in_transaction()  # its snapshot and cursor are closed
+    # In the caller's transaction the export reads that transaction's state, and leaves it open.
+    async with conn.transaction():
+        await conn.execute(FILL, 12_001, 12_010)
+        buffer = io.BytesIO()
+        assert await export_rounds(conn, buffer, "jsonl") == 12_010
+        assert conn.is_in_transaction()
 
 
 async def test_parquet_refuses_to_round_a_decimal(conn: asyncpg.Connection, tmp_path: Path) -> None:

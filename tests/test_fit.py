@@ -35,7 +35,8 @@ from crashlog.analytics.inference import (
     poisson_sf,
     runs_test,
 )
-from crashlog.simulator import CrashGame, crash_point, instant_bust_probability, survival
+from crashlog.law import instant_bust_probability, survival
+from crashlog.simulator import CrashGame, crash_point
 
 D = Decimal
 SEEDS = int(os.environ.get("CRASHLOG_FIT_SEEDS", "200"))

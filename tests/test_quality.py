@@ -20,7 +20,8 @@ from crashlog.analytics.inference import binomial_mid_p, holm_adjust
 from crashlog.analytics.quality import STATISTICAL_CHECKS as STATISTICAL, EXACT_VALUES, repeat_probability
 from crashlog.exports import export_multipliers
 from crashlog.events import GameConfigured, RoundObserved, RoundSettled
-from crashlog.simulator import CENT, CrashGame, instant_bust_probability, survival
+from crashlog.law import CENT, instant_bust_probability, survival
+from crashlog.simulator import CrashGame
 
 D = Decimal
 START = datetime(2025, 6, 1, tzinfo=UTC)

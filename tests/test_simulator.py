@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import ast
+import random
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
+import crashlog
 from crashlog.analytics import chi_square, chi_square_sf
+from crashlog.analytics.inference import ks_uniform
+from crashlog.law import MAX_CRASH, bin_probabilities, randomized_pit, survival
 from crashlog.simulator import (
     AntiMartingale,
     CrashGame,
     Martingale,
     SimulatedBot,
     Strategy,
-    bin_probabilities,
     crash_point,
     make_strategy,
-    survival,
 )
 
 D = Decimal
@@ -108,6 +112,64 @@ def test_exact_bin_probabilities() -> None:
     assert survival("1.01", 0.97) == pytest.approx(0.97 / 1.01)
     with pytest.raises(ValueError, match="edges"):
         bin_probabilities([D("2.00")])
+
+
+@pytest.mark.parametrize("rtp", [0.97, 0.99, 1.0])
+def test_the_law_is_exactly_what_the_simulator_draws(rtp: float) -> None:
+    # The simulator shows at least x (above 1.00) exactly when its uniform draw u is at least
+    # 1 - r/x, so P(X >= x) = r/x: the law's survival, at every grid value; every draw shows
+    # at least 1.00.
+    grid = [D("1.00"), D("1.01"), D("1.50"), D("1.99"), D("2.00"), D("7.77"), D("100.00"), D("123456.78")]
+    for x in grid:
+        threshold = 0.0 if x <= 1 else 1 - rtp / float(x)
+        if threshold > 0:
+            assert crash_point(threshold - 1e-9, rtp) < x
+        assert crash_point(min(threshold + 1e-9, 1 - 1e-15), rtp) >= x
+        assert survival(x, rtp) == pytest.approx(1 - threshold, rel=1e-12)
+    # Nothing is shown above the cap, and the law gives it no probability either.
+    assert crash_point(1 - 1e-15, rtp) == MAX_CRASH
+    assert survival(MAX_CRASH + D("0.01"), rtp) == 0.0
+
+
+def test_the_randomized_pit_of_simulated_crashes_is_uniform() -> None:
+    # The law's PIT turns the simulator's discrete crash points into uniform draws; the same
+    # PIT under another RTP does not.
+    crashes = list(CrashGame(rtp=0.97, seed=99).crashes(50_000))
+    v = random.Random(5)
+    _, p_same = ks_uniform(randomized_pit(x, v.random(), 0.97) for x in crashes)
+    _, p_other = ks_uniform(randomized_pit(x, v.random(), 0.90) for x in crashes)
+    assert p_same > 0.001
+    assert p_other < 1e-6
+
+
+def core_imports() -> dict[str, set[str]]:
+    """Each core module of the package (not the demo, the simulator or the command line) and
+    the crashlog modules it imports, read from its source."""
+    root = Path(crashlog.__file__).parent
+    found: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in ("demo.py", "simulator.py", "cli.py", "cli"):
+            continue
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[str(relative)] = names
+    return found
+
+
+def test_the_core_imports_neither_the_simulator_nor_the_demo() -> None:
+    imports = core_imports()
+    assert "law.py" in imports and "analytics/fit.py" in imports  # the walk sees the core
+    offenders = {
+        module: sorted(n for n in names if n in ("crashlog.simulator", "crashlog.demo"))
+        for module, names in imports.items()
+    }
+    assert {m: n for m, n in offenders.items() if n} == {}
 
 
 def test_same_seed_same_game() -> None:

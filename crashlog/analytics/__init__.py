@@ -2,12 +2,16 @@
 
 - ``performance``: a bot's or a strategy's results (win rate, ROI, drawdown) with intervals.
 - ``inference``: the intervals, tests and multiple-test adjustments the other modules share.
-- ``signals``: each signal type's hits against the law's baseline r/c (``signal_report``).
-- ``quality``: which collected multipliers can be trusted (``quality_report``, ``check_quality``).
+- ``signals``: each signal type's hits against the law's baseline r/c (``signal_report``);
+  ``signal_scoring``: the per-type tallies, tests and verdicts behind it.
+- ``quality``: which collected multipliers can be trusted (``quality_report``, ``check_quality``);
+  ``quality_checks``: one function per fault it looks for.
 - ``fit``: do multipliers follow the law, and if not, is it the data or the game (``fit``).
 - ``monitor``: a sequential alarm for a live feed with a false-alarm bound (``Monitor``).
 - ``rtp``: which RTP a report assumes and where it came from; the RTP the 1.00x busts imply.
 - ``connections``: the reports take a connection or a pool (``borrows_from_pool``).
+
+The law they compare with is ``crashlog.law``; long reads stream through ``crashlog.streaming``.
 """
 
 from crashlog.analytics.fit import FitCheck, FitReport, fit
@@ -44,7 +48,7 @@ from crashlog.analytics.signals import (
     score_signals,
     signal_report,
 )
-from crashlog.simulator import DEFAULT_RTP
+from crashlog.law import DEFAULT_RTP
 
 __all__ = [
     "Alarm",

@@ -1,7 +1,7 @@
 """Do these multipliers follow the law of crash games, and if not, is it the data or the game?
 
 The law: the displayed crash point ``X`` has ``P(X >= x) = r / x`` for every two-decimal
-``x >= 1.01`` and ``P(X = 1.00) = 1 - r / 1.01`` (``r`` the RTP; see crashlog.simulator).
+``x >= 1.01`` and ``P(X = 1.00) = 1 - r / 1.01`` (``r`` the RTP; see crashlog.law).
 ``fit`` checks a sequence of displayed multipliers, in round order, against it:
 
 Estimates (reported, whatever the verdict):
@@ -76,14 +76,12 @@ from crashlog.analytics.inference import (
     runs_test,
 )
 from crashlog.analytics.rtp import check_rtp, rtp_from_busts
-from crashlog.simulator import (
-    CENT,
-    DEFAULT_RTP,
+from crashlog.law import (
     MAX_CRASH,
     bin_probabilities,
     instant_bust_probability,
     randomized_pit,
-    survival,
+    value_probability,
 )
 
 CONSISTENT = "consistent"
@@ -137,11 +135,6 @@ _EDGES = tuple(int(e * 100) for e in BIN_EDGES)  # in hundredths
 #: with the chance that two values of that class are equal. Wide enough that the chance is
 #: small (at most 2%, so the Poisson tail fits), split at 2.00 like the runs check.
 _REPEAT_CLASSES = (101, 150, 200, 300, 500, 1000, _CAP + 1)
-
-
-def value_probability(value: Decimal, rtp: float = DEFAULT_RTP) -> float:
-    """``P(X = value)`` for a two-decimal ``value`` under the law: exact."""
-    return survival(value, rtp) - survival(value + CENT, rtp)
 
 
 def squared_masses(lo: int, hi: int) -> float:

@@ -32,7 +32,7 @@ from decimal import Decimal
 import attrs
 
 from crashlog.analytics.fit import classify
-from crashlog.simulator import DEFAULT_RTP, instant_bust_probability
+from crashlog.law import DEFAULT_RTP, instant_bust_probability
 
 _ONE = 100
 

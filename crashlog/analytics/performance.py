@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from contextlib import aclosing
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +30,8 @@ from crashlog.analytics.inference import (
     wilson_interval,
     z_value,
 )
-from crashlog.simulator import DEFAULT_RTP
+from crashlog.law import DEFAULT_RTP
+from crashlog.streaming import CHUNK, stream_rows
 
 #: Fewer bets than this and nothing is worth concluding, whatever the intervals say.
 MIN_BETS = 30
@@ -240,32 +242,17 @@ ORDER BY occurred_at, position
 """
 
 #: Rows fetched per round trip when streaming a bot's rounds.
-PREFETCH = 5_000
-
-
-async def _stream(
-    conn: asyncpg.Connection, query: str, *args: Any
-) -> AsyncIterator[asyncpg.Record]:
-    """Rows of ``query`` through a server-side cursor (flat memory on a long history).
-
-    A cursor lives in a transaction: the caller's if it has one open, else our own
-    read-only snapshot.
-    """
-    if conn.is_in_transaction():
-        async for row in conn.cursor(query, *args, prefetch=PREFETCH):
-            yield row
-        return
-    async with conn.transaction(readonly=True, isolation="repeatable_read"):
-        async for row in conn.cursor(query, *args, prefetch=PREFETCH):
-            yield row
+PREFETCH = CHUNK
 
 
 async def _collect(
     conn: asyncpg.Connection, query: str, args: tuple[Any, ...], **labels: Any
 ) -> Statistics:
     acc = _Accumulator()
-    async for row in _stream(conn, query, *args):
-        acc.add(row)
+    # A server-side cursor in one snapshot: flat memory however long the bot's history.
+    async with aclosing(stream_rows(conn, query, args, chunk=PREFETCH)) as rows:
+        async for row in rows:
+            acc.add(row)
     return _finish(acc, **labels)
 
 

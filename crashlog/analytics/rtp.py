@@ -19,7 +19,17 @@ from typing import Literal
 import asyncpg
 
 from crashlog.analytics.inference import CONFIDENCE, Interval, wilson_interval
-from crashlog.simulator import DEFAULT_RTP
+from crashlog.law import DEFAULT_RTP, check_rtp
+
+__all__ = [
+    "RTP_SOURCES",
+    "RtpSourceKind",
+    "check_rtp",  # the law's (crashlog.law), where it was found first
+    "choose_rtp",
+    "resolve_rtp",
+    "rtp_from_busts",
+    "rtp_note",
+]
 
 RtpSourceKind = Literal["given", "game_configs", "default"]
 
@@ -31,17 +41,6 @@ RTP_SOURCES: dict[str, str] = {
 }
 
 _CONFIGURED_RTP = "SELECT rtp_percent FROM crashlog.game_configs WHERE platform = $1 AND game = $2"
-
-
-def check_rtp(rtp: float | Decimal | str) -> float:
-    """``rtp`` as a float in (0, 1]; ValueError naming it otherwise."""
-    try:
-        value = float(rtp)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not 0 < value <= 1:
-        raise ValueError(f"invalid rtp={rtp!r}: must be in (0, 1], e.g. 0.97")
-    return value
 
 
 def choose_rtp(

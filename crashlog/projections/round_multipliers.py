@@ -21,9 +21,27 @@ import asyncpg
 from crashlog.projections.base import (
     IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, bigint, float8, numeric, text,
 )
+from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS
+from crashlog.quality_flags import LOW_OCR_CONFIDENCE
 
-#: A reading whose OCR confidence is below this is flagged ``low_ocr_confidence``.
-LOW_OCR_CONFIDENCE = 0.8
+#: The columns of ``crashlog.round_multipliers`` a reader gets, in order, with their kind (as
+#: ``rounds.COLUMNS``); the keys ``event_id`` and ``first_position`` are the projection's own.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("platform", "text"),
+    ("game", "text"),
+    ("game_round_id", "text"),
+    ("round_number", "int"),
+    ("multiplier", "decimal"),
+    ("observers", "int32"),
+    ("readings", "int32"),
+    ("disagreement", "bool"),
+    ("min_multiplier", "decimal"),
+    ("max_multiplier", "decimal"),
+    ("first_seen_at", "time"),
+    ("last_seen_at", "time"),
+    ("ocr_confidence", "float"),
+    ("quality_flags", "texts"),
+)
 
 
 def _flags(*, off_grid: str, disagreement: str, confidence: str) -> str:
@@ -34,8 +52,6 @@ def _flags(*, off_grid: str, disagreement: str, confidence: str) -> str:
         CASE WHEN {disagreement} THEN 'disagreement' END,
         CASE WHEN {confidence} < {LOW_OCR_CONFIDENCE} THEN 'low_ocr_confidence' END], NULL)"""
 
-
-ROUND_EVENTS = "e.event_type IN ('RoundObserved', 'RoundSettled')"
 
 _READINGS = f"""
 INSERT INTO {{readings}} (
@@ -127,7 +143,7 @@ async def derive(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
 PROJECTION = Projection(
     name="round_multipliers",
     version=2,
-    event_types=("RoundObserved", "RoundSettled"),
+    event_types=ROUND_EVENT_TYPES,
     tables=("round_multipliers", "round_multiplier_readings"),
     handler=record,
     derive=derive,

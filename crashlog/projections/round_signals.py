@@ -26,7 +26,7 @@ from crashlog.projections.base import (
     numeric,
     text,
 )
-from crashlog.projections.round_multipliers import ROUND_EVENTS
+from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS
 
 _READINGS = f"""
 INSERT INTO {{readings}} (
@@ -123,7 +123,7 @@ async def score(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
 PROJECTION = Projection(
     name="round_signals",
     version=1,
-    event_types=("SignalRaised", "RoundObserved", "RoundSettled"),
+    event_types=("SignalRaised", *ROUND_EVENT_TYPES),
     tables=("round_signals", "round_signal_readings"),
     handler=record,
     derive=score,

@@ -26,6 +26,38 @@ from crashlog.projections.base import (
     timestamptz,
 )
 
+#: The columns of ``crashlog.rounds`` a reader gets, in order, with their kind: uuid, int, text,
+#: decimal, float, time, bool, json or texts (an array of text). Exports write them as listed.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "uuid"),
+    ("position", "int"),
+    ("bot_id", "text"),
+    ("session_id", "text"),
+    ("game", "text"),
+    ("platform", "text"),
+    ("round_number", "int"),
+    ("game_round_id", "text"),
+    ("strategy_name", "text"),
+    ("stake", "decimal"),
+    ("target_multiplier", "decimal"),
+    ("crash_multiplier", "decimal"),
+    ("cashout_multiplier", "decimal"),
+    ("outcome", "text"),
+    ("profit_loss", "decimal"),
+    ("balance_before", "decimal"),
+    ("balance_after", "decimal"),
+    ("started_at", "time"),
+    ("crashed_at", "time"),
+    ("cashed_out_at", "time"),
+    ("ocr_confidence", "float"),
+    ("detection_latency_ms", "int"),
+    ("error", "text"),
+    ("metadata", "json"),
+    ("occurred_at", "time"),
+    ("is_contradictory", "bool"),
+    ("contradictions", "texts"),
+)
+
 #: Money differences below this are rounding, not contradictions.
 TOLERANCE = "0.01"
 
@@ -60,12 +92,7 @@ _CONTRADICTIONS = f"""
 """
 
 _INSERT = f"""
-INSERT INTO {{rounds}} (
-    event_id, position, bot_id, session_id, game, platform, round_number, game_round_id,
-    strategy_name, stake, target_multiplier, crash_multiplier, cashout_multiplier, outcome,
-    profit_loss, balance_before, balance_after, started_at, crashed_at, cashed_out_at,
-    ocr_confidence, detection_latency_ms, error, metadata, occurred_at,
-    is_contradictory, contradictions)
+INSERT INTO {{rounds}} ({", ".join(name for name, _ in COLUMNS)})
 SELECT r.event_id, r.position, r.bot_id, r.session_id, r.game, r.platform, r.round_number,
        r.game_round_id, r.strategy_name, r.stake, r.target_multiplier, r.crash_multiplier,
        r.cashout_multiplier, r.outcome, r.profit_loss, r.balance_before, r.balance_after,

@@ -1,56 +1,25 @@
-"""Provably-fair verification: recompute crash points from the operators' published hash chains.
+"""Hash-chain crash games (bustabit, Stake): each game's crash point from its hash, the chain.
 
-A hash-chain crash game (bustabit, Stake) commits to a chain of SHA-256 hashes before it
-starts and plays it backwards: the previous game's hash is the SHA-256 of this game's, and
-each game's crash point is an HMAC of its hash with a public salt. Given the hash of a late
-game, anyone can recompute every earlier game, and ``verify_chain`` compares them with the
-rounds crashlog recorded: a mismatch is a misread (OCR, scraper) or a platform problem.
-
-Everything here follows the operators' published code (cited per constant below), including
-their JavaScript double-precision arithmetic, so results match theirs to the cent.
-
-Spribe's games (Aviator, Aviatrix) do not publish the step from hash to result; for them
-``check_spribe_record`` checks what a round's provably-fair popup lets one check, and says
-so for the rest.
+A hash-chain crash game commits to a chain of SHA-256 hashes before it starts and plays it
+backwards: the previous game's hash is the SHA-256 of this game's, and each game's crash
+point is an HMAC of its hash with a public salt. Everything here follows the operators'
+published code (cited per constant below), including their JavaScript double-precision
+arithmetic, so results match theirs to the cent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-import asyncpg
 import attrs
 
-from crashlog.errors import CrashlogError
+from crashlog.law import CENT
 
-__all__ = [
-    "BUSTABIT_ERAS",
-    "SCHEMES",
-    "ChainReport",
-    "ChainRound",
-    "Finding",
-    "Mismatch",
-    "Scheme",
-    "bustabit_crash_point",
-    "bustabit_previous_hash",
-    "check_spribe_record",
-    "client_seeds",
-    "locate_in_chain",
-    "multiplier_from_hex",
-    "problems",
-    "stake_crash_point",
-    "stake_previous_hash",
-    "verify_chain",
-    "walk_chain",
-]
-
-CENT = Decimal("0.01")
 ONE = Decimal("1.00")
 
 # -- bustabit ---------------------------------------------------------------------------------
@@ -89,8 +58,9 @@ STAKE_TERMINATING_HASH = "78a9757d3be42b74a3f70239078ad9317125fe9ee630d5bdada46d
 _TWO52 = 2.0**52
 
 
-def _hex_argument(name: str, value: Any, *, length: int | None = None, minimum: int = 1) -> str:
-    """``value`` as lowercase hex digits, or ValueError naming the argument and the value."""
+def hex_argument(name: str, value: Any, *, length: int | None = None, minimum: int = 1) -> str:
+    """``value`` as lowercase hex digits, or ValueError naming the argument and the value
+    (shared with the Spribe checks)."""
     if not isinstance(value, str):
         raise ValueError(f"{name}={value!r}: must be a string of hex digits")
     if length is not None and len(value) != length:
@@ -124,7 +94,7 @@ def multiplier_from_hex(hex_digest: str, *, rtp_percent: float | Decimal | int =
     (``Math.floor(99 / (1 - X))``), so the cent matches theirs even at the rare quotient a
     double rounds up to a whole cent. With rtp 99 this is bustabit's v2 and classic result.
     """
-    digits = _hex_argument("hex_digest", hex_digest, minimum=13)
+    digits = hex_argument("hex_digest", hex_digest, minimum=13)
     if isinstance(rtp_percent, bool) or not isinstance(rtp_percent, (int, float, Decimal)):
         raise ValueError(f"rtp_percent={rtp_percent!r}: must be a number")
     rtp = float(rtp_percent)
@@ -146,7 +116,7 @@ def bustabit_crash_point(game_hash: str, *, era: str = "classic") -> Decimal:
     Vx-era games (10,000,001 to 12,279,450) need Vx's signatures and are not covered.
     """
     era = _era_argument(era)
-    digits = _hex_argument("game_hash", game_hash, length=64)
+    digits = hex_argument("game_hash", game_hash, length=64)
     if era == "v1":
         mac = _hmac_hex(digits.encode(), BUSTABIT_V1_CLIENT_SEED.encode())
         if int(mac, 16) % 101 == 0:  # lib.js divisible(): the same remainder, 16 bits at a time
@@ -161,7 +131,7 @@ def bustabit_previous_hash(game_hash: str, *, era: str = "classic") -> str:
     """The hash of the game before ``game_hash``'s: SHA-256 of its hex text (v1, v2) or of its
     32 bytes (classic, the chain of the third seeding event)."""
     era = _era_argument(era)
-    digits = _hex_argument("game_hash", game_hash, length=64)
+    digits = hex_argument("game_hash", game_hash, length=64)
     data = bytes.fromhex(digits) if era == "classic" else digits.encode()
     return hashlib.sha256(data).hexdigest()
 
@@ -172,7 +142,7 @@ def stake_crash_point(game_hash: str) -> Decimal:
     The seeding post gives the unrounded double max(1, 2^32 / (int + 1) * 0.99); the game
     shows two decimals, taken here as rounded down (as Stake's other crash results are).
     """
-    digits = _hex_argument("game_hash", game_hash, length=64)
+    digits = hex_argument("game_hash", game_hash, length=64)
     n = int(_hmac_hex(digits.encode(), STAKE_SALT.encode())[:8], 16)
     point = max(1.0, (2.0**32 / (n + 1)) * (1 - 0.01))
     return Decimal(point).quantize(CENT, rounding=ROUND_FLOOR)
@@ -180,7 +150,7 @@ def stake_crash_point(game_hash: str) -> Decimal:
 
 def stake_previous_hash(game_hash: str) -> str:
     """The hash of the game before ``game_hash``'s on Stake: SHA-256 of its hex text."""
-    return hashlib.sha256(_hex_argument("game_hash", game_hash, length=64).encode()).hexdigest()
+    return hashlib.sha256(hex_argument("game_hash", game_hash, length=64).encode()).hexdigest()
 
 
 # -- walking a chain ------------------------------------------------------------------------
@@ -250,7 +220,7 @@ def locate_in_chain(game_hash: str, *, scheme: Scheme, max_steps: int | None = N
     not on it: the hash is stepped towards the terminating hash (at most the chain's length,
     a few seconds per million). Reaching it proves the game was fixed before the chain
     was published."""
-    digits = _hex_argument("hash", game_hash, length=64)
+    digits = hex_argument("hash", game_hash, length=64)
     sha256 = hashlib.sha256
     limit = (max_steps or scheme.chain_length) + 1
     # The same step as scheme.previous_hash, without its per-call checks: millions of steps.
@@ -279,7 +249,7 @@ class ChainRound:
 def walk_chain(latest_hash: str, *, scheme: Scheme, game_id: int, rounds: int) -> Iterator[ChainRound]:
     """The games ``game_id``, ``game_id - 1``, ... (at most ``rounds``) recomputed from the hash
     of game ``game_id``, stopping at the first game the scheme covers."""
-    _hex_argument("hash", latest_hash, length=64)
+    hex_argument("hash", latest_hash, length=64)
     if rounds < 1:
         raise ValueError(f"rounds={rounds!r}: must be at least 1")
     if game_id < 1 or (scheme.last_game is not None and game_id > scheme.last_game) or (
@@ -294,230 +264,3 @@ def walk_chain(latest_hash: str, *, scheme: Scheme, game_id: int, rounds: int) -
     for number in range(game_id, lowest - 1, -1):
         yield ChainRound(number, game_hash, scheme.crash_point(game_hash))
         game_hash = scheme.previous_hash(game_hash)
-
-
-@attrs.frozen
-class Mismatch:
-    """A recorded round whose readings differ from the crash point the chain gives."""
-
-    game_round_id: str
-    computed: Decimal
-    recorded: Decimal
-    min_multiplier: Decimal
-    max_multiplier: Decimal
-    observers: int
-    readings: int
-    ocr_confidence: float | None
-    quality_flags: tuple[str, ...]
-    game_hash: str
-
-
-@attrs.frozen
-class ChainReport:
-    """What ``verify_chain`` found: every mismatch, and counts to judge them by."""
-
-    scheme: str
-    platform: str
-    game: str
-    latest_game_id: int
-    #: True: ``latest_hash`` was found on the scheme's committed chain (as game
-    #: ``latest_game_id``); None: not checked (the game number was given).
-    on_chain: bool | None
-    walked: int  # games recomputed
-    recorded: int  # of those, rounds crashlog has
-    matched: int
-    mismatches: tuple[Mismatch, ...]
-
-    @property
-    def missing(self) -> int:
-        """Games of the walked chain that crashlog has no round for."""
-        return self.walked - self.recorded
-
-
-_RECORDED = """
-SELECT game_round_id, multiplier, min_multiplier, max_multiplier, observers, readings,
-       ocr_confidence, quality_flags
-FROM crashlog.round_multipliers
-WHERE platform = $1 AND game = $2 AND game_round_id = ANY($3::text[])
-"""
-
-
-async def verify_chain(
-    conn: asyncpg.Connection,
-    *,
-    platform: str,
-    game: str,
-    scheme: str,
-    latest_hash: str,
-    game_id: int | None = None,
-    rounds: int = 1000,
-) -> ChainReport:
-    """Compare the rounds in ``round_multipliers`` with the chain ending at ``latest_hash``.
-
-    ``latest_hash`` is the hash of game ``game_id``: a round's ``game_round_id`` is taken to be
-    the operator's game number in decimal (bustabit.com/game/12345678 is "12345678"). Without
-    ``game_id``, the hash is located on the scheme's committed chain (``locate_in_chain``:
-    seconds, and proof that the games were fixed in advance); a hash not on it raises
-    ``CrashlogError``. A round is a mismatch when any of its readings differs from the
-    computed crash point.
-    """
-    try:
-        chosen = SCHEMES[scheme]
-    except KeyError:
-        raise ValueError(f"scheme={scheme!r}: unknown; known: {', '.join(SCHEMES)}") from None
-    on_chain = None
-    if game_id is None:
-        game_id = await asyncio.to_thread(locate_in_chain, latest_hash, scheme=chosen)
-        if game_id is None:
-            raise CrashlogError(
-                f"hash={latest_hash!r} is not on the chain {scheme} committed to (terminating "
-                f"hash {chosen.terminating_hash}): another scheme or era, or not a game hash; "
-                "give --game-id to check a chain of your own"
-            )
-        on_chain = True
-    chain = {str(r.game_id): r for r in walk_chain(
-        latest_hash, scheme=chosen, game_id=game_id, rounds=rounds)}
-    rows = await conn.fetch(_RECORDED, platform, game, list(chain))
-    mismatches = []
-    for row in rows:
-        computed = chain[row["game_round_id"]]
-        if row["min_multiplier"] == computed.crash_point == row["max_multiplier"]:
-            continue
-        mismatches.append(Mismatch(
-            game_round_id=row["game_round_id"],
-            computed=computed.crash_point,
-            recorded=row["multiplier"],
-            min_multiplier=row["min_multiplier"],
-            max_multiplier=row["max_multiplier"],
-            observers=row["observers"],
-            readings=row["readings"],
-            ocr_confidence=row["ocr_confidence"],
-            quality_flags=tuple(row["quality_flags"] or ()),
-            game_hash=computed.game_hash,
-        ))
-    mismatches.sort(key=lambda m: -int(m.game_round_id))
-    return ChainReport(
-        scheme=scheme,
-        platform=platform,
-        game=game,
-        latest_game_id=game_id,
-        on_chain=on_chain,
-        walked=len(chain),
-        recorded=len(rows),
-        matched=len(rows) - len(mismatches),
-        mismatches=tuple(mismatches),
-    )
-
-
-# -- Spribe: what the popup lets one check ----------------------------------------------------
-
-OK = "ok"
-MISMATCH = "mismatch"
-UNCONFIRMED = "unconfirmed"
-NOT_RECORDED = "not recorded"
-UNPUBLISHED = "not verifiable (unpublished)"
-
-
-@attrs.frozen
-class Finding:
-    """One check of a provably-fair record: what was checked, its status, and why.
-
-    status: ``ok``; ``mismatch`` (a documented relation fails); ``unconfirmed`` (a relation
-    that rests on an unpublished convention does not hold: the convention may be what is
-    wrong); ``not recorded`` (a field it needs is missing); ``not verifiable (unpublished)``.
-    """
-
-    check: str
-    status: str
-    detail: str
-
-
-def _field(record: Any, name: str) -> Any:
-    return record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
-
-
-def client_seeds(record: Any) -> list[str]:
-    """The record's client seeds, in the order the popup lists them."""
-    seeds = (_field(record, f"client_seed_{i}") for i in (1, 2, 3))
-    return [s for s in seeds if s]
-
-
-def check_spribe_record(record: Any) -> list[Finding]:
-    """Check a Spribe-style record (a ``FairnessRecorded`` or a mapping of its fields).
-
-    1. commitment: SHA-256 of the server seed equals the SHA-256 shown before the round.
-    2. combined hash: SHA-512 of the merged seeds equals the popup's. Spribe says the server
-       seed and the client seeds are "combined" but does not publish how; the one order
-       checked is the server seed followed by the client seeds as the popup lists them,
-       without separator (what published walk-throughs of the popup do). A miss is
-       ``unconfirmed``, not ``mismatch``.
-    3. hex: the popup's hex is the first digits of the combined hash (``unconfirmed`` if not:
-       a popup convention, not a published rule).
-    4. decimal: the hex read as a base-16 number equals the popup's decimal.
-    5. result: Spribe has not published how the hash becomes the result:
-       ``not verifiable (unpublished)``, always.
-    """
-    findings = [_commitment(record), _combined(record), *_hex_and_decimal(record)]
-    findings.append(Finding(
-        "result from hash", UNPUBLISHED,
-        "Spribe has not published how the combined hash becomes the result; "
-        "the result is recorded, not checked",
-    ))
-    return findings
-
-
-def _commitment(record: Any) -> Finding:
-    seed, commitment = _field(record, "server_seed"), _field(record, "server_seed_sha256")
-    if not seed or not commitment:
-        return Finding("server seed commitment", NOT_RECORDED,
-                       "needs server_seed and server_seed_sha256")
-    actual = hashlib.sha256(seed.encode()).hexdigest()
-    if actual == commitment.strip().lower():
-        return Finding("server seed commitment", OK, "SHA-256 of the server seed is the commitment")
-    return Finding("server seed commitment", MISMATCH,
-                   f"SHA-256 of the server seed is {actual}, the commitment shown is {commitment}")
-
-
-def _combined(record: Any) -> Finding:
-    seed, shown, seeds = _field(record, "server_seed"), _field(record, "combined_sha512"), client_seeds(record)
-    if not seed or not shown or not seeds:
-        return Finding("combined SHA-512", NOT_RECORDED,
-                       "needs server_seed, client seeds and combined_sha512")
-    actual = hashlib.sha512((seed + "".join(seeds)).encode()).hexdigest()
-    if actual == shown.strip().lower():
-        return Finding("combined SHA-512", OK,
-                       f"SHA-512 of server seed + {len(seeds)} client seeds (popup order)")
-    return Finding("combined SHA-512", UNCONFIRMED,
-                   "SHA-512 of server seed + client seeds (popup order) is not the hash shown; "
-                   "Spribe does not publish the merge order, so this may be the order, not the game")
-
-
-def _hex_and_decimal(record: Any) -> list[Finding]:
-    shown_hex, shown_decimal = _field(record, "hex"), _field(record, "decimal")
-    if not shown_hex:
-        return [Finding("hex to decimal", NOT_RECORDED, "needs hex")]
-    try:
-        digits = _hex_argument("hex", shown_hex.strip())
-    except ValueError as exc:
-        return [Finding("hex to decimal", MISMATCH, str(exc))]
-    findings = []
-    combined = _field(record, "combined_sha512")
-    if combined:
-        if combined.strip().lower().startswith(digits):
-            findings.append(Finding("hex from hash", OK, f"the first {len(digits)} digits of the hash"))
-        else:
-            findings.append(Finding("hex from hash", UNCONFIRMED,
-                                    f"{digits} is not the start of the combined hash"))
-    if shown_decimal is None:
-        findings.append(Finding("hex to decimal", NOT_RECORDED, "needs decimal"))
-    elif int(digits, 16) == int(shown_decimal):
-        findings.append(Finding("hex to decimal", OK, f"0x{digits} = {int(shown_decimal)}"))
-    else:
-        findings.append(Finding("hex to decimal", MISMATCH,
-                                f"0x{digits} = {int(digits, 16)}, the popup shows {shown_decimal}"))
-    return findings
-
-
-def problems(findings: Sequence[Finding]) -> list[str]:
-    """The checks that failed or could not confirm their convention."""
-    return [f.check for f in findings if f.status in (MISMATCH, UNCONFIRMED)]
