@@ -9,20 +9,22 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 import pytest
 
-from crashlog.projections.checkpoints import ORIGIN
+from crashlog.projections.checkpoints import ORIGIN, Position
 from crashlog.projections.follower import CommittedEvent, LogFollower, start_back
 from crashlog.projections.runner import CHANNEL
 
 _INSERT = """
 INSERT INTO crashlog.events (event_id, event_type, schema_version, bot_id, occurred_at, payload)
-VALUES ($1, 'BotStarted', 1, $2, now(), '{}'::jsonb)
+VALUES ($1, $3, 1, $2, now(), '{}'::jsonb)
 RETURNING tx_id::text::bigint AS tx_id, position
 """
 
 
-async def append(conn: asyncpg.Connection, bot_id: str) -> tuple[int, int]:
+async def append(
+    conn: asyncpg.Connection, bot_id: str, event_type: str = "BotStarted"
+) -> tuple[int, int]:
     """One event of ``bot_id`` (its own transaction unless ``conn`` is in one); where it is."""
-    row = await conn.fetchrow(_INSERT, uuid.uuid4(), bot_id)
+    row = await conn.fetchrow(_INSERT, uuid.uuid4(), bot_id, event_type)
     return row["tx_id"], row["position"]
 
 
@@ -77,29 +79,38 @@ async def test_a_late_commit_comes_once_before_what_committed_while_it_was_open(
 async def test_filters_and_starting_some_events_back(conn: asyncpg.Connection) -> None:
     for bot in ("a", "b", "a", "b", "a"):
         await append(conn, bot)
+    # Once all five are read, all five are below the horizon (which never moves back).
+    assert [e.bot_id for e in await first(conn, 5)] == ["a", "b", "a", "b", "a"]
     assert await start_back(conn, 100) == ORIGIN
     with pytest.raises(ValueError, match="events=-1"):
         await start_back(conn, -1)
+    two_back, none_back = await start_back(conn, 2), await start_back(conn, 0)
+    await append(conn, "b", "BotStopped")  # the last event: what a reader that waits gets next
 
-    async def read(after: object = ORIGIN, **filters: str) -> list[str]:
-        async with LogFollower(conn, after, **filters) as log:  # type: ignore[arg-type]
-            return [e.bot_id async for e in take(log, 10)]
+    def seen(events: list[CommittedEvent]) -> list[tuple[str, str]]:
+        return [(e.bot_id, e.event_type) for e in events]
 
-    assert await read() == ["a", "b", "a", "b", "a"]
-    assert await read(bot_id="b") == ["b", "b"]
-    assert await read(event_type="RoundSettled") == []
-    assert await read(await start_back(conn, 2)) == ["b", "a"]
-    assert await read(await start_back(conn, 0)) == []
+    stopped = ("b", "BotStopped")
+    assert seen(await first(conn, 3, bot_id="b")) == [("b", "BotStarted")] * 2 + [stopped]
+    assert seen(await first(conn, 1, event_type="BotStopped")) == [stopped]
+    assert seen(await first(conn, 3, two_back)) == [("b", "BotStarted"), ("a", "BotStarted"), stopped]
+    assert seen(await first(conn, 1, none_back)) == [stopped]
 
 
-async def take(log: LogFollower, most: int) -> AsyncIterator[CommittedEvent]:
-    """What ``log`` yields until it has nothing more to read now (at most ``most``)."""
-    iterator = aiter(log)
-    for _ in range(most):
-        try:
-            yield await asyncio.wait_for(anext(iterator), 1.0)
-        except TimeoutError:
-            return
+async def first(
+    conn: asyncpg.Connection, n: int, after: Position = ORIGIN, *, bot_id: str | None = None,
+    event_type: str | None = None,
+) -> list[CommittedEvent]:
+    """The first ``n`` events a follower from ``after`` yields."""
+    events: list[CommittedEvent] = []
+    async with asyncio.timeout(60), LogFollower(
+        conn, after, bot_id=bot_id, event_type=event_type, poll=0.05
+    ) as log:
+        async for event in log:
+            events.append(event)
+            if len(events) == n:
+                return events
+    raise AssertionError("unreachable: a follower never ends by itself")
 
 
 async def test_it_listens_on_the_runners_channel_only_while_open(conn: asyncpg.Connection) -> None:

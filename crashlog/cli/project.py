@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -77,10 +78,8 @@ async def follow(dsn: str, seconds: float | None) -> None:
     if seconds:
         asyncio.get_running_loop().call_later(seconds, stop.set)
     err.print(f"following the log on {mask_dsn(dsn)} (Ctrl-C to stop)")
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await runner.follow(dsn, stop_event=stop)
-    except asyncio.CancelledError:
-        pass
 
 
 async def show_lag(dsn: str) -> None:

@@ -19,6 +19,7 @@ Promises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from types import TracebackType
@@ -126,10 +127,8 @@ class LogFollower:
                 self.after = event.at  # moved per event: a caller may stop mid-batch
                 yield event
             if not events:
-                try:
+                with contextlib.suppress(TimeoutError):  # the poll: a horizon held back
                     await asyncio.wait_for(self._wake.wait(), self._poll)
-                except TimeoutError:
-                    pass
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
