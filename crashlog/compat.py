@@ -167,14 +167,9 @@ def get_bot_statistics(bot_id: str, strategy_name: str | None = None) -> dict[st
 
 
 def _format_of(path: str | Path, default: str) -> str:
-    suffix = Path(path).suffix.lower().lstrip(".")
-    return {
-        "csv": "csv",
-        "jsonl": "jsonl",
-        "ndjson": "jsonl",
-        "json": "json",
-        "parquet": "parquet",
-    }.get(suffix, default)
+    from crashlog.exports import format_of  # the one lookup; loaded when an export runs
+
+    return format_of(path, default)
 
 
 def export_multipliers_for_ml(

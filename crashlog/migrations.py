@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from importlib import resources
 from pathlib import Path
 
 import asyncpg
 import attrs
 
 from crashlog.errors import MigrationError
+from crashlog.resources import resource_dir
 
 # One key for every crashlog process migrating the same database ("crashlog" in ASCII).
 MIGRATION_LOCK_KEY = 0x63726173686C6F67
@@ -34,8 +34,7 @@ class Migration:
 
 def sql_dir() -> Path:
     """Where the migration files are: inside the installed package, else the source tree's ``sql/``."""
-    packaged = Path(str(resources.files("crashlog"))) / "sql"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
+    return resource_dir("sql")
 
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:

@@ -447,3 +447,32 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- a read-only look at a folder, for `crashlog doctor` -----------------------------------
+
+
+@attrs.frozen
+class SpoolSummary:
+    """What a spool folder holds: events not yet replayed, in how many segments and bytes."""
+
+    folder: Path
+    exists: bool
+    events: int
+    segments: int
+    bytes: int
+
+
+def inspect_folder(folder: str | Path) -> SpoolSummary:
+    """The events waiting in ``folder``'s segments, read without taking the spool's lock.
+
+    Promises: nothing is written, locked or deleted, so it is safe beside the logger that
+    owns the folder; a torn tail counts for nothing (it was never acknowledged).
+    """
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        return SpoolSummary(folder, False, 0, 0, 0)
+    segments = sorted(folder.glob(f"*{_SUFFIX}"))
+    events = sum(len(decode_batch(r)) for s in segments for r in read_records(s)[0])
+    size = sum(s.stat().st_size for s in segments)
+    return SpoolSummary(folder, True, events, len(segments), size)

@@ -8,17 +8,27 @@ most, so the round trip costs little.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import asyncpg
+import attrs
 import orjson
 
 from crashlog.events import FairnessRecorded, decode_event
-from crashlog.fairness import check_spribe_record, client_seeds, problems
+from crashlog.fairness import Finding, check_spribe_record, client_seeds, problems
 from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables
 
 _EVENTS = f"""
 SELECT e.event_id, e.position, e.bot_id, e.session_id, e.occurred_at, e.schema_version,
        e.payload::text AS payload
 FROM {IN_SPAN} AND e.event_type = 'FairnessRecorded'
+"""
+
+_RECORDED = """
+SELECT platform, game, game_round_id, bot_id, result, findings::text AS findings, problems
+FROM crashlog.fairness_records
+WHERE ($1::text IS NULL OR game = $1) AND ($2::text IS NULL OR platform = $2)
+ORDER BY occurred_at, event_id
 """
 
 _INSERT = f"""
@@ -65,3 +75,55 @@ PROJECTION = Projection(
     one_row_per_event=("fairness_records",),
     handler=apply,
 )
+
+
+# -- reading the table back --------------------------------------------------------------
+
+
+@attrs.frozen
+class CheckedRecord:
+    """One recorded popup as the table keeps it: where it was seen and what its checks said."""
+
+    platform: str
+    game: str
+    game_round_id: str | None
+    bot_id: str
+    result: Decimal | None
+    findings: tuple[Finding, ...]
+    problems: tuple[str, ...]  # the checks that came out mismatch or unconfirmed
+
+    @property
+    def failed(self) -> tuple[Finding, ...]:
+        """The findings of the checks named in ``problems``, in the order they were checked."""
+        return tuple(f for f in self.findings if f.check in self.problems)
+
+
+@attrs.frozen
+class SpribeSummary:
+    """Every recorded popup of a game and platform (or all), in the order they were recorded."""
+
+    records: tuple[CheckedRecord, ...]
+
+    def statuses(self) -> dict[str, dict[str, int]]:
+        """Per check (in the order first checked): how many records came out in each status."""
+        counts: dict[str, dict[str, int]] = {}
+        for record in self.records:
+            for finding in record.findings:
+                by_status = counts.setdefault(finding.check, {})
+                by_status[finding.status] = by_status.get(finding.status, 0) + 1
+        return counts
+
+
+async def spribe_summary(
+    conn: asyncpg.Connection, *, game: str | None = None, platform: str | None = None
+) -> SpribeSummary:
+    """The checked popups in ``crashlog.fairness_records`` (as projected so far), of ``game``
+    and ``platform`` when given."""
+    rows = await conn.fetch(_RECORDED, game, platform)
+    return SpribeSummary(tuple(
+        CheckedRecord(
+            row["platform"], row["game"], row["game_round_id"], row["bot_id"], row["result"],
+            tuple(Finding(**f) for f in orjson.loads(row["findings"])), tuple(row["problems"]),
+        )
+        for row in rows
+    ))

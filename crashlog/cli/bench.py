@@ -1,0 +1,76 @@
+"""``crashlog bench``: run the benchmarks shipped with crashlog and print their tables.
+
+The benchmarks are scripts in ``benchmarks/`` (inside the package when installed from a
+wheel); each runs as its own process, in that folder, so it imports its ``_common``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crashlog.cli.common import add_verb
+from crashlog.cli.render import err, out
+from crashlog.errors import CrashlogError
+from crashlog.resources import resource_dir
+
+if TYPE_CHECKING:
+    from crashlog.cli.common import Verbs
+
+
+def register(verbs: Verbs) -> None:
+    """Add ``bench`` to the parser."""
+    bench = add_verb(
+        verbs, "bench", "run the benchmarks in benchmarks/ and print their tables", cmd_bench
+    )
+    bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    bench.add_argument("--list", action="store_true", help="list the benchmarks")
+    bench.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="argument passed to each benchmark (repeat), e.g. --extra=--events=20000",
+    )
+
+
+def benchmarks() -> list[Path]:
+    """The benchmark scripts, by name (``_common.py`` and the like are not benchmarks)."""
+    folder = resource_dir("benchmarks")
+    scripts = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+    if not scripts:
+        raise CrashlogError(f"no benchmarks found in {folder}")
+    return scripts
+
+
+async def cmd_bench(args: argparse.Namespace) -> int:
+    scripts = benchmarks()
+    if args.list:
+        for script in scripts:
+            out.print(script.stem)
+        return 0
+    unknown = set(args.names) - {s.stem for s in scripts}
+    if unknown:
+        known = ", ".join(s.stem for s in scripts)
+        raise CrashlogError(f"unknown benchmark {sorted(unknown)[0]!r}; known: {known}")
+    status = 0
+    for script in (s for s in scripts if not args.names or s.stem in args.names):
+        code = await run_benchmark(script, args.dsn, args.extra)  # run each, keep the first failure
+        status = status or code
+    return status
+
+
+async def run_benchmark(script: Path, dsn: str | None, extra: list[str]) -> int:
+    """Run one benchmark script in its folder (``--dsn`` passed on); its exit status."""
+    env = dict(os.environ)
+    if dsn:
+        env["CRASHLOG_DSN"] = dsn
+    err.print(f"[bold]== {script.stem} ==[/]")
+    command = [sys.executable, str(script), *(["--dsn", dsn] if dsn else []), *extra]
+    completed = await asyncio.to_thread(subprocess.run, command, env=env, cwd=script.parent)
+    return completed.returncode

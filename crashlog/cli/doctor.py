@@ -1,0 +1,49 @@
+"""``crashlog doctor``: check the server, the migrations, the projections' lag and the spool."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from crashlog import health
+from crashlog.cli.common import add_verb
+from crashlog.cli.render import make_table, out
+
+if TYPE_CHECKING:
+    from crashlog.cli.common import Verbs
+
+
+def register(verbs: Verbs) -> None:
+    """Add ``doctor`` to the parser."""
+    doctor = add_verb(
+        verbs, "doctor", "check the server, migrations, projection lag and the spool", cmd_doctor
+    )
+    doctor.add_argument(
+        "--spool-dir",
+        default=os.environ.get("CRASHLOG_SPOOL_DIR"),
+        help="spool folder to inspect (default CRASHLOG_SPOOL_DIR)",
+    )
+    doctor.add_argument(
+        "--max-lag",
+        type=int,
+        default=health.DEFAULT_MAX_LAG,
+        help="events a projection may be behind before it is a failure",
+    )
+
+
+async def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the server, the migrations, the projections' lag and the spool; 1 if any fails."""
+    checks = await health.diagnose(args.dsn, max_lag=args.max_lag, spool_dir=args.spool_dir)
+    out.print(checks_table(checks))
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def checks_table(checks: Sequence[health.Check]) -> Table:
+    table = make_table("crashlog doctor", ("check", "", "detail"))
+    for check in checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+    return table

@@ -1,0 +1,100 @@
+"""``crashlog project``: keep the read tables current, rebuild them, or show their lag."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from crashlog.cli.common import add_verb, connection
+from crashlog.cli.render import err, make_table, out, progress_bar
+from crashlog.database import mask_dsn, open_connection, resolve_dsn
+
+if TYPE_CHECKING:
+    from crashlog.cli.common import Verbs
+
+
+def register(verbs: Verbs) -> None:
+    """Add ``project`` to the parser."""
+    project = add_verb(
+        verbs, "project", "keep the read tables current, rebuild them, or show their lag",
+        cmd_project,
+    )
+    project.add_argument("--follow", action="store_true", help="apply new events until stopped")
+    project.add_argument(
+        "--seconds", type=float, default=None, help="with --follow: stop after this"
+    )
+    project.add_argument(
+        "--rebuild",
+        action="append",
+        metavar="NAME|all",
+        help="rebuild projections from the log, then swap them in",
+    )
+    project.add_argument(
+        "--lag", action="store_true", help="show how far each projection is behind"
+    )
+
+
+async def cmd_project(args: argparse.Namespace) -> int:
+    dsn = await asyncio.to_thread(resolve_dsn, args.dsn)
+    conn = await open_connection(dsn)  # reach the server first: a clear error if it is not there
+    await conn.close()
+    if args.rebuild:
+        await rebuild(dsn, [n for part in args.rebuild for n in part.split(",")])
+    if args.follow:
+        await follow(dsn, args.seconds)
+    if args.lag or not (args.rebuild or args.follow):
+        await show_lag(dsn)
+    return 0
+
+
+async def rebuild(dsn: str, names: list[str]) -> None:
+    """Rebuild ``names`` with a progress bar, then say how many events it took and how fast."""
+    from crashlog.projections import runner
+
+    started, events = time.monotonic(), [0]
+    with progress_bar(f"rebuilding {', '.join(names)}", "events") as bar:
+        task = bar.add_task("rebuild", total=None)
+
+        def advance(done: int, total: int) -> None:
+            events[0] = done
+            bar.update(task, completed=done, total=total)
+
+        await runner.rebuild(dsn, names, progress=advance)
+    took = time.monotonic() - started
+    out.print(f"rebuilt: {', '.join(names)} ({events[0]:,} events in {took:.1f} s, "
+              f"{events[0] / max(took, 1e-9):,.0f} events/s)")
+
+
+async def follow(dsn: str, seconds: float | None) -> None:
+    """Apply new events until Ctrl-C, or for ``seconds``."""
+    from crashlog.projections import runner
+
+    stop = asyncio.Event()
+    if seconds:
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+    err.print(f"following the log on {mask_dsn(dsn)} (Ctrl-C to stop)")
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner.follow(dsn, stop_event=stop)
+
+
+async def show_lag(dsn: str) -> None:
+    from crashlog.projections import runner
+
+    conn, _ = await connection(dsn)
+    try:
+        out.print(lag_table(await runner.lag(conn)))
+    finally:
+        await conn.close()
+
+
+def lag_table(lag: dict[str, tuple[int, float]]) -> Table:
+    columns = ("projection", "events behind", "oldest waiting (s)")
+    table = make_table("projection lag", columns, right=columns[1:])
+    for name, (events, seconds) in lag.items():
+        table.add_row(name, f"{events:,}", f"{seconds:.1f}")
+    return table

@@ -1,0 +1,246 @@
+"""``crashlog stats``, ``signals`` and ``quality``: what the recorded rounds say."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import orjson
+from rich.table import Table
+
+from crashlog import analytics
+from crashlog.analytics import signals
+from crashlog.cli.common import add_verb, with_connection
+from crashlog.cli.render import coloured, make_table, money, out, percent, span
+from crashlog.simulator import DEFAULT_RTP
+
+if TYPE_CHECKING:
+    from crashlog.cli.common import Verbs
+
+# "streak" is the longest losing streak; "by chance" the longest expected for that cash-out
+# and number of bets.
+_STATISTICS_COLUMNS = (
+    "bot", "target", "rounds", "win rate", "95% CI", "staked", "profit", "ROI", "95% CI ",
+    "EV/bet", "max DD", "streak", "by chance",
+)
+# p: two-sided, hits against the baseline; BH p: adjusted across types; skill: Brier skill
+# score of the confidences against forecasting the baseline.
+_SIGNAL_COLUMNS = (
+    "signal type", "targets", "signals", "hit rate", "95% CI", "baseline", "p", "BH p", "Brier",
+    "skill", "verdict",
+)
+_QUALITY_COLOURS = {"ok": "green", "suspect": "red", "insufficient data": "yellow"}
+
+
+def register(verbs: Verbs) -> None:
+    """Add ``stats``, ``signals`` and ``quality`` to the parser."""
+    stats = add_verb(verbs, "stats", "statistics of a bot, a strategy, or every bot", cmd_stats)
+    stats.add_argument("--bot", help="one bot's full statistics")
+    stats.add_argument("--strategy", help="one strategy (with --bot: that bot's rounds of it)")
+    stats.add_argument(
+        "--rtp", type=float, default=DEFAULT_RTP, help="the game's RTP (default 0.97)"
+    )
+    stats.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _register_signals(verbs)
+    _register_quality(verbs)
+
+
+def _register_signals(verbs: Verbs) -> None:
+    sub = add_verb(
+        verbs, "signals", "score each signal type against chance (the law's r/c baseline)",
+        cmd_signals,
+    )
+    sub.add_argument("--game")
+    sub.add_argument("--platform")
+    sub.add_argument("--bot", help="signals of this bot only")
+    sub.add_argument(
+        "--holdout", type=float, default=None, help="score only the last fraction (e.g. 0.3)"
+    )
+    sub.add_argument(
+        "--rtp", type=float, default=None, help="default: the game's configured RTP, else 0.97"
+    )
+    sub.add_argument("--q", type=float, default=0.05, help="BH false discovery rate")
+    sub.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+
+def _register_quality(verbs: Verbs) -> None:
+    sub = add_verb(
+        verbs, "quality", "which collected multipliers can be trusted: checks against the law",
+        cmd_quality,
+    )
+    sub.add_argument("--game", required=True)
+    sub.add_argument("--platform", required=True)
+    sub.add_argument("--bot", help="check this bot's own readings")
+    sub.add_argument("--since", type=iso_time, help="rounds first seen at or after (ISO 8601)")
+    sub.add_argument("--until", type=iso_time, help="rounds first seen before (ISO 8601)")
+    sub.add_argument(
+        "--rtp", type=float, default=None, help="default: the game's configured RTP, else 0.97"
+    )
+    significance = analytics.quality.SIGNIFICANCE
+    sub.add_argument(
+        "--significance", type=float, default=significance,
+        help=f"significance level (default {significance})",
+    )
+    sub.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+
+def iso_time(value: str) -> datetime:
+    """An ISO 8601 time for --since/--until; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {value!r}: use ISO 8601, e.g. 2025-06-01T12:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def print_json(value: Any) -> None:
+    out.print_json(orjson.dumps(value, default=str).decode())
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+@with_connection
+async def cmd_stats(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+    if args.bot or args.strategy:
+        return await _one_statistics(conn, args)
+    summaries = await analytics.bot_summaries(conn)
+    if args.json:
+        print_json(summaries)
+    else:
+        out.print(summaries_table(summaries))
+    return 0
+
+
+async def _one_statistics(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    if args.bot:
+        stats = await analytics.bot_statistics(conn, args.bot, args.strategy, rtp=args.rtp)
+    else:
+        stats = await analytics.strategy_statistics(conn, args.strategy, rtp=args.rtp)
+    if args.json:
+        print_json(stats.as_dict())
+        return 0
+    out.print(statistics_table([stats], f"statistics of {args.bot or args.strategy}"))
+    if stats.warning:
+        out.print(f"[yellow]{stats.warning}[/]")
+    return 0
+
+
+def summaries_table(summaries: Sequence[dict[str, Any]]) -> Table:
+    columns = ("bot", "rounds", "wins", "losses", "skips", "staked", "profit", "ROI")
+    table = make_table(f"bots ({len(summaries)})", columns, right=columns[1:])
+    for s in summaries:
+        roi = s["total_profit"] / s["total_staked"] if s["total_staked"] else None
+        table.add_row(
+            s["bot_id"], f"{s['rounds']:,}", f"{s['wins']:,}", f"{s['losses']:,}",
+            f"{s['skips']:,}", money(s["total_staked"]), money(s["total_profit"]),
+            percent(None if roi is None else float(roi)),
+        )
+    return table
+
+
+def statistics_table(rows: Sequence[analytics.Statistics], title: str) -> Table:
+    """Per bot or strategy: its rounds, win rate, money, ROI and streaks (``stats``, ``demo``)."""
+    table = Table(title=title)
+    for column in _STATISTICS_COLUMNS:
+        table.add_column(column, justify="left" if column == "bot" else "right", no_wrap=True)
+    for s in rows:
+        chance = s.expected_longest_losing_streak
+        table.add_row(
+            s.bot_id or s.strategy or "",
+            "" if s.cashout is None else f"{s.cashout:.2f}",
+            f"{s.rounds:,}", percent(s.win_rate), span(s.win_rate_interval),
+            money(s.total_staked), money(s.total_profit), percent(s.roi), span(s.roi_interval),
+            "" if s.expected_value is None else f"{s.expected_value:+.3f}",
+            money(s.max_drawdown), str(s.longest_losing_streak),
+            "" if chance is None else f"{chance:.1f}",
+        )
+    return table
+
+
+def warnings_note(rows: Sequence[analytics.Statistics]) -> str | None:
+    """One line for the bots whose sample cannot tell their ROI from the house edge."""
+    warned = [s for s in rows if s.warning]
+    if not warned:
+        return None
+    edge = warned[0].house_edge
+    return (
+        f"{len(warned)} of {len(rows)} bots have too few bets to tell their ROI from the "
+        f"house edge ({edge:+.1%}); `crashlog stats --bot NAME` says how many would be needed."
+    )
+
+
+# -- signals -------------------------------------------------------------------------------
+
+
+@with_connection
+async def cmd_signals(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+    report = await signals.signal_report(
+        conn, game=args.game, platform=args.platform, bot_id=args.bot, rtp=args.rtp,
+        holdout=args.holdout, q=args.q,
+    )
+    if args.json:
+        print_json(report.as_dict())
+        return 0
+    out.print(signals_table(report))
+    for line in signals.report_notes(report):
+        out.print(line, markup=False)
+    return 0
+
+
+def signals_table(report: analytics.SignalReport) -> Table:
+    table = Table(title=f"signals against chance (Benjamini-Hochberg at q={report.q:g})")
+    for column in _SIGNAL_COLUMNS:
+        left = column in ("signal type", "verdict")
+        table.add_column(column, justify="left" if left else "right", no_wrap=not left)
+    for t in report.types:
+        targets = ", ".join(f"{c:.2f}" for c in t.targets[:3])
+        colour = {signals.BETTER: "green", signals.WORSE: "red"}.get(t.verdict)
+        table.add_row(
+            t.signal_type, targets + (" ..." if len(t.targets) > 3 else ""), f"{t.n:,}",
+            percent(t.hit_rate), span(t.interval), percent(t.baseline),
+            "" if t.p_value is None else f"{t.p_value:.3g}",
+            "" if t.adjusted_p is None else f"{t.adjusted_p:.3g}",
+            "" if t.brier is None else f"{t.brier:.3f}",
+            "" if t.brier_skill is None else f"{t.brier_skill:+.3f}",
+            coloured(t.verdict, colour),
+        )
+    return table
+
+
+# -- quality -------------------------------------------------------------------------------
+
+
+@with_connection
+async def cmd_quality(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+    report = await analytics.quality_report(
+        conn, game=args.game, platform=args.platform, bot_id=args.bot, since=args.since,
+        until=args.until, rtp=args.rtp, significance=args.significance,
+    )
+    if args.json:
+        print_json(report.as_dict())
+        return 0
+    out.print(quality_table(report))
+    for check in report.shown_checks():
+        if check.verdict == "suspect":
+            out.print(f"{check.name}: {check.detail}", markup=False)
+    return 0
+
+
+def quality_table(report: analytics.QualityReport) -> Table:
+    who = f" ({report.bot_id}'s readings)" if report.bot_id else ""
+    table = Table(
+        title=f"quality of {report.game} on {report.platform}{who}: {report.rounds:,} rounds",
+        caption=f"{report.rtp_note}, significance {report.significance:g} (Holm-adjusted)",
+    )
+    for column in ("check", "figure", "expected", "verdict"):
+        table.add_column(column, justify="right" if column == "figure" else "left")
+    for check in report.shown_checks():
+        verdict = coloured(check.verdict, _QUALITY_COLOURS[check.verdict])
+        table.add_row(check.name, check.figure, check.expected, verdict)
+    return table

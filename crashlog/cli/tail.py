@@ -1,0 +1,69 @@
+"""``crashlog tail``: print events as they are committed, in the log's commit-safe order."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from crashlog.cli.common import add_verb, with_connection
+from crashlog.cli.render import err, out
+from crashlog.projections.checkpoints import ORIGIN
+from crashlog.projections.follower import CommittedEvent, LogFollower, start_back
+
+if TYPE_CHECKING:
+    from crashlog.cli.common import Verbs
+
+#: Payloads longer than this are cut, with "..." at the end.
+PAYLOAD_WIDTH = 160
+
+
+def register(verbs: Verbs) -> None:
+    """Add ``tail`` to the parser."""
+    tail = add_verb(verbs, "tail", "print events as they are committed", cmd_tail)
+    tail.add_argument("--from-start", action="store_true", help="from the first event")
+    tail.add_argument("--last", type=int, default=10, help="show this many recent events first")
+    tail.add_argument("--bot", help="only this bot's events")
+    tail.add_argument("--type", help="only this event type, e.g. RoundSettled")
+    tail.add_argument("--count", type=int, default=None, help="stop after this many events")
+    tail.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+
+
+@with_connection
+async def cmd_tail(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+    """Print events as they commit, in the log's commit-safe order."""
+    after = ORIGIN if args.from_start else await start_back(conn, args.last)
+    async with LogFollower(conn, after, bot_id=args.bot, event_type=args.type) as log:
+        err.print("following new events (Ctrl-C to stop)")
+        try:
+            async with asyncio.timeout(args.seconds):
+                await print_events(log, args.count)
+        except TimeoutError:
+            pass
+    return 0
+
+
+async def print_events(log: LogFollower, count: int | None) -> None:
+    """Print what ``log`` yields, until ``count`` events (None: until stopped)."""
+    shown = 0
+    if count is not None and count <= 0:
+        return
+    async for event in log:
+        print_event(event)
+        shown += 1
+        if shown == count:
+            return
+
+
+def print_event(event: CommittedEvent) -> None:
+    payload = event.payload
+    if len(payload) > PAYLOAD_WIDTH:
+        payload = payload[: PAYLOAD_WIDTH - 3] + "..."
+    out.print(
+        f"{event.position:>9} {event.occurred_at:%Y-%m-%d %H:%M:%S} "
+        f"[bold]{event.event_type}[/] {event.bot_id} {payload}",
+        markup=True,
+        soft_wrap=True,
+    )

@@ -1,0 +1,119 @@
+"""Health checks of a crashlog installation: the server, the migrations, the projections'
+lag, the records kept aside, and a spool folder. ``crashlog doctor`` prints them.
+
+Promises:
+- Every check is a frozen ``Check(name, ok, detail)``; ``detail`` says what was found and,
+  when ``ok`` is false, what to do about it. No check writes anything.
+- ``diagnose`` never raises for a server it cannot reach: that is a failed "server" check
+  (its detail names the server with the password masked), and no other check is run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import attrs
+
+from crashlog import migrations
+from crashlog.database import ConnectFailed, mask_dsn, open_connection, resolve_dsn
+from crashlog.errors import CrashlogError
+from crashlog.spool import inspect_folder
+
+#: Events a projection may be behind before ``lag_check`` fails.
+DEFAULT_MAX_LAG = 10_000
+
+_REJECTED = "SELECT count(*) FROM crashlog.rejected_events"
+_CONTRADICTORY = "SELECT count(*) FROM crashlog.rounds WHERE is_contradictory"
+
+
+@attrs.frozen
+class Check:
+    """One check's outcome."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+async def diagnose(
+    dsn: str | None, *, max_lag: int = DEFAULT_MAX_LAG, spool_dir: str | Path | None = None
+) -> list[Check]:
+    """Every check, in order: server, migrations, then (if migrated) lag and records, then
+    the spool. ``dsn`` None means ``CRASHLOG_DSN``, else the embedded server."""
+    try:
+        resolved = await asyncio.to_thread(resolve_dsn, dsn)
+        conn = await open_connection(resolved)
+    except ConnectFailed as exc:
+        return [Check("server", False, str(exc))]
+    try:
+        checks = [await server_check(conn, resolved), await migrations_check(conn)]
+        if checks[-1].ok:
+            checks += [await lag_check(conn, max_lag), await records_check(conn)]
+    finally:
+        await conn.close()
+    return [*checks, spool_check(spool_dir)]
+
+
+async def server_check(conn: asyncpg.Connection, dsn: str) -> Check:
+    """The server's version and where it is (password masked)."""
+    version = await conn.fetchval("SHOW server_version")
+    return Check("server", True, f"PostgreSQL {version} at {mask_dsn(dsn)}")
+
+
+async def migrations_check(conn: asyncpg.Connection) -> Check:
+    """Fails if a migration is pending, or an applied one was changed since."""
+    try:
+        pending = await migrations.pending_migrations(conn)
+    except CrashlogError as exc:
+        return Check("migrations", False, str(exc))
+    if pending:
+        names = ", ".join(m.name for m in pending)
+        return Check("migrations", False, f"pending: {names} (run: crashlog migrate)")
+    return Check("migrations", True, f"{len(migrations.load_migrations())} applied, none pending")
+
+
+async def lag_check(conn: asyncpg.Connection, max_lag: int = DEFAULT_MAX_LAG) -> Check:
+    """Fails if a projection is more than ``max_lag`` committed events behind the log."""
+    from crashlog.projections import runner  # the runner's imports are for doctor alone
+
+    lag = await runner.lag(conn)
+    name, (events, seconds) = max(lag.items(), key=lambda item: item[1][0], default=("-", (0, 0.0)))
+    if events <= max_lag:
+        return Check("projections", True, f"all {len(lag)} projections within {max_lag:,} events")
+    return Check(
+        "projections",
+        False,
+        f"{name} is {events:,} events ({seconds:.0f} s) behind: is a runner running? "
+        "(crashlog project --follow)",
+    )
+
+
+async def records_check(conn: asyncpg.Connection) -> Check:
+    """How many events the server refused and rounds contradict themselves (kept, so ok)."""
+    rejected = await conn.fetchval(_REJECTED)
+    contradictory = await conn.fetchval(_CONTRADICTORY)
+    return Check(
+        "records",
+        True,
+        f"{rejected:,} rejected events, {contradictory:,} contradictory rounds (kept, flagged)",
+    )
+
+
+def spool_check(spool_dir: str | Path | None) -> Check:
+    """Fails if events wait in the spool folder (a read-only look; None: no folder to look at)."""
+    if not spool_dir:
+        return Check("spool", True, "no spool folder given (--spool-dir or CRASHLOG_SPOOL_DIR)")
+    found = inspect_folder(spool_dir)
+    if not found.exists:
+        return Check("spool", True, f"{found.folder}: empty (does not exist)")
+    if not found.events:
+        return Check("spool", True, f"{found.folder}: empty")
+    return Check(
+        "spool",
+        False,
+        f"{found.folder}: {found.events:,} events in {found.segments} segments "
+        f"({found.bytes:,} bytes) wait to be replayed: start a logger with "
+        f"spool_dir={str(found.folder)!r} while the server is up",
+    )

@@ -1,0 +1,134 @@
+"""Following the log as it commits: every committed event once, in the log's reading order.
+
+The same commit-safe reading as the projections' (``checkpoints``): only events with
+``tx_id < pg_snapshot_xmin(pg_current_snapshot())`` are read, in ``(tx_id, position)``
+order. Below that horizon every transaction has ended, so an event read now can never be
+preceded later by one that commits late: a long transaction holds the follower back, and
+when it commits its events come first, then the ones that committed while it was open.
+
+Promises:
+- ``LogFollower`` yields each committed event after its start once, in ``(tx_id,
+  position)`` order, optionally only one bot's or one event type's; it never yields an
+  event of a transaction still open, nor one after such a transaction's first event.
+- It wakes on the runner's ``NOTIFY`` (``runner.CHANNEL``, sent at each commit that
+  appends) and polls as well, so a horizon held back by a long transaction is noticed.
+- ``start_back(conn, n)`` is the position after which the last ``n`` committed events of
+  the whole log lie (the filters apply after it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from types import TracebackType
+
+import asyncpg
+import attrs
+
+from crashlog.projections.checkpoints import ORIGIN, Position
+from crashlog.projections.runner import CHANNEL
+
+#: Events fetched per query.
+BATCH = 1000
+#: Seconds between polls when no NOTIFY comes (a transaction holding the horizon back).
+POLL = 0.5
+
+_AFTER = """
+SELECT tx_id, position, event_type, bot_id, session_id, occurred_at, payload::text AS payload
+FROM crashlog.events
+WHERE (tx_id, position) > ($1::xid8, $2::bigint)
+  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+  AND ($3::text IS NULL OR bot_id = $3)
+  AND ($4::text IS NULL OR event_type = $4)
+ORDER BY tx_id, position
+LIMIT $5
+"""
+
+_NTH_LAST = """
+SELECT tx_id, position FROM crashlog.events
+WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx_id DESC, position DESC LIMIT 1 OFFSET $1
+"""
+
+
+@attrs.frozen
+class CommittedEvent:
+    """One committed row of ``crashlog.events``, as stored (the payload as its JSON text)."""
+
+    tx_id: int
+    position: int
+    event_type: str
+    bot_id: str
+    session_id: str | None
+    occurred_at: datetime
+    payload: str
+
+    @property
+    def at(self) -> Position:
+        """Where this event is in the log's reading order."""
+        return Position(self.tx_id, self.position)
+
+
+async def start_back(conn: asyncpg.Connection, events: int) -> Position:
+    """The position after which the last ``events`` committed events lie; ``ORIGIN`` if the
+    log holds no more than that."""
+    if events < 0:
+        raise ValueError(f"invalid events={events!r}: must be 0 or more")
+    row = await conn.fetchrow(_NTH_LAST, events)
+    return ORIGIN if row is None else Position(row["tx_id"], row["position"])
+
+
+class LogFollower:
+    """``async with LogFollower(conn, after) as log: async for event in log: ...``
+
+    Listens on ``conn`` while the block runs; the iteration ends only when the caller
+    stops (break, cancellation, a timeout around it).
+    """
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        after: Position = ORIGIN,
+        *,
+        bot_id: str | None = None,
+        event_type: str | None = None,
+        batch: int = BATCH,
+        poll: float = POLL,
+    ) -> None:
+        self._conn = conn
+        self._filters = (bot_id, event_type, batch)
+        self._poll = poll
+        self._wake = asyncio.Event()
+        self.after = after  # the last event yielded (or the start): the next one comes after
+
+    async def __aenter__(self) -> LogFollower:
+        await self._conn.add_listener(CHANNEL, self._notified)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._conn.remove_listener(CHANNEL, self._notified)
+
+    def __aiter__(self) -> AsyncIterator[CommittedEvent]:
+        return self._follow()
+
+    async def _next_events(self) -> list[CommittedEvent]:
+        rows = await self._conn.fetch(_AFTER, self.after.tx_id, self.after.position, *self._filters)
+        return [CommittedEvent(**dict(row)) for row in rows]
+
+    async def _follow(self) -> AsyncIterator[CommittedEvent]:
+        while True:
+            self._wake.clear()  # before reading: a commit during the read wakes the next wait
+            events = await self._next_events()
+            for event in events:
+                self.after = event.at  # moved per event: a caller may stop mid-batch
+                yield event
+            if not events:
+                with contextlib.suppress(TimeoutError):  # the poll: a horizon held back
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
