@@ -41,13 +41,6 @@ CHUNK = streaming.CHUNK
 DECIMAL_PRECISION, DECIMAL_SCALE = 38, 12
 
 
-def format_of(path: str | Path, default: str = "jsonl") -> str:
-    """The export format a file name's extension asks for (``.ndjson`` is JSON lines), else
-    ``default``."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    return "jsonl" if suffix == "ndjson" else suffix if suffix in FORMATS else default
-
-
 Progress = Callable[[int], None]
 #: Turns one fetched chunk of rows into the rows to write (it may leave some out).
 Transform = Callable[[list[asyncpg.Record]], Sequence[Sequence[Any]]]

@@ -19,7 +19,7 @@ import asyncpg
 
 from crashlog.cli import bench, demo, doctor, export, migrate, project, stats, tail, verify
 from crashlog.cli.render import err
-from crashlog.database import mask_dsn
+from crashlog.database import mask_error
 from crashlog.errors import CrashlogError
 
 # In the order ``crashlog --help`` lists them: each adds its verbs.
@@ -52,9 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     except (CrashlogError, ValueError, OSError, asyncpg.PostgresError) as exc:
-        message = str(exc)
-        if args.dsn:
-            message = message.replace(args.dsn, mask_dsn(args.dsn))
+        message = mask_error(exc, args.dsn) if args.dsn else str(exc)
         err.print(f"crashlog {args.verb}: error: {message}", markup=False)
         return 1
     return status or 0

@@ -15,7 +15,7 @@ from crashlog.cli.common import add_verb, with_connection
 from crashlog.cli.render import err, progress_bar
 from crashlog.errors import CrashlogError
 from crashlog.features import FeatureSpec
-from crashlog.simulator import DEFAULT_RTP
+from crashlog.law import DEFAULT_RTP
 
 if TYPE_CHECKING:
     from crashlog.cli.common import Verbs

@@ -15,7 +15,7 @@ from crashlog import analytics
 from crashlog.analytics import signals
 from crashlog.cli.common import add_verb, with_connection
 from crashlog.cli.render import coloured, make_table, money, out, percent, span
-from crashlog.simulator import DEFAULT_RTP
+from crashlog.law import DEFAULT_RTP
 
 if TYPE_CHECKING:
     from crashlog.cli.common import Verbs

@@ -27,7 +27,14 @@ from types import TracebackType
 import asyncpg
 import attrs
 
-from crashlog.projections.checkpoints import ORIGIN, Position
+from crashlog.projections.checkpoints import (
+    AFTER,
+    COMMIT_SAFE,
+    ORIGIN,
+    READING_ORDER,
+    READING_ORDER_DESC,
+    Position,
+)
 from crashlog.projections.runner import CHANNEL
 
 #: Events fetched per query.
@@ -35,21 +42,20 @@ BATCH = 1000
 #: Seconds between polls when no NOTIFY comes (a transaction holding the horizon back).
 POLL = 0.5
 
-_AFTER = """
+_AFTER = f"""
 SELECT tx_id, position, event_type, bot_id, session_id, occurred_at, payload::text AS payload
 FROM crashlog.events
-WHERE (tx_id, position) > ($1::xid8, $2::bigint)
-  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+WHERE {AFTER} AND {COMMIT_SAFE}
   AND ($3::text IS NULL OR bot_id = $3)
   AND ($4::text IS NULL OR event_type = $4)
-ORDER BY tx_id, position
+ORDER BY {READING_ORDER}
 LIMIT $5
 """
 
-_NTH_LAST = """
+_NTH_LAST = f"""
 SELECT tx_id, position FROM crashlog.events
-WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY tx_id DESC, position DESC LIMIT 1 OFFSET $1
+WHERE {COMMIT_SAFE}
+ORDER BY {READING_ORDER_DESC} LIMIT 1 OFFSET $1
 """
 
 
