@@ -14,6 +14,8 @@ def exception_classes() -> dict[str, type[BaseException]]:
     """Every exception class defined in a module of the crashlog package, by qualified name."""
     found = {}
     for module_info in pkgutil.walk_packages(crashlog.__path__, "crashlog."):
+        if module_info.name.endswith(".__main__"):
+            continue  # a script: importing it runs the command line
         module = importlib.import_module(module_info.name)
         for name, value in vars(module).items():
             if (inspect.isclass(value) and issubclass(value, BaseException)
