@@ -6,7 +6,7 @@ The SQL lives in ``sql/010_roles.sql`` (``crashlog.setup_roles``): names are quo
 the server with ``format('%I')``, nothing is built from input text here.
 
 What each role may do, and what it is refused, is in that file and proven by
-``tests/test_roles.py``. Bots log in as members of the writer role and connect with
+``tests/integration/test_roles.py``. Bots log in as members of the writer role and connect with
 ``project=False`` (the writer may not read the log, which projections need).
 ``create_login`` adds a login to one of the roles; its password goes to the server
 only as a SCRAM-SHA-256 verifier, never in clear text (so not into a server log).

@@ -3,7 +3,7 @@
 No errors, every event committed once, memory within the buffer bound, and the
 projections catch up once the bots stop. The figures are printed (run with ``-s``):
 
-    CRASHLOG_SOAK_SECONDS=60 python -m pytest tests/test_load.py -s
+    CRASHLOG_SOAK_SECONDS=60 python -m pytest tests/system/test_load.py -s
 
 ``CRASHLOG_SOAK_SECONDS`` (default 3) is how long the bots emit.
 """

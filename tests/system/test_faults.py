@@ -4,7 +4,7 @@ The promise under test: an acknowledged event (``flush``/``aclose`` returned, or
 it was spooled) is never lost and never written twice. Each test prints its
 figures (emitted, acknowledged, lost, duplicated); run with ``-s`` to see them:
 
-    python -m pytest tests/test_faults.py -m slow -s
+    python -m pytest tests/system/test_faults.py -m slow -s
 
 Every server stopped here is a ``ThrowawayServer`` of this module's own.
 ``CRASHLOG_SOAK_SECONDS`` lengthens the outage of test (d) (default 4 s; the
@@ -229,7 +229,7 @@ async def _read_acks(process: asyncio.subprocess.Process, acked: set[UUID]) -> i
 
 
 async def _start_bot(dsn: str, spool: Path, name: str) -> asyncio.subprocess.Process:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     with (spool.parent / f"{name}.stderr").open("wb") as stderr:  # the pool's reconnect noise
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", BOT_SCRIPT, dsn, str(spool), name, cwd=root,
