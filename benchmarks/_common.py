@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -67,7 +67,7 @@ def sample_rounds(count: int, *, bots: int = 10, seed: int = 7) -> list[RoundSet
     by every bot), crash points by the real law capped at the catalogue's multiplier cap.
     The same events every run."""
     rng = random.Random(seed)
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     balance = [Decimal("1000.00")] * bots
     crash = Decimal("1.00")
     events = []

@@ -16,15 +16,19 @@ import time
 from decimal import Decimal
 
 import asyncpg
+from _common import (
+    base_arguments,
+    environment_note,
+    percentile,
+    sample_rounds,
+    scratch_database,
+    write_events,
+)
 
 import crashlog
 from crashlog.events import Outcome, RoundSettled
 from crashlog.projections import NAMES
 from crashlog.projections.runner import rebuild
-
-from _common import (
-    base_arguments, environment_note, percentile, sample_rounds, scratch_database, write_events,
-)
 
 # Age of the oldest event that some projection has not applied yet (0 when none).
 _LAG = """

@@ -14,12 +14,11 @@ import sys
 import time
 
 import asyncpg
+from _common import base_arguments, environment_note, sample_rounds, scratch_database, write_events
 
 from crashlog.projections import PROJECTIONS
 from crashlog.projections.rebuild import rebuild_projections
 from crashlog.projections.runner import REBUILD_SETTINGS
-
-from _common import base_arguments, environment_note, sample_rounds, scratch_database, write_events
 
 
 async def main() -> None:

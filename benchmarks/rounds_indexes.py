@@ -15,7 +15,6 @@ import re
 import time
 
 import asyncpg
-
 from _common import base_arguments, environment_note, scratch_database
 
 _FILL = """

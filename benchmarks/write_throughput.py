@@ -18,12 +18,11 @@ import time
 
 import asyncpg
 import attrs
+from _common import base_arguments, percentile, sample_rounds, scratch_database
 
 import crashlog
 from crashlog.events import encode_payload, uuid7
 from crashlog.store import COLUMNS, Row, init_connection
-
-from _common import base_arguments, percentile, sample_rounds, scratch_database
 
 BATCH = 5_000  # asyncpg copy_records_to_table batch used as the baseline ("the limit")
 PER_EVENT_SAMPLE = 2_000  # one-transaction-per-event is slow: measure it on a sample

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, overload
 from uuid import UUID
 
@@ -44,7 +44,7 @@ _INT64 = struct.Struct(">q")
 # occurred_at (length 8, microseconds since 2000-01-01 UTC), then the payload's length and
 # jsonb's binary version byte (1) that comes before the JSON text.
 _TIME_AND_PAYLOAD_START = struct.Struct(">iqib")
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 # Bots reuse a few ids and sessions: their encoded fields are kept (bounded) rather than

@@ -23,6 +23,7 @@ Promises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -386,10 +387,8 @@ class Spooler:
             self._kick()
 
     async def _wait_drained(self, timeout: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
 
     def _kick(self) -> None:
         if self._replayer is None or self._replayer.done():

@@ -20,6 +20,7 @@ Promises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -130,7 +131,7 @@ class BatchWriter:
             await asyncio.wait_for(
                 asyncio.gather(*(lane.reached(target) for lane, target in targets)), timeout
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pending = sum(max(0, target - lane.done) for lane, target in targets)
             raise NotFlushed(action, timeout or 0, pending, self.where()) from None
 
@@ -251,10 +252,8 @@ class _Lane:
             if len(self.buffer) < self._batch_size and not self._urgent():
                 # Linger briefly so a trickle of events still goes out in few transactions.
                 self._batch_ready.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._batch_ready.wait(), self._flush_interval)
-                except asyncio.TimeoutError:
-                    pass
             await self._write(self._take_batch())
 
     def _urgent(self) -> bool:

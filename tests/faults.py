@@ -13,6 +13,7 @@ whether its write committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -200,10 +201,8 @@ class CuttingProxy:
                 wait_doom.cancel()
                 # The server answers only after it has finished (committed) the command: wait for
                 # that answer, drop it, and hang up on both sides.
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(read, 10)
-                except asyncio.TimeoutError:
-                    pass
                 return
             wait_doom.cancel()
             data = read.result()

@@ -16,7 +16,7 @@ strategy of ``Bad`` values: what to pass, and what the resulting error must say.
 from __future__ import annotations
 
 import string
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -190,7 +190,7 @@ _offsets = st.builds(
     timezone,
     st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)),
 )
-_zones = st.one_of(st.just(timezone.utc), _offsets, st.timezones())
+_zones = st.one_of(st.just(UTC), _offsets, st.timezones())
 aware_datetimes = st.datetimes(
     min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=_zones
 )
@@ -277,7 +277,7 @@ def event_kwargs(cls: type[Event]) -> st.SearchStrategy[dict[str, Any]]:
 PLAIN: dict[str, Any] = {
     "identifier": "b1", "name": "Bot One", "text": "text", "money": Decimal("10.00"),
     "stake": Decimal("1.00"), "multiplier": Decimal("2.00"), "percent": Decimal("97"),
-    "probability": 0.5, "count": 1, "datetime": datetime(2024, 1, 1, tzinfo=timezone.utc),
+    "probability": 0.5, "count": 1, "datetime": datetime(2024, 1, 1, tzinfo=UTC),
     "uuid": None, "outcome": Outcome.WIN, "feature_vector": (0.5,), "json_object": {"k": 1},
 }
 
@@ -451,7 +451,7 @@ INVALID: dict[str, tuple[tuple[str, ...], st.SearchStrategy[Bad]]] = {
     )),
     "json-not-an-object": (("json_object",), _plain(st.sampled_from(["{}", [("a", 1)], 3]))),
     "json-not-a-json-value": (("json_object",), _in_json(st.sampled_from(
-        [{1, 2}, b"bytes", object, datetime(2024, 1, 1, tzinfo=timezone.utc)]
+        [{1, 2}, b"bytes", object, datetime(2024, 1, 1, tzinfo=UTC)]
     ))),
     "json-key-not-a-string": (("json_object",), st.sampled_from(
         [_leaf({1: "a"}, None, 1), _leaf({None: "a"}, None, None), _leaf({("t",): 1}, None, ("t",))]

@@ -13,19 +13,6 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import crashlog
-from crashlog.events import (
-    EVENT_TYPES,
-    BotErrorRaised,
-    Event,
-    Outcome,
-    RoundSettled,
-    SignalRaised,
-    decode_event,
-    encode_payload,
-    uuid7,
-)
 from strategies import (
     DECIMAL_KINDS,
     FIELD_KINDS,
@@ -40,6 +27,18 @@ from strategies import (
     valid_events,
 )
 
+import crashlog
+from crashlog.events import (
+    EVENT_TYPES,
+    BotErrorRaised,
+    Event,
+    Outcome,
+    RoundSettled,
+    SignalRaised,
+    decode_event,
+    encode_payload,
+    uuid7,
+)
 
 #: CRASHLOG_HYPOTHESIS_SCALE=10 runs ten times the examples (a deeper search, not for every CI run).
 SCALE = int(os.environ.get("CRASHLOG_HYPOTHESIS_SCALE", "1"))

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import crashlog
-from crashlog.analytics import wilson_interval
 from crashlog import exports
+from crashlog.analytics import wilson_interval
 from crashlog.cli import main
 from crashlog.events import RoundObserved
 from crashlog.exports import export_multipliers

@@ -17,9 +17,10 @@ import crashlog
 from crashlog.analytics import check_quality, quality_report
 from crashlog.analytics.fit import value_probability
 from crashlog.analytics.inference import binomial_mid_p, holm_adjust
-from crashlog.analytics.quality import STATISTICAL_CHECKS as STATISTICAL, EXACT_VALUES, repeat_probability
-from crashlog.exports import export_multipliers
+from crashlog.analytics.quality import EXACT_VALUES, repeat_probability
+from crashlog.analytics.quality import STATISTICAL_CHECKS as STATISTICAL
 from crashlog.events import GameConfigured, RoundObserved, RoundSettled
+from crashlog.exports import export_multipliers
 from crashlog.law import CENT, instant_bust_probability, survival
 from crashlog.simulator import CrashGame
 

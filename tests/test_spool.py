@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,8 +36,8 @@ def make_rows(count: int, *, bot: str = "b1", start: int = 0) -> list[Row]:
             bot,
             None if i % 2 else f"s{i}",
             datetime(2026, 1, 1, tzinfo=tz) + timedelta(seconds=start + i),
-            ('{"game":"aviator","platform":"d\\u00e9mo ✈","crash_multiplier":"%d.01","n":%d}'
-             % (2 + i, start + i)).encode(),
+            ('{"game":"aviator","platform":"d\\u00e9mo ✈",'
+             f'"crash_multiplier":"{2 + i}.01","n":{start + i}}}').encode(),
         )
         for i in range(count)
     ]
@@ -253,7 +253,7 @@ async def test_a_row_the_server_refuses_is_set_aside_and_the_rest_replayed(folde
 
 def test_rows_keep_an_aware_time_in_utc_too(folder):
     spool = Spool.open(folder)
-    row = make_rows(1)[0]._replace(occurred_at=datetime(2026, 5, 1, 12, 0, 0, 123456, timezone.utc))
+    row = make_rows(1)[0]._replace(occurred_at=datetime(2026, 5, 1, 12, 0, 0, 123456, UTC))
     spool.append([row])
     assert read_all(spool) == [row]
     spool.close()
@@ -389,7 +389,7 @@ async def test_a_writer_killed_mid_append_leaves_every_acknowledged_batch_readab
 
 _aware_times = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1),
-    timezones=st.sampled_from([timezone.utc, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=-3, minutes=-30))]),
+    timezones=st.sampled_from([UTC, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=-3, minutes=-30))]),
 )
 _rows = st.builds(
     Row, st.uuids(), st.text(min_size=1, max_size=20), st.integers(-(2**15), 2**15 - 1),
@@ -403,7 +403,7 @@ def test_a_batch_comes_back_from_its_encoding_exactly(batch: list[Row]) -> None:
     def in_utc(rows: list[Row]) -> list[Row]:
         # Compared as instants: Python never finds a time in a DST fold equal to one in
         # another zone, even the same instant.
-        return [r._replace(occurred_at=r.occurred_at.astimezone(timezone.utc)) for r in rows]
+        return [r._replace(occurred_at=r.occurred_at.astimezone(UTC)) for r in rows]
 
     again = decode_batch(encode_batch(batch))
     assert in_utc(again) == in_utc(batch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -184,10 +184,10 @@ def _aware_datetime(value: Any, field: attrs.Attribute[Any]) -> datetime:
         raise _refuse(field, value, f"must be a datetime, not {type(value).__name__}")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise _refuse(field, value, "must be timezone-aware (a naive datetime is ambiguous)")
-    if moment.tzinfo is timezone.utc:
+    if moment.tzinfo is UTC:
         return moment
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError:
         raise _refuse(field, value, "is out of range once converted to UTC") from None
 
@@ -306,10 +306,7 @@ def field(convert: Convert, *, required: bool = False, default: Any = None) -> A
             converter=attrs.Converter(convert, takes_field=True),  # type: ignore[call-overload]
             metadata=metadata,
         )
-    if default is None:
-        factory = None
-    else:
-        factory = default if callable(default) else (lambda: default)
+    factory = None if default is None else default if callable(default) else lambda: default
     return attrs.field(
         converter=attrs.Converter(_optional(convert, factory), takes_field=True),  # type: ignore[call-overload]
         default=attrs.Factory(factory) if factory else None,
@@ -339,4 +336,4 @@ DECIMAL_KINDS = (money, stake, multiplier, percent)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

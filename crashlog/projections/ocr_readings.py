@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncpg
 
 from crashlog.projections.base import (
-    IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, bigint, float8, numeric, text,
+    IN_SPAN,
+    SKIP_KNOWN_EVENTS,
+    Projection,
+    Span,
+    Tables,
+    bigint,
+    float8,
+    numeric,
+    text,
 )
 
 _INSERT = f"""

@@ -19,7 +19,15 @@ from __future__ import annotations
 import asyncpg
 
 from crashlog.projections.base import (
-    IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, bigint, float8, numeric, text,
+    IN_SPAN,
+    SKIP_KNOWN_EVENTS,
+    Projection,
+    Span,
+    Tables,
+    bigint,
+    float8,
+    numeric,
+    text,
 )
 from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS
 from crashlog.quality_flags import LOW_OCR_CONFIDENCE

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -26,7 +26,7 @@ def rows(count: int, *, poison_at: tuple[int, ...] = (), start: int = 0) -> list
     """Valid rows; those at ``poison_at`` belong to the bot the test's CHECK refuses."""
     return [
         Row(uuid7(), "BotErrorRaised", 1, "poison" if i in poison_at else "b1", None,
-            datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=start + i),
+            datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=start + i),
             b'{"error_type":"E","message":"m%d","severity":"error"}' % (start + i))
         for i in range(count)
     ]
@@ -94,7 +94,7 @@ async def test_the_writer_and_the_spool_replay_set_refused_rows_aside_alike(
 def test_only_what_a_later_attempt_may_get_past_is_transient() -> None:
     transient = [
         ConnectionResetError("reset by peer"),
-        asyncio.TimeoutError(),
+        TimeoutError(),
         asyncpg.InterfaceError("connection is closed"),
         asyncpg.exceptions.AdminShutdownError("terminating connection"),  # 57P01
         asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),  # 40P01

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -23,18 +23,18 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import INVALID, applicable, event_kwargs, kinds_of, required_fields, valid_events
 
 from crashlog import InvalidEvent
 from crashlog.events import BotErrorRaised, RoundSettled, SignalRaised
 from crashlog.events.base import Event
 from crashlog.events.fields import TEXT_MAX_CHARS
-from strategies import INVALID, applicable, event_kwargs, kinds_of, required_fields, valid_events
 
 #: A plain valid value of each kind, to build an event around one bad field cheaply.
 SIMPLE: dict[str, Any] = {
     "identifier": "b1", "name": "n", "text": "t", "money": Decimal("1.50"), "stake": 1,
     "multiplier": Decimal("2.00"), "percent": 97, "probability": 0.5, "count": 1,
-    "datetime": datetime(2026, 1, 1, tzinfo=timezone.utc), "uuid": None, "outcome": "WIN",
+    "datetime": datetime(2026, 1, 1, tzinfo=UTC), "uuid": None, "outcome": "WIN",
     "feature_vector": (0.5,), "json_object": {},
 }
 

@@ -10,15 +10,15 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from conftest import new_database
-from strategies import valid_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import valid_events
 
 from crashlog import store
 from crashlog.events import (
@@ -39,7 +39,7 @@ from crashlog.projections import PROJECTIONS
 from crashlog.projections.rebuild import rebuild_projections
 from crashlog.store import Row
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BOTS = ("b0", "b1", "b2")
 #: Columns that record log positions: they follow the interleaving of bots, nothing else does.
 POSITIONAL = {"position", "first_position", "last_tx_id", "last_position", "start_tx_id",

@@ -226,8 +226,9 @@ async def test_a_login_password_is_stored_as_a_scram_verifier_only(roles, conn):
 @pytest.mark.slow
 async def test_a_scram_login_works_a_wrong_password_is_not_echoed_and_sslmode_applies(caplog, tmp_path):
     """On a server of its own that asks for passwords (the shared test servers trust everyone)."""
-    from crashlog import migrations
     from faults import ThrowawayServer
+
+    from crashlog import migrations
 
     server = ThrowawayServer()
     try:

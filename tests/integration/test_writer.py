@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -177,9 +177,9 @@ async def test_the_same_event_twice_in_one_batch_is_stored_once(
 
 EDGE_ROWS = [
     Row(UUID(int=1), "RoundSettled", 1, "bot \\ tab\t nl\n é 🚀", None,
-        datetime(1, 1, 1, tzinfo=timezone.utc), b'{"text":"back\\\\slash \\" quote \\n"}'),
+        datetime(1, 1, 1, tzinfo=UTC), b'{"text":"back\\\\slash \\" quote \\n"}'),
     Row(UUID(int=2**128 - 1), "OcrRead", 32767, "b", "s" * 128,
-        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), b"{}"),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), b"{}"),
     Row(UUID(int=3), "SessionStarted", 2, "b", "",
         datetime(2026, 5, 1, 14, 0, 0, 1, tzinfo=timezone(timedelta(hours=2))), b'{"x":[1,2.5,null]}'),
 ]

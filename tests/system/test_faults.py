@@ -28,11 +28,11 @@ from uuid import UUID
 import asyncpg
 import attrs
 import pytest
+from faults import CuttingProxy, ThrowawayServer
 
 import crashlog
 from crashlog import migrations
 from crashlog.events import RoundObserved
-from faults import CuttingProxy, ThrowawayServer
 
 pytestmark = pytest.mark.slow
 
