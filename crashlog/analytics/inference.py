@@ -18,7 +18,13 @@ from statistics import NormalDist
 import attrs
 
 CONFIDENCE = 0.95
-_EULER_GAMMA = 0.5772156649015329
+
+
+def _finite(name: str, value: float) -> float:
+    """``value`` if it is a finite number, else a ValueError naming the argument."""
+    if not math.isfinite(value):
+        raise ValueError(f"invalid {name}={value!r}: must be a finite number")
+    return value
 
 
 @attrs.frozen
@@ -97,18 +103,91 @@ def chi_square(observed: Iterable[int], probabilities: Iterable[float]) -> tuple
 def expected_longest_run(trials: int, probability: float) -> float:
     """Expected longest run of an event of ``probability`` in ``trials`` independent trials.
 
-    Schilling (1990), "The longest run of heads", College Math. J. 21(3): for a run of
-    events of probability q among n trials, ``E ~ log_{1/q}(n (1 - q)) + gamma / ln(1/q) - 1/2``
-    (it leaves out a small periodic term: within 0.1 of the exact expectation from about
-    100 trials on, as tests/test_statistics.py checks). Returns 0 for no trials.
+    Promises: the exact expectation ``sum_k P(L >= k)`` to a relative 1e-11 or better, for
+    any ``trials`` and ``probability`` (0 for no trials, ``trials`` when the event is certain;
+    ValueError for a NaN or infinite ``probability``). ``P(L >= k)`` comes from Uspensky's
+    closed sums (Muselli 1996, "Simple expressions for success run distributions in
+    Bernoulli trials", Stat. Probab. Lett. 31) where they do not cancel, else from the
+    run-length recurrence ``b_m = b_(m-1) + p q^k (1 - b_(m-k-1))``; ``k`` where a run is
+    certain to double precision (``floor(n/k) q^k >= 40``) or impossible (a union bound) are
+    not computed. Cost: a few milliseconds at 10,000 trials, ``O(trials)`` per run length
+    near the smallest likely maximum for larger ``trials``.
+
+    (It used to be Schilling's (1990) asymptotic ``log_{1/q}(n p) + gamma / ln(1/q) - 1/2``,
+    which goes negative and was clamped to 0 once ``n p`` falls below about 0.56: 50 losses
+    at a 100x target showed "0.0 by chance" where the expectation is 44.3.)
     """
+    _finite("probability", probability)
     if trials <= 0 or probability <= 0:
         return 0.0
     if probability >= 1:
         return float(trials)
-    base = math.log(1 / probability)
-    expected = math.log(trials * (1 - probability)) / base + _EULER_GAMMA / base - 0.5
-    return min(float(trials), max(0.0, expected))
+    q, p, n = probability, 1.0 - probability, int(trials)
+    k = 1
+    while k <= n and (n // k) * q**k >= 40:  # P(L < k) <= (1 - q^k)^floor(n/k) < 5e-18
+        k += 1
+    parts = [float(k - 1)]
+    while k <= n:
+        if q**k * (1 + (n - k) * p) / p < 1e-13:  # every longer run: less than this in all
+            break
+        tail = _run_tail_closed(n, k, q, p)
+        if tail is None:
+            tail = _run_tail_feller(n, k, q, p) if n >= 20 * (k + 1) else _run_tail_recurrence(n, k, q, p)
+        parts.append(tail)
+        k += 1
+    return min(float(n), math.fsum(parts))
+
+
+def _run_tail_closed(n: int, k: int, q: float, p: float) -> float | None:
+    """``P(longest run >= k)`` by Uspensky's two alternating sums; None where their terms are
+    so large that rounding would cost more than about 1e-13 (then use the recurrence)."""
+    x, qk = p * q**k, q**k
+    sums = []
+    for top in (n, n - k):  # P(L < k) = S(n) - q^k S(n - k), S(m) = sum (-1)^j C(m - jk, j) x^j
+        terms, j, expected = [], 0, top * x
+        while top - j * k >= j:
+            try:
+                term = float(math.comb(top - j * k, j)) * x**j
+            except OverflowError:
+                return None
+            terms.append(-term if j % 2 else term)
+            if j > expected and term < 1e-22:
+                break
+            j += 1
+        sums.append((math.fsum(terms), math.fsum(map(abs, terms))))
+    (first, size_first), (second, size_second) = sums
+    if size_first + qk * size_second > 1e3:
+        return None
+    return min(1.0, max(0.0, 1.0 - first + qk * second))
+
+
+def _run_tail_feller(n: int, k: int, q: float, p: float) -> float:
+    """``P(longest run >= k)`` from the dominant root of the run-length recurrence (Feller,
+    An Introduction to Probability Theory, vol. 1, XIII.7, eq. 7.11): ``P(L < k) =
+    (1 - q x) / ((k + 1 - k x) p) x^-(n+1)`` with ``x = 1 + d``, ``d = p q^k x^(k+1)``. The
+    other roots are larger by a factor near ``1/q``, so at ``n >= 20 (k + 1)`` the error is
+    far below rounding (within 2e-13 of the recurrence on the grid the tests check)."""
+    c = p * q**k
+    d = c
+    for _ in range(1000):  # a contraction: the step's slope (k + 1) d stays below 1 here
+        step = c * math.exp((k + 1) * math.log1p(d))
+        if abs(step - d) <= 1e-16 * step:
+            d = step
+            break
+        d = step
+    x = 1 + d
+    below = (1 - q * x) / ((k + 1 - k * x) * p) * math.exp(-(n + 1) * math.log1p(d))
+    return min(1.0, max(0.0, 1.0 - below))
+
+
+def _run_tail_recurrence(n: int, k: int, q: float, p: float) -> float:
+    """``P(longest run >= k)``: ``b_m`` = P(a run of k within m trials) = ``b_(m-1)`` plus the
+    chance the first such run ends at trial m (a miss, k hits, no earlier run)."""
+    step = p * q**k
+    b = [0.0] * k + [q**k]
+    for m in range(k + 1, n + 1):
+        b.append(b[-1] + step * (1.0 - b[m - k - 1]))
+    return min(1.0, b[n])
 
 
 # -- exact tails ---------------------------------------------------------------------------
