@@ -168,7 +168,7 @@ def binomial_two_sided(successes: int, trials: int, probability: float) -> float
 def binomial_pmf(successes: int, trials: int, probability: float) -> float:
     """``P(S = successes)`` for ``S ~ Binomial(trials, probability)``.
 
-    Promises: a relative error of a few 1e-15 (Loader 2000, "Fast and accurate computation
+    Promises: a relative error below 1e-12 (Loader 2000, "Fast and accurate computation
     of binomial probabilities", the method of R's and scipy's ``dbinom``: Stirling's
     remainders and the deviance ``bd0`` instead of ``lgamma``, whose rounding at a million
     trials costs 1e-9), down to the smallest double; 0 outside ``0..trials``.
