@@ -328,19 +328,18 @@ def test_benjamini_hochberg_adjusted_is_scipys_false_discovery_control() -> None
 
 
 def test_benjamini_hochberg_does_not_reject_one_ulp_above_the_line() -> None:
-    # With 3 p-values at q = 0.05 the second smallest's line is 2q/3: the float just above it
-    # is not rejected (in floats, 2 * 0.05 / 3 rounded onto it), the one just below is.
-    above = 2 * 0.05 / 3
-    while Fraction(above) * 3 <= Fraction(0.05) * 2:
-        above = math.nextafter(above, 1)
+    # 4 p-values at q = 0.05: the third smallest's line is 3q/4 = 0.0375 exactly, but in floats
+    # 3 * 0.05 / 4 rounds to 0.037500000000000006, one ulp above, which used to be rejected.
+    above = 3 * 0.05 / 4
+    assert Fraction(above) * 4 > Fraction(0.05) * 3
     below = math.nextafter(above, 0)
-    assert Fraction(below) * 3 <= Fraction(0.05) * 2 < Fraction(above) * 3
-    rejected, adjusted = inf.benjamini_hochberg([0.001, above, 0.9], 0.05)
-    assert rejected == [True, False, False]
-    assert adjusted[1] > 0.05
-    rejected, adjusted = inf.benjamini_hochberg([0.001, below, 0.9], 0.05)
-    assert rejected == [True, True, False]
-    assert adjusted[1] <= 0.05
+    assert Fraction(below) * 4 <= Fraction(0.05) * 3
+    rejected, adjusted = inf.benjamini_hochberg([0.001, 0.002, above, 0.9], 0.05)
+    assert rejected == [True, True, False, False]
+    assert adjusted[2] > 0.05
+    rejected, adjusted = inf.benjamini_hochberg([0.001, 0.002, below, 0.9], 0.05)
+    assert rejected == [True, True, True, False]
+    assert adjusted[2] <= 0.05
 
 
 def test_holm_adjust_is_the_step_down_definition() -> None:
