@@ -95,6 +95,9 @@ class _Accumulator:
         self.sum_profit_sq = 0.0
         self.sum_stake_sq = 0.0
         self.sum_cross = 0.0
+        self.profit_count = 0  # Welford's running count, mean and sum of squared deviations
+        self.profit_mean = 0.0
+        self.profit_squares = 0.0
 
     def add(self, row: Mapping[str, Any]) -> None:
         outcome = row["outcome"]
@@ -110,6 +113,10 @@ class _Accumulator:
         self.sum_profit_sq += p * p
         self.sum_stake_sq += s * s
         self.sum_cross += p * s
+        self.profit_count += 1
+        deviation = p - self.profit_mean
+        self.profit_mean += deviation / self.profit_count
+        self.profit_squares += deviation * (p - self.profit_mean)
         if row["target_multiplier"] is not None:
             self.targets[row["target_multiplier"]] += 1
         elif outcome == "WIN" and row["cashout_multiplier"] is not None:
@@ -181,7 +188,9 @@ def _expected_value(acc: _Accumulator, bets: int) -> tuple[float | None, Interva
     if not bets:
         return None, None
     mean = float(acc.profit) / bets
-    variance = max(0.0, (acc.sum_profit_sq - bets * mean * mean) / (bets - 1)) if bets > 1 else 0.0
+    # Welford's update (Knuth, TAOCP 2, 4.2.2): sum p^2 - n mean^2 cancelled to nothing, or
+    # below 0, when profits are large and alike (a 1e8 stake winning by cents each round).
+    variance = acc.profit_squares / (bets - 1) if bets > 1 else 0.0
     return mean, mean_interval(bets, mean, variance)
 
 
