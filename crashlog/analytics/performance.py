@@ -92,12 +92,14 @@ class _Accumulator:
         self.longest_streak = 0
         self.targets: Counter[Decimal] = Counter()
         self.cashouts: Counter[Decimal] = Counter()
-        self.sum_profit_sq = 0.0
-        self.sum_stake_sq = 0.0
-        self.sum_cross = 0.0
-        self.profit_count = 0  # Welford's running count, mean and sum of squared deviations
+        # Welford's running count, means and co-moments (sums of products of deviations) of
+        # profit and stake: raw sums of squares cancel to nothing when profits are large and alike.
+        self.profit_count = 0
         self.profit_mean = 0.0
+        self.stake_mean = 0.0
         self.profit_squares = 0.0
+        self.stake_squares = 0.0
+        self.profit_stake = 0.0
 
     def add(self, row: Mapping[str, Any]) -> None:
         outcome = row["outcome"]
@@ -110,13 +112,13 @@ class _Accumulator:
             return
         self.staked += stake
         p, s = float(profit), float(stake)
-        self.sum_profit_sq += p * p
-        self.sum_stake_sq += s * s
-        self.sum_cross += p * s
         self.profit_count += 1
-        deviation = p - self.profit_mean
-        self.profit_mean += deviation / self.profit_count
-        self.profit_squares += deviation * (p - self.profit_mean)
+        dp, ds = p - self.profit_mean, s - self.stake_mean
+        self.profit_mean += dp / self.profit_count
+        self.stake_mean += ds / self.profit_count
+        self.profit_squares += dp * (p - self.profit_mean)
+        self.stake_squares += ds * (s - self.stake_mean)
+        self.profit_stake += dp * (s - self.stake_mean)
         if row["target_multiplier"] is not None:
             self.targets[row["target_multiplier"]] += 1
         elif outcome == "WIN" and row["cashout_multiplier"] is not None:
@@ -202,8 +204,9 @@ def _roi(acc: _Accumulator, bets: int) -> tuple[float | None, Interval | None]:
     roi = float(acc.profit) / staked
     if bets < 2:
         return roi, None
-    # Sum of squared residuals (p_i - roi * s_i)^2, expanded so one pass suffices.
-    residuals = acc.sum_profit_sq - 2 * roi * acc.sum_cross + roi * roi * acc.sum_stake_sq
+    # Sum of squared residuals (p_i - roi * s_i)^2 from the centred co-moments: roi is the ratio
+    # of the means, so the term n * (mean_p - roi * mean_s)^2 of the expansion is zero.
+    residuals = acc.profit_squares - 2 * roi * acc.profit_stake + roi * roi * acc.stake_squares
     variance = max(0.0, residuals) * bets / (bets - 1) / (staked * staked)
     half = z_value() * math.sqrt(variance)
     return roi, Interval(roi - half, roi + half)
