@@ -158,30 +158,31 @@ class Appender:
         if stop is not None:
             give_up = give_up | stop_when_event_set(stop)
 
-        def count_retry(state: RetryCallState) -> None:
-            self.counts.retried += 1
-            error = state.outcome.exception() if state.outcome else None
-            if error is not None:
-                self.note_failure(error, len(batch))
-
         retrying = AsyncRetrying(
             retry=retry_if_exception(may_pass_later),
             wait=wait_random_exponential(multiplier=0.05, max=5.0),
             stop=give_up,
-            before_sleep=count_retry,
+            before_sleep=self._count_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
                 attempt_number += 1
                 # Only a retry can meet its own earlier rows, so only a retry pays for conflict handling.
-                await self.append(batch, first_try=attempt_number == 1)
+                try:
+                    await self.append(batch, first_try=attempt_number == 1)
+                except Exception as error:
+                    await self.note_failure(error, len(batch))
+                    raise
 
-    def note_failure(self, error: BaseException, events: int) -> None:
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.counts.retried += 1
+
+    async def note_failure(self, error: BaseException, events: int) -> None:
         """Log and count a failed attempt, and recycle the pool's sessions: a session may
         keep a setting the server has dropped since (``default_transaction_read_only``)."""
         if isinstance(error, asyncpg.PostgresError) and _sqlstate(error)[:2] != "40":
-            self._pool.expire_connections()
+            await self._pool.expire_connections()
         if refuses_the_batch(error):
             self.counts.refused_batches += 1
             log.error(
@@ -190,8 +191,8 @@ class Appender:
                 events, _sqlstate(error), error,
                 extra={"sqlstate": _sqlstate(error), "events": events},
             )
-        else:
-            log.info("crashlog: retrying a batch after: %s", error)
+        elif may_pass_later(error):
+            log.info("crashlog: a batch will be retried after: %s", error)
 
     async def _append_isolating(self, conn: asyncpg.Connection, batch: list[bytes]) -> None:
         """Append idempotently; a refused batch is halved until the refused rows stand alone."""

@@ -121,7 +121,7 @@ class BatchWriter:
     async def _recycle_sessions(self) -> None:
         while True:  # ALTER DATABASE/ROLE ... SET reaches only sessions opened after it
             await asyncio.sleep(self._settings.connection_max_age)
-            self._pool.expire_connections()
+            await self._pool.expire_connections()
 
     def offer(self, row: bytes, bot_id: str) -> bool:
         """Accept a row (a COPY tuple, see ``store.copy_tuple``) of ``bot_id`` if the buffer
@@ -271,7 +271,7 @@ class BatchWriter:
             await self.appender.append_rows(rows)
         except Exception as error:
             if may_pass_later(error) and isinstance(error, asyncpg.PostgresError):
-                self.appender.note_failure(error, len(rows))
+                await self.appender.note_failure(error, len(rows))
             raise
 
 
