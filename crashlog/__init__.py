@@ -16,6 +16,7 @@ from crashlog.errors import (
     NotFlushed,
     SpoolError,
     SpoolFull,
+    WriterFailed,
 )
 from crashlog.logger import Logger, connect
 from crashlog.settings import Settings
@@ -36,6 +37,7 @@ __all__ = [
     "Settings",
     "SpoolError",
     "SpoolFull",
+    "WriterFailed",
     "__version__",
     "connect",
     "mask_dsn",

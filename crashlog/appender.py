@@ -6,14 +6,17 @@ Promises:
   append; a batch that may meet rows already stored (a retry after an ambiguous
   failure, an id already in the log) takes the idempotent path, which skips them. No
   event is ever stored twice.
-- A batch the server refuses because of a row (``refuses_a_row``) is halved until the
-  refused rows stand alone: each goes to ``crashlog.rejected_events`` with its error
-  and the rest of the batch commits.
-- A transient failure (``is_transient``: the connection, the server's resources or
-  state, a deadlock) propagates from ``append``; ``append_with_retries`` retries it with
-  exponential backoff and jitter until the retry deadline, or until asked to stop early.
-- ``counts`` add up what became of every row: committed, duplicates, rejected, and how
-  many retries it took.
+- A batch the server refuses because of a row's own data (``refuses_a_row``: SQLSTATE
+  classes 22 and 23) is halved until the refused rows stand alone: each goes to
+  ``crashlog.rejected_events`` with its error and the rest of the batch commits.
+- Every other failure propagates from ``append`` with the whole batch: a transient one
+  (``is_transient``: the connection, the server's resources or state, read-only, a
+  deadlock) and a refusal of the whole batch (``refuses_the_batch``: a privilege, a
+  missing table) alike. ``append_with_retries`` retries both with exponential backoff
+  and jitter until the retry deadline (or until asked to stop early), recycling the
+  pool's sessions after a server error; a refusal of the batch is logged as an error.
+- ``counts`` add up what became of every row: committed, duplicates, rejected, how
+  many retries it took, and how many attempts the server refused whole.
 
 It lives apart from ``crashlog.store`` (the SQL of each path) and from the writer (the
 buffer and its lanes): the spool's replay uses it without a writer, and the policy of
@@ -45,20 +48,50 @@ from crashlog.rows import Row
 log = logging.getLogger("crashlog.writer")
 
 #: SQLSTATE classes worth retrying: connection (08), resources (53), operator intervention
-#: such as a restart (57), transaction rollback such as a deadlock (40).
-TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
+#: such as a restart or "cannot connect now" (57), transaction rollback such as a deadlock
+#: (40), system errors such as an I/O error on the server (58).
+TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40", "58")
+#: Single SQLSTATEs of a passing state of the server: read-only (25006: a managed server
+#: whose disk filled, a failover), a lock or object busy (55P03, 55006), a transaction or
+#: idle timeout (25P03, 25P04).
+TRANSIENT_SQLSTATES = frozenset({"25006", "55P03", "55006", "25P03", "25P04"})
+#: SQLSTATE classes of a row's own data: a bad value (22) or a broken constraint (23). Only
+#: these are worth halving a batch for; every other refusal concerns the whole batch.
+ROW_SQLSTATE_CLASSES = ("22", "23")
+
+
+def _sqlstate(error: BaseException) -> str:
+    return (getattr(error, "sqlstate", None) or "") if isinstance(error, asyncpg.PostgresError) else ""
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for failures that a later attempt of the same batch may get past."""
+    """True for failures that a later attempt of the same batch may get past by itself."""
     if isinstance(error, asyncpg.PostgresError):  # asyncpg.DataError (22xxx) is one too
-        return (error.sqlstate or "")[:2] in TRANSIENT_SQLSTATE_CLASSES
+        state = _sqlstate(error)
+        return state[:2] in TRANSIENT_SQLSTATE_CLASSES or state in TRANSIENT_SQLSTATES
     return isinstance(error, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError))
 
 
 def refuses_a_row(error: BaseException) -> bool:
-    """True for a refusal that may be one row's doing, so that halving the batch finds it."""
-    return isinstance(error, asyncpg.PostgresError) and not is_transient(error)
+    """True for a refusal that may be one row's doing (its data: classes 22 and 23), so
+    that halving the batch finds it. Nothing else ever sends a row to ``rejected_events``."""
+    return _sqlstate(error)[:2] in ROW_SQLSTATE_CLASSES and not is_transient(error)
+
+
+def refuses_the_batch(error: BaseException) -> bool:
+    """True for a refusal of the whole batch that only an operator can lift: a privilege
+    (42501), a missing table or column (42P01, 42703), a missing database (3D000), ...
+
+    Such a batch is kept (in memory or in the spool) and retried with backoff, loudly;
+    it is never halved into per-row rejections.
+    """
+    return isinstance(error, asyncpg.PostgresError) and not (
+        is_transient(error) or refuses_a_row(error))
+
+
+def may_pass_later(error: BaseException) -> bool:
+    """True for every failure a batch is kept and retried for (all but a row's own data)."""
+    return is_transient(error) or refuses_the_batch(error)
 
 
 @attrs.define
@@ -69,6 +102,8 @@ class AppendCounts:
     duplicates: int = 0
     retried: int = 0
     rejected: int = 0
+    #: Attempts the server refused for the whole batch (privilege, missing table, ...).
+    refused_batches: int = 0
 
 
 class Appender:
@@ -112,15 +147,19 @@ class Appender:
         if batch:
             await self.append(batch, first_try=first_try)
 
-    async def append_with_retries(self, batch: list[bytes], *, stop: threading.Event | None = None) -> None:
-        """Store ``batch``, retrying transient failures until the retry deadline, or until
-        ``stop`` is set; then the last failure propagates and the batch is not stored."""
-        attempt_number = 0
+    async def append_with_retries(
+        self, batch: list[bytes], *, stop: threading.Event | None = None, first_try: bool = True
+    ) -> None:
+        """Store ``batch``, retrying what may pass later (``may_pass_later``) until the retry
+        deadline, or until ``stop`` is set; then the last failure propagates and the batch
+        is not stored. ``first_try=False``: the batch may have committed already."""
+        attempt_number = 0 if first_try else 1
         give_up: stop_base = stop_after_delay(self._retry_deadline)
         if stop is not None:
             give_up = give_up | stop_when_event_set(stop)
+
         retrying = AsyncRetrying(
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(may_pass_later),
             wait=wait_random_exponential(multiplier=0.05, max=5.0),
             stop=give_up,
             before_sleep=self._count_retry,
@@ -130,12 +169,30 @@ class Appender:
             with attempt:
                 attempt_number += 1
                 # Only a retry can meet its own earlier rows, so only a retry pays for conflict handling.
-                await self.append(batch, first_try=attempt_number == 1)
+                try:
+                    await self.append(batch, first_try=attempt_number == 1)
+                except Exception as error:
+                    await self.note_failure(error, len(batch))
+                    raise
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.counts.retried += 1
-        error = state.outcome.exception() if state.outcome else None
-        log.info("crashlog: retrying a batch after: %s", error)
+
+    async def note_failure(self, error: BaseException, events: int) -> None:
+        """Log and count a failed attempt, and recycle the pool's sessions: a session may
+        keep a setting the server has dropped since (``default_transaction_read_only``)."""
+        if isinstance(error, asyncpg.PostgresError) and _sqlstate(error)[:2] != "40":
+            await self._pool.expire_connections()
+        if refuses_the_batch(error):
+            self.counts.refused_batches += 1
+            log.error(
+                "crashlog: the server refuses a whole batch of %d events (SQLSTATE %s): %s;"
+                " they are kept and retried until an operator fixes it (see docs/operations.md)",
+                events, _sqlstate(error), error,
+                extra={"sqlstate": _sqlstate(error), "events": events},
+            )
+        elif may_pass_later(error):
+            log.info("crashlog: a batch will be retried after: %s", error)
 
     async def _append_isolating(self, conn: asyncpg.Connection, batch: list[bytes]) -> None:
         """Append idempotently; a refused batch is halved until the refused rows stand alone."""

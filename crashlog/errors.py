@@ -61,6 +61,13 @@ class LoggerClosed(CrashlogError):
     """``emit`` was called on a logger that is closing or closed."""
 
 
+class WriterFailed(CrashlogError):
+    """The writer stopped for good: a lane's task kept ending unexpectedly (more restarts
+    than ``Settings.max_lane_restarts`` within ``Settings.lane_restart_window`` seconds).
+    ``emit``, ``flush`` and ``sync`` raise it, with the reason, instead of waiting; events
+    already committed or spooled are safe, those still in memory are not written."""
+
+
 class SpoolError(CrashlogError):
     """The spool folder cannot be used (locked by another process, or not a spool)."""
 

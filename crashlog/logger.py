@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
@@ -12,8 +14,9 @@ from uuid import UUID
 import asyncpg
 
 from crashlog import migrations, store
-from crashlog.database import open_pool, resolve_dsn
-from crashlog.errors import InvalidEvent, LoggerClosed, MigrationError
+from crashlog.appender import is_transient
+from crashlog.database import mask_error, open_pool, resolve_dsn
+from crashlog.errors import ConnectFailed, InvalidEvent, LoggerClosed, MigrationError, NotFlushed
 from crashlog.events import Event, encode_payload
 from crashlog.projections.runner import Runner, side_by_side, wait_projected
 from crashlog.settings import Settings
@@ -22,6 +25,8 @@ from crashlog.writer import BatchWriter, Metrics
 
 if TYPE_CHECKING:
     from crashlog.analytics import Statistics
+
+log = logging.getLogger("crashlog")
 
 # The reading methods import analytics and exports where they are called: a bot that only
 # writes never loads them (thousands of lines, and pyarrow for Parquet).
@@ -47,39 +52,87 @@ class Logger:
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
         self._writer: BatchWriter | None = None
+        self._preparing: asyncio.Task[None] | None = None  # the schema check, with a spool
+        self._schema_error: BaseException | None = None  # what that check found, if anything
+        self._dsn = ""  # resolved at open
 
     # -- opening and closing -------------------------------------------------------------
 
     async def open(self) -> Logger:
-        """Reach the server, bring its schema up to date (or refuse), start the writer."""
+        """Reach the server, bring its schema up to date (or refuse), start the writer.
+
+        With ``spool_dir`` set, a server that does not answer does not stop it: the writer
+        starts at once and spools; the schema check, then the writes, the spool's replay
+        and the projections, wait for the server (see ``_prepare_when_reachable``).
+        """
         if self._writer is not None:
             return self
-        dsn = await asyncio.to_thread(resolve_dsn, self._dsn_argument)
-        self._pool = await open_pool(
+        dsn = self._dsn = await asyncio.to_thread(resolve_dsn, self._dsn_argument)
+        lazy = self.settings.spool_dir is not None
+        pool = self._pool = await open_pool(
             dsn,
-            min_size=1,
+            min_size=0 if lazy else 1,  # with a spool, connect when the server answers
             max_size=self.settings.pool_size,
             init=store.init_connection,
             timeout=self.settings.connect_timeout,
             server_settings={"application_name": "crashlog"},
         )
+        ready = True
         try:
-            async with self._pool.acquire() as conn:
-                await self._prepare_schema(conn)
-        except BaseException:
-            await self._pool.close()
-            raise
-        try:
-            self._writer = BatchWriter(self._pool, self.settings)
+            try:
+                async with pool.acquire() as conn:
+                    await self._prepare_schema(conn)
+            except Exception as error:
+                if not (lazy and _unreachable(error)):
+                    raise
+                ready = False
+                log.warning("crashlog: the server does not answer (%s); events go to the spool "
+                            "until it does", mask_error(error, dsn))
+            self._writer = BatchWriter(pool, self.settings, ready=ready)
         except BaseException:  # e.g. the spool folder is another process's
-            await self._pool.close()
+            await pool.close()
             raise
         self._writer.start()
+        if ready:
+            self._start_projections(dsn)
+        else:
+            self._preparing = asyncio.get_running_loop().create_task(
+                self._prepare_when_reachable(dsn, self._writer), name="crashlog-schema-check")
+        return self
+
+    def _start_projections(self, dsn: str) -> None:
         if self._project:  # the projections, in-process, on connections of their own
             self._runners = side_by_side(dsn, connections=self.settings.projection_connections)
             for runner in self._runners:
                 runner.start()
-        return self
+
+    async def _prepare_when_reachable(self, dsn: str, writer: BatchWriter) -> None:
+        """Check the schema once the server answers; then open the gate to it."""
+        delay = 0.1
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    await self._prepare_schema(conn)
+                break
+            except Exception as error:
+                if _unreachable(error):
+                    log.info("crashlog: the server does not answer yet: %s", mask_error(error, dsn))
+                else:  # surfaces at the next flush, sync or aclose too
+                    self._schema_error = error
+                    log.error("crashlog: the schema cannot be used, events stay in the spool: %s",
+                              mask_error(error, dsn))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        self._schema_error = None
+        log.info("crashlog: the server answers; the spool is replayed")
+        writer.ready.set()
+        self._start_projections(dsn)
+
+    def _raise_schema_error(self) -> None:
+        error = self._schema_error
+        if error is not None:
+            raise MigrationError("the schema cannot be used, events wait in the spool: "
+                                 f"{mask_error(error, self._dsn)}")
 
     async def _prepare_schema(self, conn: asyncpg.Connection) -> None:
         if self.settings.migrate:
@@ -100,6 +153,10 @@ class Logger:
         if self._writer is None:
             return
         writer, self._writer = self._writer, None
+        if self._preparing is not None:
+            self._preparing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._preparing
         closed_cleanly = False
         try:
             await writer.close(self.settings.close_timeout if timeout is None else timeout)
@@ -117,6 +174,7 @@ class Logger:
                     await self._pool.close()
                 else:  # a connection may be stuck behind the very thing that timed out
                     self._pool.terminate()
+        self._raise_schema_error()
 
     def __await__(self) -> Generator[Any, None, Logger]:
         return self.open().__await__()
@@ -162,9 +220,13 @@ class Logger:
     async def flush(self, timeout: float | None = None) -> None:
         """Return once every event emitted before this call is committed.
 
-        Raises ``NotFlushed`` saying how many are pending, and where, after ``timeout`` seconds.
+        Raises ``NotFlushed`` saying how many are pending, and where, after ``timeout`` seconds;
+        ``WriterFailed`` if the writer stopped for good; ``MigrationError`` if the schema
+        check (deferred while the server was away, with a spool) failed.
         """
-        await self._open_writer().flush(timeout)
+        writer = self._open_writer()
+        self._raise_schema_error()
+        await writer.flush(timeout)
 
     async def sync(self, timeout: float | None = None) -> None:
         """Return once every event emitted before this call is committed and applied by
@@ -176,6 +238,14 @@ class Logger:
         """
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         await self.flush(timeout)
+        writer = self._open_writer()
+        if not writer.ready.is_set():  # connected with the server away: wait for it
+            remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+            try:
+                await asyncio.wait_for(writer.ready.wait(), remaining)
+            except TimeoutError:
+                where = writer.where()
+                raise NotFlushed("sync", timeout or 0, sum(where.values()), where) from None
         for runner in self._runners:
             runner.wake()
         remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
@@ -233,3 +303,12 @@ class Logger:
         if self._writer is None:
             raise LoggerClosed("the logger is not open (use 'async with crashlog.connect()')")
         return self._writer
+
+
+def _unreachable(error: BaseException) -> bool:
+    """True when the server did not answer (or not yet), rather than answered with a refusal."""
+    if isinstance(error, ConnectFailed):
+        return True
+    if isinstance(error, asyncpg.PostgresError):  # shutting down, starting up, out of slots
+        return (error.sqlstate or "")[:2] in ("08", "57", "53")
+    return is_transient(error)  # the network, a timeout

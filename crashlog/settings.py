@@ -55,6 +55,14 @@ class Settings:
     #: Most bytes the spool may hold; past it, batches wait in memory (``SpoolFull`` is logged).
     spool_max_bytes: int = attrs.field(default=1024**3, validator=_positive)
 
+    #: A writer lane whose task ends unexpectedly is restarted; past this many restarts
+    #: within ``lane_restart_window`` seconds the writer fails (``WriterFailed``).
+    max_lane_restarts: int = attrs.field(default=5, validator=_positive)
+    lane_restart_window: float = attrs.field(default=60.0, validator=_positive)
+    #: Seconds after which the pool's sessions are replaced, so a setting changed on the
+    #: server (``ALTER DATABASE ... SET``, ``ALTER ROLE ... SET``) reaches the writer.
+    connection_max_age: float = attrs.field(default=300.0, validator=_positive)
+
     def __attrs_post_init__(self) -> None:
         if self.on_full == "spool" and self.spool_dir is None:
             raise ValueError('on_full="spool" needs spool_dir (a folder for the spool)')

@@ -229,9 +229,15 @@ class Spool:
             path = self.directory / f"{self._next_number:012d}{_SUFFIX}"
             self._next_number += 1
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-            _write_all(fd, MAGIC)
-            os.fsync(fd)
-            _fsync_dir(self.directory)  # the new file's name must survive a crash too
+            try:
+                _write_all(fd, MAGIC)
+                os.fsync(fd)
+                _fsync_dir(self.directory)  # the new file's name must survive a crash too
+            except BaseException:  # a full disk: leave neither a descriptor nor a stub behind
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
             self._active = (path, fd)
             self._active_size = len(MAGIC)
             self._pending_bytes += len(MAGIC)
@@ -324,7 +330,10 @@ class Spooler:
 
     Promises, on top of ``Spool``'s:
     - ``write`` returns once the batch is committed or spooled (acknowledged either way);
-      a full spool (``SpoolFull``) makes it wait and try again, never drop the batch.
+      a full spool (``SpoolFull``) or a disk error (``ENOSPC``, ``EIO``: any ``OSError``)
+      makes it log, count (``errors``) and try again, never drop the batch; it recovers
+      by itself once the disk has room or the server answers.
+    - Nothing is replayed before ``ready`` is set (the schema is known to be in place).
     - Order: while the spool holds anything (the *backlog*), no batch is written
       directly: each goes to the spool (server unreachable) or waits for the replayer
       (server reachable again), so a lane's batches reach the log in the order written.
@@ -332,9 +341,12 @@ class Spooler:
       answers again; the backlog ends when the spool is empty.
     """
 
-    def __init__(self, spool: Spool, append: Append) -> None:
+    def __init__(self, spool: Spool, append: Append, *, ready: asyncio.Event | None = None) -> None:
         self.spool = spool
         self._append = append  # idempotent store of one batch (the replay path)
+        self._ready = ready
+        #: Spool writes that failed (a disk error or the byte cap); the batch was kept.
+        self.errors = 0
         self.backlog = not spool.is_empty()
         #: Set when batches should go to the spool without waiting out the retry deadline.
         self.spill_event = threading.Event()
@@ -379,8 +391,16 @@ class Spooler:
         try:
             await asyncio.to_thread(self.spool.append, batch)
             return True
-        except SpoolFull as error:
-            log.error("crashlog: %s", error)
+        except (SpoolFull, OSError) as error:  # the disk is full or failing: keep the batch
+            self.errors += 1
+            stats = self.spool.stats()
+            log.error(
+                "crashlog: %d events could not be spooled (%s); they stay in memory and are"
+                " tried again", len(batch), error,
+                extra={"spool_dir": str(self.spool.directory), "events": len(batch),
+                       "errno": getattr(error, "errno", None), "spool_errors": self.errors,
+                       "pending_bytes": stats.pending_bytes, "pending_events": stats.pending_events},
+            )
             return False
         finally:
             self._spooling -= 1
@@ -398,6 +418,8 @@ class Spooler:
             )
 
     async def _replay_until_empty(self) -> None:
+        if self._ready is not None:
+            await self._ready.wait()  # never send a batch to a database without the tables
         pause = 0.1
         while True:
             try:
@@ -424,7 +446,7 @@ class Spooler:
         if self._replayer is not None:
             self._replayer.cancel()
             await asyncio.gather(self._replayer, return_exceptions=True)
-        if not self.spool.is_empty():
+        if not self.spool.is_empty() and (self._ready is None or self._ready.is_set()):
             try:
                 await asyncio.wait_for(self.spool.replay(self._append), timeout)
             except Exception as error:

@@ -14,7 +14,17 @@ Promises:
 - With ``spool_dir`` set, a batch still not stored at the retry deadline (or at
   once, when the buffer is full and ``on_full="spool"``) is written to the local
   spool and counts as done; the spool is replayed in order, idempotently, when
-  the server answers again and at the next start (see ``crashlog.spool``).
+  the server answers again and at the next start (see ``crashlog.spool``). A disk
+  error of the spool keeps the batch in memory (``spool_errors``) until the disk or
+  the server takes it.
+- A batch leaves memory only once it is committed or spooled: a lane's task that ends
+  unexpectedly is restarted (``writer_restarts``) and takes up its batch again. Past
+  ``max_lane_restarts`` restarts within ``lane_restart_window`` seconds the writer
+  fails: ``offer``, ``enqueue`` and ``flush`` raise ``WriterFailed`` saying why.
+- Nothing goes to the server before ``ready`` is set (the schema is in place); until
+  then, batches go to the spool.
+- The pool's sessions are replaced every ``connection_max_age`` seconds, and after a
+  server error, so a setting changed on the server reaches the writer.
 """
 
 from __future__ import annotations
@@ -29,12 +39,13 @@ from typing import cast
 import asyncpg
 import attrs
 
-from crashlog.appender import Appender
+from crashlog.appender import Appender, may_pass_later
 from crashlog.appender import is_transient as is_transient  # its home before the appender
-from crashlog.errors import BufferFull, LoggerClosed, NotFlushed
+from crashlog.errors import BufferFull, LoggerClosed, NotFlushed, WriterFailed
+from crashlog.rows import Row
 from crashlog.settings import Settings
 from crashlog.spool import Spool, Spooler
-from crashlog.store import DecodedRows, Row
+from crashlog.store import DecodedRows
 
 log = logging.getLogger("crashlog.writer")
 
@@ -56,14 +67,30 @@ class Metrics:
     in_flight: int
     batches: int
     last_flush_latency: float | None
+    #: Attempts the server refused for the whole batch (privilege, missing table): kept, retried.
+    refused_batches: int = 0
+    #: Spool writes that failed (a disk error, or the byte cap); their batches were kept.
+    spool_errors: int = 0
+    #: Writer lanes restarted after their task ended unexpectedly.
+    writer_restarts: int = 0
 
 
 class BatchWriter:
     """Owns the buffer (split into lanes) and the tasks that drain it into the store."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, *, ready: bool = True) -> None:
         self._settings = settings
+        self._pool = pool
         self.appender = Appender(pool, retry_deadline=settings.retry_deadline)
+        #: Set once the schema is known to be in place; nothing reaches the server before.
+        self.ready = asyncio.Event()
+        if ready:
+            self.ready.set()
+        #: Why the writer stopped for good, once it has.
+        self.failure: WriterFailed | None = None
+        self.restarts = 0
+        self._endings: deque[float] = deque()  # when lanes ended unexpectedly, within the window
+        self._recycler: asyncio.Task[None] | None = None
         self._lanes = [
             _Lane(self, index, batch_size=settings.batch_size, flush_interval=settings.flush_interval)
             for index in range(settings.writer_lanes)
@@ -79,7 +106,7 @@ class BatchWriter:
             spool = Spool.open(settings.spool_dir, max_bytes=settings.spool_max_bytes)
             # Replay takes the COPY fast path too: a batch already stored (spooled after an
             # ambiguous failure, or replayed before a crash) fails whole, then goes idempotent.
-            self.spooler = Spooler(spool, self.appender.append_rows)
+            self.spooler = Spooler(spool, self._replay, ready=self.ready)
 
     # -- the caller's side ---------------------------------------------------------------
 
@@ -88,10 +115,19 @@ class BatchWriter:
             lane.start()
         if self.spooler is not None:
             self.spooler.start()  # replay what an earlier process left
+        self._recycler = asyncio.get_running_loop().create_task(
+            self._recycle_sessions(), name="crashlog-session-recycler")
+
+    async def _recycle_sessions(self) -> None:
+        while True:  # ALTER DATABASE/ROLE ... SET reaches only sessions opened after it
+            await asyncio.sleep(self._settings.connection_max_age)
+            await self._pool.expire_connections()
 
     def offer(self, row: bytes, bot_id: str) -> bool:
         """Accept a row (a COPY tuple, see ``store.copy_tuple``) of ``bot_id`` if the buffer
         has room (no I/O, no waiting); False when it is full."""
+        if self.failure is not None:
+            raise self.failure
         if self.closing:
             raise LoggerClosed("the logger is closed; no more events are accepted")
         if self._held >= self._settings.buffer_size:
@@ -124,6 +160,8 @@ class BatchWriter:
 
     async def flush(self, timeout: float | None = None, *, action: str = "flush") -> None:
         """Return once every row accepted before this call is committed (or rejected)."""
+        if self.failure is not None:
+            raise self.failure
         targets = [(lane, lane.accepted) for lane in self._lanes if lane.done < lane.accepted]
         if not targets:
             return
@@ -145,6 +183,8 @@ class BatchWriter:
             await self.flush(timeout, action="close")
         finally:
             await asyncio.gather(*(lane.stop() for lane in self._lanes))
+            if self._recycler is not None:
+                self._recycler.cancel()
             if self.spooler is not None:
                 await self.spooler.close()
 
@@ -167,8 +207,43 @@ class BatchWriter:
             in_flight=where["in_flight"],
             last_flush_latency=self.last_latency,
             batches=self._batches,
+            spool_errors=self.spooler.errors if self.spooler else 0,
+            writer_restarts=self.restarts,
             **attrs.asdict(self.appender.counts),
         )
+
+    # -- the supervisor ------------------------------------------------------------------
+
+    def lane_ended(self, lane: _Lane, task: asyncio.Task[None]) -> None:
+        """A lane's task ended: restart it, unless it was stopped, or ended too often."""
+        if lane.stopping:
+            return
+        error = None if task.cancelled() else task.exception()
+        if not task.cancelled() and error is None and self.closing:
+            return  # drained at close: its normal end
+        how = "was cancelled" if task.cancelled() else f"failed: {error!r}" if error else "returned"
+        now = time.monotonic()
+        self._endings.append(now)
+        window = self._settings.lane_restart_window
+        while self._endings and self._endings[0] < now - window:
+            self._endings.popleft()
+        if len(self._endings) > self._settings.max_lane_restarts:
+            self.fail(f"writer lane {lane.index} {how}, after {len(self._endings) - 1} restarts "
+                      f"within {window:g}s (max_lane_restarts={self._settings.max_lane_restarts})")
+            return
+        self.restarts += 1
+        log.error("crashlog: writer lane %d %s; restarting it (its batch is kept)", lane.index, how,
+                  exc_info=error, extra={"lane": lane.index, "writer_restarts": self.restarts})
+        lane.start()
+
+    def fail(self, reason: str) -> None:
+        """Stop for good: every waiting and later ``emit``/``flush`` raises ``WriterFailed``."""
+        self.failure = WriterFailed(
+            f"the writer stopped: {reason}; {sum(self.where().values())} events not yet written")
+        log.critical("crashlog: %s", self.failure, extra={"writer_restarts": self.restarts})
+        for lane in self._lanes:
+            lane.fail(self.failure)
+        self._room.set()
 
     # -- called by the lanes -------------------------------------------------------------
 
@@ -182,11 +257,22 @@ class BatchWriter:
         if self._held < self._settings.buffer_size:
             self._room.set()
 
-    async def append_with_retries(self, batch: list[bytes]) -> None:
+    async def append_with_retries(self, batch: list[bytes], *, first_try: bool = True) -> None:
         """Store ``batch`` through the appender, retrying transient failures until the retry
         deadline, or until the buffer is full and the policy says spool."""
+        if not self.ready.is_set():  # the spooler takes the batch instead
+            raise ConnectionError("the server has not answered yet (schema not checked)")
         stop = self.spooler.spill_event if self.spooler is not None else None
-        await self.appender.append_with_retries(batch, stop=stop)
+        await self.appender.append_with_retries(batch, stop=stop, first_try=first_try)
+
+    async def _replay(self, rows: list[Row]) -> None:
+        """The spool's replay: as the lanes append, logged and counted alike."""
+        try:
+            await self.appender.append_rows(rows)
+        except Exception as error:
+            if may_pass_later(error) and isinstance(error, asyncpg.PostgresError):
+                await self.appender.note_failure(error, len(rows))
+            raise
 
 
 class _Lane:
@@ -196,7 +282,11 @@ class _Lane:
         self._writer = writer
         self._batch_size = batch_size
         self._flush_interval = flush_interval
-        self._index = index
+        self.index = index
+        self.stopping = False
+        #: The batch taken from the buffer and not yet committed or spooled: a restarted
+        #: task takes it up again.
+        self.batch: list[bytes] | None = None
         self.buffer: deque[bytes] = deque()  # COPY tuples, see store.copy_tuple
         self.in_flight = 0
         self.accepted = 0  # rows accepted so far; the n-th row has sequence number n
@@ -208,10 +298,12 @@ class _Lane:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"crashlog-writer-{self._index}"
+            self._run(), name=f"crashlog-writer-{self.index}"
         )
+        self._task.add_done_callback(lambda task: self._writer.lane_ended(self, task))
 
     async def stop(self) -> None:
+        self.stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -229,6 +321,11 @@ class _Lane:
         self._arrived.set()
         self._batch_ready.set()
 
+    def fail(self, error: BaseException) -> None:
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(error)
+
     async def reached(self, target: int) -> None:
         """Return once the first ``target`` rows of this lane are done."""
         if self.done >= target:
@@ -242,6 +339,8 @@ class _Lane:
             self._waiters = [(t, f) for t, f in self._waiters if f is not future]
 
     async def _run(self) -> None:
+        if self.batch is not None:  # restarted: the batch may have committed already
+            await self._write(self.batch, first_try=False)
         while True:
             if not self.buffer:
                 if self._writer.closing:
@@ -264,9 +363,10 @@ class _Lane:
         buffer = self.buffer
         batch = [buffer.popleft() for _ in range(count)]
         self.in_flight = count
+        self.batch = batch
         return batch
 
-    async def _write(self, batch: list[bytes]) -> None:
+    async def _write(self, batch: list[bytes], *, first_try: bool = True) -> None:
         started = time.perf_counter()
         spooler = self._writer.spooler
         committed = True
@@ -274,12 +374,13 @@ class _Lane:
             # The spool reads rows, decoded only if it takes the batch; the direct path sends
             # the encoded batch as it is.
             rows = cast("list[Row]", DecodedRows(batch))
-            outcome = await spooler.write(rows, lambda _rows: self._writer.append_with_retries(batch))
+            outcome = await spooler.write(
+                rows, lambda _rows: self._writer.append_with_retries(batch, first_try=first_try))
             committed = outcome == "committed"
         else:
             while True:
                 try:
-                    await self._writer.append_with_retries(batch)
+                    await self._writer.append_with_retries(batch, first_try=first_try)
                     break
                 except Exception as error:  # past the retry deadline: keep the batch, never drop it
                     log.warning(
@@ -288,6 +389,7 @@ class _Lane:
                         error,
                     )
                     await asyncio.sleep(1.0)
+        self.batch = None
         self.in_flight = 0
         self.done += len(batch)
         self._writer.batch_done(len(batch), time.perf_counter() - started if committed else None)

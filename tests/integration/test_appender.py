@@ -59,7 +59,8 @@ async def test_a_refused_row_is_set_aside_and_the_rest_of_its_batch_commits(
         r.event_id for r in earlier + batch if r.event_id not in poison)
     assert set(await stored_ids(conn, "crashlog.rejected_events")) == poison
     assert await conn.fetchval("SELECT count(DISTINCT sqlstate) FROM crashlog.rejected_events") == 1
-    assert attrs.asdict(appender.counts) == {"committed": 39, "duplicates": 1, "retried": 0, "rejected": 2}
+    assert attrs.asdict(appender.counts) == {"committed": 39, "duplicates": 1, "retried": 0, "rejected": 2,
+                                            "refused_batches": 0}
 
 
 async def test_the_writer_and_the_spool_replay_set_refused_rows_aside_alike(
