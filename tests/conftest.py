@@ -121,3 +121,9 @@ async def log(dsn: str) -> AsyncIterator[crashlog.Logger]:
     """An open logger on this test's database, flushing quickly."""
     async with crashlog.connect(dsn, flush_interval=0.01) as logger:
         yield logger
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A spool folder in the test's own temporary folder (not created yet)."""
+    return tmp_path / "spool"

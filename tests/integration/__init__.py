@@ -1,0 +1,1 @@
+"""The integration tier: against a real PostgreSQL (see tests/conftest.py)."""

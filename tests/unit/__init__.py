@@ -1,0 +1,1 @@
+"""The unit tier: no database; runs in seconds without a server."""
