@@ -23,6 +23,9 @@ import pytest
 import crashlog
 from crashlog import migrations, store
 
+# The shared test helpers assert too: pytest shows their failures in full, as in a test module.
+pytest.register_assert_rewrite("helpers")
+
 # Unique per run: several test runs may share one server.
 TEMPLATE_DB = f"crashlog_test_template_{uuid.uuid4().hex[:8]}"
 
