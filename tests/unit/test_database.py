@@ -1,6 +1,6 @@
 """``crashlog.database`` without a database: passwords never shown, and a server that refuses at
 once (port 1) or a malformed DSN explained without them. (A real server, and the embedded
-default: tests/integration/test_database.py.)"""
+default: tests/integration/test_database_server.py.)"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``crashlog.events`` without a database: every valid event survives the codec; every bad value is
 refused at construction with an ``InvalidEvent`` that names the field and shows the value.
-(Stored and read back through a logger: tests/integration/test_events.py.)"""
+(Stored and read back through a logger: tests/integration/test_events_stored.py.)"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The ML features without a database (crashlog/features.py): features from earlier rounds only,
 exact outcome columns, a uniform PIT, the r/c baseline, quality flags carried. (The ML export
-through the projections, every format and the CLI: tests/integration/test_features.py.)"""
+through the projections, every format and the CLI: tests/integration/test_features_export.py.)"""
 
 from __future__ import annotations
 

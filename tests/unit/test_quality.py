@@ -1,7 +1,7 @@
 """``check_quality`` without a database (analytics/quality.py and the checks of
 analytics/quality_checks.py): fair data passes at the stated rate; each corruption is caught by
 its own check. (``quality_report`` and ``crashlog quality`` on a database:
-tests/integration/test_quality.py.)"""
+tests/integration/test_quality_report.py.)"""
 
 from __future__ import annotations
 

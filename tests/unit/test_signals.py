@@ -3,7 +3,7 @@ analytics/signal_scoring.py): chance is r/c, not 50%, and luck is not skill.
 
 ``score_signals`` is fed simulated signals on simulated rounds. (Signals emitted through a
 logger and read back with ``signal_report`` and ``crashlog signals``:
-tests/integration/test_signals.py.)
+tests/integration/test_signal_report.py.)
 """
 
 from __future__ import annotations

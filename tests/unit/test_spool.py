@@ -1,6 +1,6 @@
 """The spool on disk, without a database: acknowledged batches kept, a torn tail cut off, the
 Spooler spooling while the server is down and replaying in order. (Replay into PostgreSQL:
-tests/integration/test_spool.py.)"""
+tests/integration/test_spool_replay.py.)"""
 
 from __future__ import annotations
 

@@ -1,1 +1,0 @@
-"""The integration tier: against a real PostgreSQL (see tests/conftest.py)."""

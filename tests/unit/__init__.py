@@ -1,1 +1,0 @@
-"""The unit tier: no database; runs in seconds without a server."""
