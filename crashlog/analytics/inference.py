@@ -100,7 +100,7 @@ def expected_longest_run(trials: int, probability: float) -> float:
     Schilling (1990), "The longest run of heads", College Math. J. 21(3): for a run of
     events of probability q among n trials, ``E ~ log_{1/q}(n (1 - q)) + gamma / ln(1/q) - 1/2``
     (it leaves out a small periodic term: within 0.1 of the exact expectation from about
-    100 trials on, as tests/test_statistics.py checks). Returns 0 for no trials.
+    100 trials on, as tests/unit/test_performance.py checks). Returns 0 for no trials.
     """
     if trials <= 0 or probability <= 0:
         return 0.0
