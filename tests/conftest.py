@@ -23,6 +23,9 @@ import pytest
 import crashlog
 from crashlog import migrations, store
 
+# The shared test helpers assert too: pytest shows their failures in full, as in a test module.
+pytest.register_assert_rewrite("helpers")
+
 # Unique per run: several test runs may share one server.
 TEMPLATE_DB = f"crashlog_test_template_{uuid.uuid4().hex[:8]}"
 
@@ -121,3 +124,9 @@ async def log(dsn: str) -> AsyncIterator[crashlog.Logger]:
     """An open logger on this test's database, flushing quickly."""
     async with crashlog.connect(dsn, flush_interval=0.01) as logger:
         yield logger
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A spool folder in the test's own temporary folder (not created yet)."""
+    return tmp_path / "spool"

@@ -19,7 +19,7 @@ The checks themselves are in ``analytics.quality_checks``. The statistical check
 busts, each whole or half value and their total, back-to-back repeats) are exact binomial
 tests (mid-p) whose p-values are adjusted together by Holm's method, so on fair data the
 chance that *any* of them says ``suspect`` is about the significance level, not the sum of
-their levels (measured in tests/test_quality.py).
+their levels (measured in tests/unit/test_quality.py).
 The other checks count things the law says never happen (off-grid values, missing ids,
 disagreeing observers): any at all is ``suspect``.
 """

@@ -1,5 +1,7 @@
-"""``resources.resource_dir``: sql/ and benchmarks/ are found in the source tree and in an
-installed package alike, so ``crashlog migrate`` and ``crashlog bench`` work from a wheel."""
+"""``crashlog bench`` (cli/bench.py) run as a user runs it: from the source tree, and from the
+layout a wheel installs (sql/ and benchmarks/ inside the package, found by
+``resources.resource_dir``), where a missing folder is a clear error. (``resource_dir`` alone:
+tests/unit/test_resources.py.)"""
 
 from __future__ import annotations
 
@@ -9,13 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from helpers.resources import SOURCE
 
-import crashlog
-from crashlog import exports
-from crashlog.resources import resource_dir
-
-SOURCE = Path(crashlog.__file__).resolve().parent.parent
 # The scripts in benchmarks/, by name (_common.py is shared code, not a benchmark).
 BENCHMARKS = sorted(p.stem for p in (SOURCE / "benchmarks").glob("[!_]*.py"))
 
@@ -25,14 +22,6 @@ def crashlog_in(site: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(site)}
     return subprocess.run([sys.executable, "-m", "crashlog.cli", *args], cwd=site, env=env,
                           capture_output=True, text=True, timeout=60)
-
-
-def test_the_source_tree_s_folders_are_found() -> None:
-    assert resource_dir("sql") == SOURCE / "sql"
-    assert resource_dir("benchmarks") == SOURCE / "benchmarks"
-    assert (resource_dir("sql") / "001_event_log.sql").is_file()
-    with pytest.raises(ValueError, match="name='docs'"):
-        resource_dir("docs")
 
 
 def test_bench_lists_the_benchmarks_from_the_source_tree() -> None:
@@ -72,11 +61,3 @@ def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     done = crashlog_in(tmp_path, "bench", "--list")
     assert done.returncode == 1
     assert "benchmarks/ folder is missing" in done.stderr and str(package / "benchmarks") in done.stderr
-
-
-def test_the_export_format_follows_the_file_name() -> None:
-    assert exports.format_of("rounds.ndjson") == "jsonl"
-    assert exports.format_of("ROUNDS.CSV") == "csv"
-    assert exports.format_of("m.parquet", "csv") == "parquet"
-    assert exports.format_of("-") == "jsonl"
-    assert exports.format_of("rounds.txt", "json") == "json"

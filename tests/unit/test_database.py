@@ -1,26 +1,21 @@
-"""Finding the server: passwords never shown, connection failures explained without them, and
-the zero-set-up default (no DSN: an embedded PostgreSQL in CRASHLOG_HOME)."""
+"""``crashlog.database`` without a database: passwords never shown, and a server that refuses at
+once (port 1) or a malformed DSN explained without them. (A real server, and the embedded
+default: tests/integration/test_database_server.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
+from helpers.database import SECRET
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crashlog
-from crashlog.database import mask_dsn, mask_error, open_connection, open_pool
+from crashlog.database import mask_dsn, mask_error, open_pool
 from crashlog.projections.runner import Runner
-
-SECRET = "Zq9-s3cr3t"
 
 
 @pytest.mark.parametrize(
@@ -88,30 +83,6 @@ def test_no_password_survives_masking_in_key_value_form(password: str) -> None:
     assert mask_dsn(dsn) == "host=db.example user=alice password=*** dbname=bots"
 
 
-async def test_a_failed_connection_names_the_server_but_not_the_password(
-    server_dsn: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    parts = urlsplit(server_dsn)
-    user = parts.username or "postgres"
-    # Port 1 refuses at once; the named database does not exist on the real server.
-    bad_port = f"postgresql://{user}:{SECRET}@127.0.0.1:1/nowhere"
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or 5432
-    no_database = f"postgresql://{user}:{SECRET}@{host}:{port}/crashlog_no_such_database"
-    for dsn in (bad_port, no_database):
-        with pytest.raises(crashlog.ConnectFailed) as info:
-            await open_connection(dsn)
-        assert SECRET not in str(info.value) and "***" in str(info.value)
-        with pytest.raises(crashlog.ConnectFailed) as info:
-            async with crashlog.connect(dsn, connect_timeout=5):
-                pass
-        message = str(info.value)
-        assert SECRET not in message and "***" in message
-        assert SECRET not in repr(info.value)
-    assert SECRET not in caplog.text
-
-
 async def test_a_pool_that_cannot_connect_names_the_server_but_not_the_password() -> None:
     dsn = f"postgresql://alice:{SECRET}@127.0.0.1:1/bots"
     with pytest.raises(crashlog.ConnectFailed) as info:
@@ -151,44 +122,3 @@ async def test_a_malformed_dsn_with_a_password_is_reported_without_it() -> None:
         async with crashlog.connect(f"postgresql://alice:{SECRET}@127.0.0.1:notaport/bots"):
             pass
     assert SECRET not in str(info.value)
-
-
-_EMBEDDED_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, sys
-    import crashlog
-    from crashlog.events import BotErrorRaised
-
-    async def main():
-        async with crashlog.connect() as log:
-            event_id = await log.emit(BotErrorRaised(bot_id="b1", error_type="E", message="hi"))
-            await log.flush()
-            async with log.pool.acquire() as conn:
-                stored = await conn.fetchval(
-                    "SELECT count(*) FROM crashlog.events WHERE event_id = $1", event_id)
-                total = await conn.fetchval("SELECT count(*) FROM crashlog.events")
-        print(stored, total)
-
-    asyncio.run(main())
-    """
-)
-
-
-def run_embedded(home: Path) -> list[int]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CRASHLOG_DSN", "CRASHLOG_TEST_DSN", "XDG_RUNTIME_DIR")}
-    env["CRASHLOG_HOME"] = str(home)
-    done = subprocess.run([sys.executable, "-c", _EMBEDDED_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return [int(word) for word in done.stdout.split()]
-
-
-def test_with_no_dsn_connect_starts_an_embedded_server_in_crashlog_home(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    assert run_embedded(home) == [1, 1]
-    assert (home / "pgdata" / "PG_VERSION").is_file()
-    # The server lived as long as the process that started it.
-    assert not (home / "pgdata" / "postmaster.pid").exists()
-    # The next start reuses the same data folder: the first event is still there.
-    assert run_embedded(home) == [1, 2]

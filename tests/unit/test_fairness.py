@@ -1,4 +1,5 @@
-"""Provably-fair verification: the operators' schemes, Spribe popups, and ``crashlog verify``.
+"""``crashlog.fairness`` without a database: the operators' schemes (chains.py) and Spribe's popups
+(spribe.py). (``crashlog verify`` against a database: tests/integration/test_verify.py.)
 
 Public vectors are cited where they come from. Where no public (hash, crash point) pair was
 found (bustabit v1, Stake), the tests check the rules the operator's published code states
@@ -8,21 +9,14 @@ the published terminating hashes confirm each chain step.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 from decimal import Decimal
 
-import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from strategies import events_of
+from helpers.fairness import CLASSIC_HASH, spribe_record
 
-import crashlog
 from crashlog import fairness
-from crashlog.cli import main
-from crashlog.events import FairnessRecorded, RoundObserved, RoundSettled
 from crashlog.fairness import (
     bustabit_crash_point,
     bustabit_previous_hash,
@@ -63,13 +57,6 @@ def test_v1_and_v2_hash_the_text_classic_hashes_the_bytes() -> None:
     h = V2_BUSTS[0][0]
     assert bustabit_previous_hash(h, era="v1") == hashlib.sha256(h.encode()).hexdigest()
     assert bustabit_previous_hash(h, era="classic") == hashlib.sha256(bytes.fromhex(h)).hexdigest()
-
-
-# bustabit classic (after Vx): a game hash and its bust "(matches site)", from
-# github.com/sabari245/bustabit-tracker docs/bustabit-provably-fair.html (commit
-# c54c0618b0b0b66c5788c7d5f75023816513ffbd, section 6); the slow test below finds it is game
-# 13,303,000 of the chain committed in bustabit's third seeding event.
-CLASSIC_HASH = "df5d54b8ca42cb40ea80e8ba74b3281f7b9d49bc27fecbe104847de1e91e4929"
 
 
 def test_bustabit_classic_bust_matches_the_published_one() -> None:
@@ -166,26 +153,6 @@ def test_bad_input_names_the_argument_and_the_value(call, argument: str, value: 
 
 
 # -- Spribe ----------------------------------------------------------------------------------
-# No public popup with all its fields was found: these records are built here, with the
-# merge order the module assumes, to test the checks themselves (not Spribe's scheme).
-
-
-def spribe_record(**changes: object) -> dict[str, object]:
-    seeds = ["aB3dE5gH7jK9mN1pQ3sT", "4fG7hJ9kL2", "zX8cV6bN4m", "qW2eR4tY6u"]
-    combined = hashlib.sha512("".join(seeds).encode()).hexdigest()
-    record: dict[str, object] = {
-        "server_seed": seeds[0],
-        "server_seed_sha256": hashlib.sha256(seeds[0].encode()).hexdigest(),
-        "client_seed_1": seeds[1],
-        "client_seed_2": seeds[2],
-        "client_seed_3": seeds[3],
-        "combined_sha512": combined,
-        "hex": combined[:13],
-        "decimal": int(combined[:13], 16),
-        "result": Decimal("1.52"),
-    }
-    record.update(changes)
-    return record
 
 
 def statuses(record: dict[str, object]) -> dict[str, str]:
@@ -213,116 +180,3 @@ def test_an_other_merge_order_is_unconfirmed_not_a_mismatch() -> None:
     found = statuses(spribe_record(client_seed_1="4fG7hJ9kL2-changed"))
     assert found["combined SHA-512"] == "unconfirmed"
     assert statuses(spribe_record(server_seed=None))["server seed commitment"] == "not recorded"
-
-
-# -- crashlog verify against a database --------------------------------------------------------
-
-FIRST_GAME = 13_000_001  # in the range bustabit-classic covers (after Vx's last game)
-
-
-def generated_chain(scheme: fairness.Scheme, games: int) -> list[fairness.ChainRound]:
-    latest = hashlib.sha256(f"crashlog test chain {scheme.name}".encode()).hexdigest()
-    return list(fairness.walk_chain(
-        latest, scheme=scheme, game_id=FIRST_GAME + games - 1, rounds=games))
-
-
-@pytest.mark.parametrize("scheme", ["bustabit-classic", "stake"])
-async def test_verify_lists_exactly_the_misread_round(
-    scheme: str, dsn: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    chain = generated_chain(fairness.SCHEMES[scheme], 30)
-    misread = chain[7]
-    wrong = misread.crash_point + Decimal("1.00")
-    async with crashlog.connect(dsn, flush_interval=0.01) as log:
-        for r in chain:
-            if r is misread:  # a bot that played it read the screen wrong, and said how sure
-                await log.emit(RoundSettled(
-                    bot_id="reader", game="crash", platform="op", game_round_id=str(r.game_id),
-                    stake=Decimal(1), crash_multiplier=wrong, outcome="SKIP",
-                    profit_loss=Decimal(0), ocr_confidence=0.41))
-            else:
-                await log.emit(RoundObserved(
-                    bot_id="watcher", game="crash", platform="op",
-                    game_round_id=str(r.game_id), crash_multiplier=r.crash_point))
-        await log.sync()
-    capsys.readouterr()
-    status = await asyncio.to_thread(main, [
-        "verify", "--dsn", dsn, "--game", "crash", "--platform", "op", "--scheme", scheme,
-        "--hash", chain[0].game_hash, "--game-id", str(chain[0].game_id), "--rounds", "40",
-    ])
-    printed = capsys.readouterr().out
-    assert status == 1
-    assert "recomputed: 40; recorded: 30; match: 29; mismatch: 1; not recorded: 10" in printed
-    rows = [line for line in printed.splitlines() if str(FIRST_GAME)[:4] in line and "│" in line]
-    assert len(rows) == 1, printed
-    cells = [c.strip() for c in rows[0].split("│") if c.strip()]
-    assert cells[:4] == [str(misread.game_id), str(wrong), "1", str(misread.crash_point)]
-    assert "0.41" in cells and misread.game_hash in cells
-    assert "not checked against a committed chain" in printed
-
-
-async def test_verify_spribe_reports_the_records_that_fail(
-    dsn: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    good = spribe_record()
-    bad = spribe_record(server_seed_sha256="ab" * 32)
-    async with crashlog.connect(dsn, flush_interval=0.01) as log:
-        for round_id, fields in (("r1", good), ("r2", bad)):
-            await log.emit(FairnessRecorded(
-                bot_id="watcher", game="aviator", platform="spribe", game_round_id=round_id,
-                **fields))  # type: ignore[arg-type]
-        await log.sync()
-    db = await asyncpg.connect(dsn)
-    try:
-        rows = await db.fetch(
-            "SELECT game_round_id, problems FROM crashlog.fairness_records ORDER BY game_round_id")
-    finally:
-        await db.close()
-    assert [(r["game_round_id"], r["problems"]) for r in rows] == [
-        ("r1", []), ("r2", ["server seed commitment"])]
-    capsys.readouterr()
-    status = await asyncio.to_thread(main, ["verify", "--dsn", dsn, "--spribe"])
-    printed = capsys.readouterr().out
-    assert status == 1
-    assert "2 provably-fair records" in printed
-    assert "server seed commitment: mismatch: 1, ok: 1" in printed
-    assert "result from hash: not verifiable (unpublished): 2" in printed
-
-
-@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
-@given(records=st.lists(events_of(FairnessRecorded), min_size=1, max_size=8))
-async def test_any_valid_popup_lands_in_fairness_records(dsn: str, records: list) -> None:
-    """Whatever a bot typed into the popup's fields, the projection checks it and keeps it."""
-    async with crashlog.connect(dsn, flush_interval=0.01) as log:
-        for record in records:
-            await log.emit(record)
-        await log.sync()
-    db = await asyncpg.connect(dsn)
-    try:
-        ids = {r["event_id"] for r in await db.fetch("SELECT event_id FROM crashlog.fairness_records")}
-    finally:
-        await db.close()
-    assert {r.event_id for r in records} <= ids
-
-
-@pytest.mark.slow
-async def test_verify_finds_a_real_hash_on_bustabits_chain_by_itself(
-    dsn: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    scheme = fairness.SCHEMES["bustabit-classic"]
-    chain = list(fairness.walk_chain(CLASSIC_HASH, scheme=scheme, game_id=13_303_000, rounds=5))
-    assert chain[0].crash_point == Decimal("38.65")
-    async with crashlog.connect(dsn, flush_interval=0.01) as log:
-        for r in chain:
-            await log.emit(RoundObserved(
-                bot_id="watcher", game="crash", platform="bustabit", game_round_id=str(r.game_id),
-                crash_multiplier=r.crash_point if r is not chain[2] else Decimal("1.00")))  # 1.12
-        await log.sync()
-    capsys.readouterr()
-    status = await asyncio.to_thread(main, [
-        "verify", "--dsn", dsn, "--game", "crash", "--platform", "bustabit",
-        "--scheme", "bustabit-classic", "--hash", CLASSIC_HASH, "--rounds", "5"])
-    printed = capsys.readouterr().out
-    assert status == 1
-    assert "the hash is game 13303000 of the chain bustabit-classic committed to" in printed
-    assert "recomputed: 5; recorded: 5; match: 4; mismatch: 1" in printed

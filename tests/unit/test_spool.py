@@ -1,10 +1,11 @@
-"""The spool keeps acknowledged batches on disk and replays them once each, in order."""
+"""The spool on disk, without a database: acknowledged batches kept, a torn tail cut off, the
+Spooler spooling while the server is down and replaying in order. (Replay into PostgreSQL:
+tests/integration/test_spool_replay.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,39 +14,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import orjson
 import pytest
+from helpers.spool import make_rows
 from hypothesis import given
 from hypothesis import strategies as st
 
 from crashlog import store
-from crashlog.appender import append_idempotent
-from crashlog.events.uuid7 import uuid7
 from crashlog.spool import MAGIC, Spool, Spooler, SpoolError, SpoolFull, decode_batch, encode_batch, frame, read_records
 from crashlog.store import Row
-
-
-def make_rows(count: int, *, bot: str = "b1", start: int = 0) -> list[Row]:
-    tz = ZoneInfo("Europe/Berlin")
-    return [
-        Row(
-            uuid7(),
-            "RoundObserved",
-            1,
-            bot,
-            None if i % 2 else f"s{i}",
-            datetime(2026, 1, 1, tzinfo=tz) + timedelta(seconds=start + i),
-            ('{"game":"aviator","platform":"d\\u00e9mo ✈",'
-             f'"crash_multiplier":"{2 + i}.01","n":{start + i}}}').encode(),
-        )
-        for i in range(count)
-    ]
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    return tmp_path / "spool"
 
 
 def read_all(spool: Spool) -> list[Row]:
@@ -157,98 +134,6 @@ def test_one_process_at_a_time_owns_a_spool(folder):
     spool.close()
     Spool.open(folder).close()
 
-
-async def stored(conn: asyncpg.Connection) -> list[Row]:
-    records = await conn.fetch(
-        "SELECT event_id, event_type, schema_version, bot_id, session_id, occurred_at, payload"
-        " FROM crashlog.events ORDER BY position"
-    )
-    return [Row(*r) for r in records]
-
-
-async def test_replay_stores_every_batch_once_in_order_and_deletes_segments(folder, dsn, conn):
-    spool = Spool.open(folder, segment_bytes=3_000)
-    rows = make_rows(40)
-    for i in range(0, 40, 4):
-        spool.append(rows[i : i + 4])
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=store.init_connection)
-    try:
-        assert await spool.replay(lambda batch: append_idempotent(pool, batch)) == 40
-    finally:
-        await pool.close()
-    assert spool.segments() == []
-    got = await stored(conn)
-    assert [r.event_id for r in got] == [r.event_id for r in rows]
-    assert [r.occurred_at for r in got] == [r.occurred_at for r in rows]
-    assert [r.bot_id for r in got] == [r.bot_id for r in rows]
-    spool.close()
-
-
-async def test_a_crash_between_commit_and_segment_removal_adds_nothing_twice(
-    folder, tmp_path, dsn, conn
-):
-    spool = Spool.open(folder)
-    rows = make_rows(10)
-    spool.append(rows)
-    spool.seal()
-    copy = tmp_path / "saved.spool"
-    shutil.copy(spool.segments()[0], copy)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=store.init_connection)
-    try:
-        await spool.replay(lambda batch: append_idempotent(pool, batch))
-        shutil.copy(copy, folder / "000000000001.spool")  # as if the unlink never happened
-        spool.close()
-        spool = Spool.open(folder)
-        assert await spool.replay(lambda batch: append_idempotent(pool, batch)) == 10
-    finally:
-        await pool.close()
-        spool.close()
-    assert await conn.fetchval("SELECT count(*) FROM crashlog.events") == 10
-
-
-async def test_a_failed_replay_keeps_the_segment_for_the_next_attempt(folder, dsn, conn):
-    spool = Spool.open(folder)
-    spool.append(make_rows(3))
-    spool.append(make_rows(3, start=3))
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=store.init_connection)
-    calls = 0
-
-    async def flaky(batch):
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise ConnectionResetError("the server went away")
-        await append_idempotent(pool, batch)
-
-    try:
-        with pytest.raises(ConnectionResetError):
-            await spool.replay(flaky)
-        assert len(spool.segments()) == 1
-        assert spool.pending_events == 3
-        assert await spool.replay(flaky) == 3  # the first batch is not sent again
-        assert spool.pending_events == 0
-    finally:
-        await pool.close()
-        spool.close()
-    assert await conn.fetchval("SELECT count(DISTINCT event_id) FROM crashlog.events") == 6
-    assert await conn.fetchval("SELECT count(*) FROM crashlog.events") == 6
-
-
-async def test_a_row_the_server_refuses_is_set_aside_and_the_rest_replayed(folder, dsn, conn):
-    spool = Spool.open(folder)
-    rows = make_rows(5)
-    bad = rows[2]._replace(payload=b'{"text":"nul \\u0000 inside"}')  # jsonb refuses \u0000
-    rows[2] = bad
-    spool.append(rows)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=store.init_connection)
-    try:
-        await spool.replay(lambda batch: append_idempotent(pool, batch))
-    finally:
-        await pool.close()
-        spool.close()
-    assert {r.event_id for r in await stored(conn)} == {r.event_id for r in rows} - {bad.event_id}
-    rejected = await conn.fetchval("SELECT event_id FROM crashlog.rejected_events")
-    assert rejected == bad.event_id
 
 
 def test_rows_keep_an_aware_time_in_utc_too(folder):
