@@ -106,7 +106,7 @@ def _run_tail_recurrence(n: int, k: int, q: float, p: float) -> float:
 
 #: Above this much work (multiply-adds of the windowed convolution) the Poisson-binomial
 #: tails come from the saddlepoint approximation: by then the expected count is in the
-#: hundreds, where its error is below 1e-5 of the tail (tests/test_inference_reference.py).
+#: hundreds, where its error is below 1e-5 of the tail (tests/unit/test_inference.py).
 _EXACT_POISSON_BINOMIAL_WORK = 1_500_000
 #: A group's counts more than Bernstein's bound for this log-probability below its mean are
 #: left out of the exact convolution: their mass is below 1e-25.

@@ -2,7 +2,7 @@
 tails), the binomial pmf and mid-p, the normal tail, and the Kolmogorov distribution.
 
 Private: ``crashlog.analytics.inference`` re-exports the public names (import them from
-there). Each function says which published method it follows; tests/test_inference_reference.py
+there). Each function says which published method it follows; tests/unit/test_inference.py
 checks each against scipy and mpmath.
 """
 
@@ -258,7 +258,7 @@ def poisson_sf(count: int, mean: float) -> float:
 def kolmogorov_sf(statistic: float, count: int) -> float:
     """``P(D_n >= statistic)`` for the one-sample KS statistic of ``count`` continuous values.
 
-    Promises, measured against scipy's ``kstwo`` (tests/test_inference_reference.py): where it
+    Promises, measured against scipy's ``kstwo`` (tests/unit/test_inference.py): where it
     decides a test (p <= 0.2) and ``count`` is at most 100,000, twice the exact one-sided tail
     (Birnbaum and Tingey 1951), within 0.1% of the exact two-sided tail (the two one-sided
     events rarely meet there). Elsewhere the Kolmogorov distribution at Stephens' (1970)

@@ -8,7 +8,7 @@ Benjamini–Hochberg's for a false discovery rate). The tails live in ``_tails``
 ``_counts``; import every name from here.
 
 Each function says which published method it follows, so a reader can check it against
-the source; tests/test_inference_reference.py checks each against scipy and mpmath. Inputs
+the source; tests/unit/test_inference.py checks each against scipy and mpmath. Inputs
 are plain counts and floats (a NaN is a ValueError naming the argument); nothing here
 touches the database.
 """
