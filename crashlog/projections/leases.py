@@ -158,7 +158,7 @@ async def kept(
             try:
                 still = await refresh(keeper, names, kind, pid)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-                log.warning("crashlog projections: heartbeat of %s failed: %s", ", ".join(names), error)
+                log.info("crashlog projections: heartbeat of %s failed: %s", ", ".join(names), error)
                 return  # the lease goes stale; the work's own checks refuse a late swap
             if set(names) - still:
                 log.error("crashlog projections: lost the %s lease of %s", kind.name.lower(),
