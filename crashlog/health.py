@@ -1,5 +1,6 @@
 """Health checks of a crashlog installation: the server, the migrations, the projections'
-lag, the records kept aside, and a spool folder. ``crashlog doctor`` prints them.
+lag, the records kept aside, the roles' grants, open transactions, and a spool folder.
+``crashlog doctor`` prints them.
 
 Promises:
 - Every check is a frozen ``Check(name, ok, detail)``; ``detail`` says what was found and,
@@ -23,6 +24,10 @@ from crashlog.spool import inspect_folder
 
 #: Events a projection may be behind before ``lag_check`` fails.
 DEFAULT_MAX_LAG = 10_000
+#: Seconds a transaction may stay open before ``horizon_check`` names it.
+DEFAULT_MAX_TRANSACTION_AGE = 60.0
+#: The columns of crashlog.events only the server sets (no writer may INSERT them).
+SERVER_COLUMNS = ("position", "recorded_at", "tx_id")
 
 _REJECTED = "SELECT count(*) FROM crashlog.rejected_events"
 _CONTRADICTORY = "SELECT count(*) FROM crashlog.rounds WHERE is_contradictory"
@@ -40,8 +45,8 @@ class Check:
 async def diagnose(
     dsn: str | None, *, max_lag: int = DEFAULT_MAX_LAG, spool_dir: str | Path | None = None
 ) -> list[Check]:
-    """Every check, in order: server, migrations, then (if migrated) lag and records, then
-    the spool. ``dsn`` None means ``CRASHLOG_DSN``, else the embedded server."""
+    """Every check, in order: server, migrations, then (if migrated) lag, records, grants and
+    open transactions, then the spool. ``dsn`` None means ``CRASHLOG_DSN``, else the embedded server."""
     try:
         resolved = await asyncio.to_thread(resolve_dsn, dsn)
         conn = await open_connection(resolved)
@@ -50,7 +55,8 @@ async def diagnose(
     try:
         checks = [await server_check(conn, resolved), await migrations_check(conn)]
         if checks[-1].ok:
-            checks += [await lag_check(conn, max_lag), await records_check(conn)]
+            checks += [await lag_check(conn, max_lag), await records_check(conn),
+                       await grants_check(conn), await horizon_check(conn)]
     finally:
         await conn.close()
     return [*checks, spool_check(spool_dir)]
@@ -117,3 +123,60 @@ def spool_check(spool_dir: str | Path | None) -> Check:
         f"({found.bytes:,} bytes) wait to be replayed: start a logger with "
         f"spool_dir={str(found.folder)!r} while the server is up",
     )
+
+
+# Roles, other than the log's owner, its members and superusers, that may INSERT a column
+# only the server sets (a role set up before migration 012 may: the whole table was granted).
+_SERVER_COLUMN_INSERTERS = """
+SELECT r.rolname AS role, array_agg(col ORDER BY col) AS columns
+FROM pg_roles r CROSS JOIN unnest($1::text[]) AS col, pg_class t
+WHERE t.oid = 'crashlog.events'::regclass
+  AND NOT r.rolsuper AND r.rolname NOT LIKE 'pg\\_%'
+  AND NOT pg_has_role(r.oid, t.relowner, 'USAGE')
+  AND has_column_privilege(r.oid, t.oid, col, 'INSERT')
+GROUP BY r.rolname ORDER BY r.rolname
+"""
+
+
+async def grants_check(conn: asyncpg.Connection) -> Check:
+    """Fails if a role other than the log's owner may INSERT ``position``, ``recorded_at`` or
+    ``tx_id`` of ``crashlog.events`` (a writer choosing ``tx_id`` can hide a row from the live
+    projections): roles set up before migration 012 need ``crashlog roles`` run again."""
+    rows = await conn.fetch(_SERVER_COLUMN_INSERTERS, list(SERVER_COLUMNS))
+    if not rows:
+        return Check("grants", True, "no role but the log's owner may set "
+                     + ", ".join(SERVER_COLUMNS))
+    named = "; ".join(f"{r['role']} may INSERT {', '.join(r['columns'])}" for r in rows[:5])
+    more = f" (and {len(rows) - 5} more roles)" if len(rows) > 5 else ""
+    return Check("grants", False, f"{named}{more} of crashlog.events, which only the server "
+                 "sets (run: crashlog roles, as the administrator)")
+
+
+# Sessions whose transaction has been open for over $1 seconds. Transaction ids are
+# cluster-wide, so one in any database holds back crashlog's reading horizon. Without
+# pg_read_all_stats, other roles' sessions show no xact_start and cannot be named.
+_OLD_TRANSACTIONS = """
+SELECT pid, usename AS role, datname AS database, application_name AS application, state,
+       extract(epoch FROM clock_timestamp() - xact_start)::float8 AS age
+FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND xact_start < clock_timestamp() - make_interval(secs => $1)
+  AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)
+ORDER BY xact_start
+"""
+
+
+async def horizon_check(
+    conn: asyncpg.Connection, max_age: float = DEFAULT_MAX_TRANSACTION_AGE
+) -> Check:
+    """Fails naming every transaction open for over ``max_age`` seconds (pid, role, database,
+    age): it holds back the reading horizon, so projections, ``sync`` and ``tail`` wait for it."""
+    rows = await conn.fetch(_OLD_TRANSACTIONS, max_age)
+    if not rows:
+        return Check("horizon", True, f"no transaction open for over {max_age:g} s")
+    named = "; ".join(
+        f"pid {r['pid']} (role {r['role'] or '?'}, database {r['database'] or '?'}, "
+        f"application {r['application'] or '?'!r}, {r['state'] or '?'}) open {r['age']:.0f} s"
+        for r in rows[:5])
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return Check("horizon", False, f"{named}{more}: holds back the reading horizon (projections "
+                 "and sync wait for it); end it, or SELECT pg_terminate_backend(pid)")

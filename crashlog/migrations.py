@@ -1,13 +1,19 @@
 """Schema migrations: numbered plain-SQL files, applied in order, once, under an advisory lock.
 
+The lock is waited for at most ``lock_wait`` seconds (``LOCK_WAIT`` by default), then
+``MigrationError`` names who holds it; and it is taken only when something is pending, so a
+session holding that key cannot hold up a ``connect()`` that has nothing to migrate.
+
 Each applied file is recorded with its SHA-256 in ``crashlog.schema_migrations``.
 A recorded file whose text has since changed is an error, never a silent re-run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import time
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +24,8 @@ from crashlog.resources import resource_dir
 
 # One key for every crashlog process migrating the same database ("crashlog" in ASCII).
 MIGRATION_LOCK_KEY = 0x63726173686C6F67
+#: Seconds ``migrate`` waits for another process's migration lock by default.
+LOCK_WAIT = 60.0
 _FILE_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -80,14 +88,21 @@ async def pending_migrations(
 
 
 async def migrate(
-    conn: asyncpg.Connection, migrations: list[Migration] | None = None
+    conn: asyncpg.Connection,
+    migrations: list[Migration] | None = None,
+    *,
+    lock_wait: float = LOCK_WAIT,
 ) -> list[Migration]:
     """Apply every pending migration, each in its own transaction; returns those applied.
 
-    Safe to call from several processes at once: the advisory lock makes the
-    others wait, and they then find nothing pending.
+    Safe to call from several processes at once: the advisory lock makes the others
+    wait, and they then find nothing pending. The wait is at most ``lock_wait`` seconds;
+    then ``MigrationError`` names the session holding the lock (pid, role, application).
+    With nothing pending no lock is taken at all.
     """
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    if not await pending_migrations(conn, migrations):
+        return []
+    await _lock(conn, lock_wait)
     try:
         todo = await pending_migrations(conn, migrations)
         for migration in todo:
@@ -95,6 +110,40 @@ async def migrate(
         return todo
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+
+
+# Who holds the migration key: a bigint advisory key is classid (high half), objid (low).
+_LOCK_HOLDER = """
+SELECT a.pid, a.usename AS role, a.application_name AS application,
+       extract(epoch FROM clock_timestamp() - a.backend_start)::float8 AS connected
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
+"""
+
+
+async def _lock(conn: asyncpg.Connection, lock_wait: float) -> None:
+    """Take the migration lock, polling, for at most ``lock_wait`` seconds."""
+    deadline = time.monotonic() + lock_wait
+    pause = 0.05
+    while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK_KEY):
+        if time.monotonic() >= deadline:
+            raise MigrationError(
+                f"another session has held the migration lock for over {lock_wait:g} s: "
+                f"{await lock_holder(conn)}; migrations not applied (end that session, or try again)")
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 1.0)
+
+
+async def lock_holder(conn: asyncpg.Connection) -> str:
+    """Who holds the migration lock, for a message ("nobody" if it is free)."""
+    row = await conn.fetchrow(
+        _LOCK_HOLDER, MIGRATION_LOCK_KEY >> 32, MIGRATION_LOCK_KEY & 0xFFFFFFFF)
+    if row is None:
+        return "nobody"
+    return (f"pid {row['pid']} (role {row['role'] or '?'}, application "
+            f"{row['application'] or '?'!r}, connected {row['connected'] or 0:.0f} s ago)")
 
 
 async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:

@@ -2,8 +2,9 @@
 bench, tail, verify, doctor.
 
 Every verb takes ``--dsn`` (default ``CRASHLOG_DSN``, else the embedded PostgreSQL).
-Errors are one line on stderr, with any password masked, and exit status 1; tables and
-progress bars go through rich (progress on stderr, so stdout stays clean for data).
+Errors are one line on stderr, with any password masked, and exit status 1 (``--debug``
+adds the traceback); tables and progress bars go through rich (progress on stderr, so
+stdout stays clean for data), and data is never read as markup (``render.shown``).
 
 Each verb (or group of verbs) is a module here that adds its own options (``register``)
 and handles them by calling the library; ``render`` holds what they print with.
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 from collections.abc import Sequence
 
 import asyncpg
 
 from crashlog.cli import bench, demo, doctor, export, migrate, project, stats, tail, verify
-from crashlog.cli.render import err
+from crashlog.cli.render import err, say
 from crashlog.database import mask_error
 from crashlog.errors import CrashlogError
 
@@ -31,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crashlog", description="An event-sourced logger for crash-game bots, on PostgreSQL."
     )
+    parser.add_argument(
+        "--debug", action="store_true",
+        help="on a failure, print the whole traceback (also when CRASHLOG_LOG_LEVEL=DEBUG)",
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for module in _VERB_MODULES:
         module.register(verbs)
@@ -38,24 +45,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``crashlog`` console script; returns the exit status."""
+    """Entry point of the ``crashlog`` console script; returns the exit status.
+
+    Promises: any failure of a verb ends in one line on stderr, ``crashlog VERB: error:
+    ...``, with any password masked and control characters escaped, and exit status 1
+    (130 after Ctrl-C); with ``--debug`` (or ``CRASHLOG_LOG_LEVEL=DEBUG``) the traceback
+    follows that line.
+    """
     args = build_parser().parse_args(argv)
     try:
         status = asyncio.run(args.run(args))
     except KeyboardInterrupt:
         return 130
-    except asyncpg.UndefinedTableError as exc:
-        err.print(
-            f"crashlog {args.verb}: error: {exc}: the database has no crashlog schema "
-            "yet (run: crashlog migrate)",
-            markup=False,
-        )
-        return 1
-    except (CrashlogError, ValueError, OSError, asyncpg.PostgresError) as exc:
-        message = mask_error(exc, args.dsn) if args.dsn else str(exc)
-        err.print(f"crashlog {args.verb}: error: {message}", markup=False)
+    except Exception as exc:  # every failure: one clear line, not a chained traceback
+        say(f"crashlog {args.verb}: error: {failure_line(exc, args.dsn)}", console=err)
+        if args.debug or os.environ.get("CRASHLOG_LOG_LEVEL", "").upper() == "DEBUG":
+            err.print_exception(show_locals=False)
         return 1
     return status or 0
+
+
+# The password of any URL-style DSN in a message: scheme://user:PASSWORD@host
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
+
+
+def failure_line(exc: BaseException, dsn: str | None) -> str:
+    """What went wrong, on one line, the password of ``dsn`` (and of any DSN in the text)
+    masked. crashlog's own errors say it in their message; others are named by their type."""
+    dsn = dsn or os.environ.get("CRASHLOG_DSN")
+    message = mask_error(exc, dsn) if dsn else str(exc)
+    message = _URL_PASSWORD.sub(r"\1***@", " ".join(message.split())) or type(exc).__name__
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        return f"{message}: the database has no crashlog schema yet (run: crashlog migrate)"
+    if isinstance(exc, CrashlogError | ValueError):
+        return message
+    if isinstance(exc, asyncpg.PostgresError | OSError):
+        return f"{message} ({type(exc).__name__})"
+    return message if message == type(exc).__name__ else f"{type(exc).__name__}: {message}"
 
 
 __all__ = ["build_parser", "main"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crashlog.cli.common import add_verb
-from crashlog.cli.render import err, out
+from crashlog.cli.render import err, say
 from crashlog.errors import CrashlogError
 from crashlog.resources import resource_dir
 
@@ -52,7 +52,7 @@ async def cmd_bench(args: argparse.Namespace) -> int:
     scripts = benchmarks()
     if args.list:
         for script in scripts:
-            out.print(script.stem)
+            say(script.stem)
         return 0
     unknown = set(args.names) - {s.stem for s in scripts}
     if unknown:
@@ -70,7 +70,7 @@ async def run_benchmark(script: Path, dsn: str | None, extra: list[str]) -> int:
     env = dict(os.environ)
     if dsn:
         env["CRASHLOG_DSN"] = dsn
-    err.print(f"[bold]== {script.stem} ==[/]")
+    say(f"== {script.stem} ==", style="bold", console=err)
     command = [sys.executable, str(script), *(["--dsn", dsn] if dsn else []), *extra]
     completed = await asyncio.to_thread(subprocess.run, command, env=env, cwd=script.parent)
     return completed.returncode

@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from crashlog.cli.common import add_verb
-from crashlog.cli.render import err, out, progress_bar
+from crashlog.cli.render import err, out, progress_bar, say
 from crashlog.cli.stats import statistics_table, warnings_note
 from crashlog.database import mask_dsn, resolve_dsn
 from crashlog.simulator import DEFAULT_RTP, STRATEGIES
@@ -45,7 +45,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     from crashlog.demo import run_demo
 
     dsn = await asyncio.to_thread(resolve_dsn, args.dsn)
-    err.print(f"demo: {args.bots} bots x {args.rounds} rounds, rtp {args.rtp}, on {mask_dsn(dsn)}")
+    say(f"demo: {args.bots} bots x {args.rounds} rounds, rtp {args.rtp}, on {mask_dsn(dsn)}", console=err)
     with progress_bar("playing", "rounds") as bar:
         task = bar.add_task("rounds", total=args.rounds)
         result = await run_demo(
@@ -61,7 +61,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     out.print(statistics_table(result.statistics, f"demo {result.run_id}: per-bot statistics"))
     note = warnings_note(result.statistics)
     if note:
-        out.print(note, markup=False)
+        say(note)
     out.print(
         f"{result.events:,} events written in {result.write_seconds:.2f} s "
         f"({result.write_rate:,.0f} events/s), projected after {result.sync_seconds:.2f} s"

@@ -7,11 +7,9 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
 from crashlog import health
 from crashlog.cli.common import add_verb
-from crashlog.cli.render import make_table, out
+from crashlog.cli.render import DataTable, coloured, make_table, out
 
 if TYPE_CHECKING:
     from crashlog.cli.common import Verbs
@@ -42,8 +40,9 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
-def checks_table(checks: Sequence[health.Check]) -> Table:
+def checks_table(checks: Sequence[health.Check]) -> DataTable:
     table = make_table("crashlog doctor", ("check", "", "detail"))
     for check in checks:
-        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+        verdict = coloured("ok", "green") if check.ok else coloured("FAIL", "red")
+        table.add_row(check.name, verdict, check.detail)
     return table

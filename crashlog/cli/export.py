@@ -12,7 +12,7 @@ import asyncpg
 
 from crashlog import exports
 from crashlog.cli.common import add_verb, with_connection
-from crashlog.cli.render import err, progress_bar
+from crashlog.cli.render import err, progress_bar, say
 from crashlog.errors import CrashlogError
 from crashlog.features import FeatureSpec
 from crashlog.law import DEFAULT_RTP
@@ -72,7 +72,7 @@ async def cmd_export(conn: asyncpg.Connection, dsn: str, args: argparse.Namespac
             conn, target, fmt, progress=lambda n: bar.update(task, completed=n), **filters
         )
     if args.output != "-":
-        err.print(f"{written:,} {args.what} written to {args.output} ({fmt})")
+        say(f"{written:,} {args.what} written to {args.output} ({fmt})", console=err)
     return 0
 
 

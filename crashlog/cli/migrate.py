@@ -10,7 +10,7 @@ import asyncpg
 
 from crashlog import migrations
 from crashlog.cli.common import add_verb, with_connection
-from crashlog.cli.render import make_table, out
+from crashlog.cli.render import make_table, out, say
 from crashlog.database import mask_dsn
 
 if TYPE_CHECKING:
@@ -45,13 +45,13 @@ async def cmd_migrate(conn: asyncpg.Connection, dsn: str, args: argparse.Namespa
     if args.check:
         pending = await migrations.pending_migrations(conn)
         for m in pending:
-            out.print(f"pending: {m.name}")
-        out.print("up to date" if not pending else f"{len(pending)} pending")
+            say(f"pending: {m.name}")
+        say("up to date" if not pending else f"{len(pending)} pending")
         return 1 if pending else 0
     applied = await migrations.migrate(conn)
     for m in applied:
-        out.print(f"applied: {m.name}")
-    out.print(f"{mask_dsn(dsn)}: schema up to date ({len(applied)} applied now)")
+        say(f"applied: {m.name}")
+    say(f"{mask_dsn(dsn)}: schema up to date ({len(applied)} applied now)")
     return 0
 
 
@@ -73,5 +73,5 @@ async def cmd_roles(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace
 
             password = getpass.getpass(f"password for {args.login}: ")
         await roles.create_login(conn, args.login, args.kind, prefix=args.prefix, password=password)
-        out.print(f"login {args.login} created in {args.prefix}_{args.kind}")
+        say(f"login {args.login} created in {args.prefix}_{args.kind}")
     return 0

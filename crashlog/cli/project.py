@@ -8,10 +8,8 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
 from crashlog.cli.common import add_verb, connection
-from crashlog.cli.render import err, make_table, out, progress_bar
+from crashlog.cli.render import DataTable, err, make_table, out, progress_bar, say
 from crashlog.database import mask_dsn, open_connection, resolve_dsn
 
 if TYPE_CHECKING:
@@ -66,8 +64,8 @@ async def rebuild(dsn: str, names: list[str]) -> None:
 
         await runner.rebuild(dsn, names, progress=advance)
     took = time.monotonic() - started
-    out.print(f"rebuilt: {', '.join(names)} ({events[0]:,} events in {took:.1f} s, "
-              f"{events[0] / max(took, 1e-9):,.0f} events/s)")
+    say(f"rebuilt: {', '.join(names)} ({events[0]:,} events in {took:.1f} s, "
+        f"{events[0] / max(took, 1e-9):,.0f} events/s)")
 
 
 async def follow(dsn: str, seconds: float | None) -> None:
@@ -77,7 +75,7 @@ async def follow(dsn: str, seconds: float | None) -> None:
     stop = asyncio.Event()
     if seconds:
         asyncio.get_running_loop().call_later(seconds, stop.set)
-    err.print(f"following the log on {mask_dsn(dsn)} (Ctrl-C to stop)")
+    say(f"following the log on {mask_dsn(dsn)} (Ctrl-C to stop)", console=err)
     with contextlib.suppress(asyncio.CancelledError):
         await runner.follow(dsn, stop_event=stop)
 
@@ -92,7 +90,7 @@ async def show_lag(dsn: str) -> None:
         await conn.close()
 
 
-def lag_table(lag: dict[str, tuple[int, float]]) -> Table:
+def lag_table(lag: dict[str, tuple[int, float]]) -> DataTable:
     columns = ("projection", "events behind", "oldest waiting (s)")
     table = make_table("projection lag", columns, right=columns[1:])
     for name, (events, seconds) in lag.items():

@@ -3,10 +3,15 @@ money, fractions and intervals they share.
 
 Tables and data go to stdout (``out``); progress bars and notes to stderr (``err``), so
 stdout stays clean for data.
+
+Promises: data (anything read from the database or given on the command line) is printed
+as text, never as rich markup, and its control characters are shown escaped (``shown``):
+``say`` for a line, tables from ``make_table`` for cells and titles, ``print_json`` for JSON.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -24,6 +29,56 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+# C0 and C1 control characters, DEL, and the invisible characters that reorder or hide
+# text (bidirectional overrides and isolates, zero-width, byte-order mark).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# What JSON leaves as it is (it escapes only U+0000-U+001F): DEL, C1 and the invisible ones.
+_JSON_UNESCAPED = re.compile(r"[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def shown(value: object) -> str:
+    """``value`` as text fit for a terminal: each control character escaped (``\\x1b``,
+    ``\\n``, ``\\u202e``), everything else as it is. The one escaping of printed data."""
+    return _CONTROL.sub(_escape, str(value))
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return repr(char)[1:-1] if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def plain(value: object, style: str | None = None) -> Text:
+    """``value`` as rich Text (never parsed as markup), escaped by ``shown``, in ``style``."""
+    return Text(shown(value), style=style or "")
+
+
+def say(value: object, *, style: str | None = None, console: Console | None = None) -> None:
+    """Print one line of data (escaped, never markup) on ``out`` or ``console``."""
+    (console or out).print(plain(value, style), soft_wrap=True)
+
+
+def print_json(text: str) -> None:
+    """Print a JSON document on ``out``; characters JSON leaves as they are and a terminal
+    would act on are written as JSON escapes (the same value to a JSON reader)."""
+    out.print_json(_JSON_UNESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
+class DataTable(Table):
+    """A rich Table whose text cells, title and caption are data: escaped, never markup.
+    A cell that is already ``Text`` (from ``plain`` or ``coloured``) is kept as it is."""
+
+    def __init__(self, *columns: Any, title: object = None, caption: object = None,
+                 **options: Any) -> None:
+        super().__init__(*columns, title=_text(title), caption=_text(caption), **options)
+
+    def add_row(self, *renderables: Any, **options: Any) -> None:
+        super().add_row(*(_text(cell) for cell in renderables), **options)
+
+
+def _text(value: Any) -> Any:
+    return plain(value) if isinstance(value, str) else value
+
 
 # Tables are wide: when stdout is not a terminal, do not squeeze them into 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -54,7 +109,7 @@ class RateColumn(ProgressColumn):
 def progress_bar(description: str, unit: str = "items") -> Progress:
     """A progress bar on stderr: done / total, rate, time (hidden when stderr is not a terminal)."""
     return Progress(
-        TextColumn(description),
+        TextColumn(shown(description), markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         RateColumn(unit),
@@ -65,13 +120,16 @@ def progress_bar(description: str, unit: str = "items") -> Progress:
     )
 
 
-def make_table(title: str, columns: Sequence[str], *, right: Iterable[str] = (), **options: Any) -> Table:
-    """A table with these columns, left-aligned except those named in ``right`` (numbers)."""
-    shown = Table(title=title, **options)
+def make_table(
+    title: str, columns: Sequence[str], *, right: Iterable[str] = (), **options: Any
+) -> DataTable:
+    """A table with these columns, left-aligned except those named in ``right`` (numbers);
+    its title and cells are data (``DataTable``)."""
+    table = DataTable(title=title, **options)
     right = set(right)
     for column in columns:
-        shown.add_column(column, justify="right" if column in right else "left")
-    return shown
+        table.add_column(column, justify="right" if column in right else "left")
+    return table
 
 
 def money(value: Decimal | None) -> str:
@@ -87,6 +145,6 @@ def span(value: Interval | None) -> str:
     return "" if value is None else f"{value.low * 100:.1f} .. {value.high * 100:.1f}%"
 
 
-def coloured(text: str, colour: str | None) -> str:
-    """``text`` in rich markup's ``colour`` (as it is when ``colour`` is None)."""
-    return f"[{colour}]{text}[/]" if colour else text
+def coloured(text: str, colour: str | None) -> Text:
+    """``text`` in ``colour`` (plain when ``colour`` is None), escaped, never markup."""
+    return plain(text, colour)

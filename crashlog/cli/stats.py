@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
-from rich.table import Table
 
 from crashlog import analytics
 from crashlog.analytics import signals
 from crashlog.cli.common import add_verb, with_connection
-from crashlog.cli.render import coloured, make_table, money, out, percent, span
+from crashlog.cli.render import DataTable, coloured, make_table, money, out, percent, say, span
+from crashlog.cli.render import print_json as print_json_text
 from crashlog.law import DEFAULT_RTP
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def iso_time(value: str) -> datetime:
 
 
 def print_json(value: Any) -> None:
-    out.print_json(orjson.dumps(value, default=str).decode())
+    print_json_text(orjson.dumps(value, default=str).decode())
 
 
 # -- stats ---------------------------------------------------------------------------------
@@ -127,11 +127,11 @@ async def _one_statistics(conn: asyncpg.Connection, args: argparse.Namespace) ->
         return 0
     out.print(statistics_table([stats], f"statistics of {args.bot or args.strategy}"))
     if stats.warning:
-        out.print(f"[yellow]{stats.warning}[/]")
+        say(stats.warning, style="yellow")
     return 0
 
 
-def summaries_table(summaries: Sequence[dict[str, Any]]) -> Table:
+def summaries_table(summaries: Sequence[dict[str, Any]]) -> DataTable:
     columns = ("bot", "rounds", "wins", "losses", "skips", "staked", "profit", "ROI")
     table = make_table(f"bots ({len(summaries)})", columns, right=columns[1:])
     for s in summaries:
@@ -144,9 +144,9 @@ def summaries_table(summaries: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
-def statistics_table(rows: Sequence[analytics.Statistics], title: str) -> Table:
+def statistics_table(rows: Sequence[analytics.Statistics], title: str) -> DataTable:
     """Per bot or strategy: its rounds, win rate, money, ROI and streaks (``stats``, ``demo``)."""
-    table = Table(title=title)
+    table = DataTable(title=title)
     for column in _STATISTICS_COLUMNS:
         table.add_column(column, justify="left" if column == "bot" else "right", no_wrap=True)
     for s in rows:
@@ -189,12 +189,12 @@ async def cmd_signals(conn: asyncpg.Connection, dsn: str, args: argparse.Namespa
         return 0
     out.print(signals_table(report))
     for line in signals.report_notes(report):
-        out.print(line, markup=False)
+        say(line)
     return 0
 
 
-def signals_table(report: analytics.SignalReport) -> Table:
-    table = Table(title=f"signals against chance (Benjamini-Hochberg at q={report.q:g})")
+def signals_table(report: analytics.SignalReport) -> DataTable:
+    table = DataTable(title=f"signals against chance (Benjamini-Hochberg at q={report.q:g})")
     for column in _SIGNAL_COLUMNS:
         left = column in ("signal type", "verdict")
         table.add_column(column, justify="left" if left else "right", no_wrap=not left)
@@ -228,13 +228,13 @@ async def cmd_quality(conn: asyncpg.Connection, dsn: str, args: argparse.Namespa
     out.print(quality_table(report))
     for check in report.shown_checks():
         if check.verdict == "suspect":
-            out.print(f"{check.name}: {check.detail}", markup=False)
+            say(f"{check.name}: {check.detail}")
     return 0
 
 
-def quality_table(report: analytics.QualityReport) -> Table:
+def quality_table(report: analytics.QualityReport) -> DataTable:
     who = f" ({report.bot_id}'s readings)" if report.bot_id else ""
-    table = Table(
+    table = DataTable(
         title=f"quality of {report.game} on {report.platform}{who}: {report.rounds:,} rounds",
         caption=f"{report.rtp_note}, significance {report.significance:g} (Holm-adjusted)",
     )

@@ -7,9 +7,10 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import asyncpg
+from rich.text import Text
 
 from crashlog.cli.common import add_verb, with_connection
-from crashlog.cli.render import err, out
+from crashlog.cli.render import err, out, shown
 from crashlog.projections.checkpoints import ORIGIN
 from crashlog.projections.follower import CommittedEvent, LogFollower, start_back
 
@@ -58,12 +59,13 @@ async def print_events(log: LogFollower, count: int | None) -> None:
 
 
 def print_event(event: CommittedEvent) -> None:
+    """One line per event; its data escaped (``render.shown``), never read as markup."""
     payload = event.payload
     if len(payload) > PAYLOAD_WIDTH:
         payload = payload[: PAYLOAD_WIDTH - 3] + "..."
-    out.print(
-        f"{event.position:>9} {event.occurred_at:%Y-%m-%d %H:%M:%S} "
-        f"[bold]{event.event_type}[/] {event.bot_id} {payload}",
-        markup=True,
-        soft_wrap=True,
+    line = Text.assemble(
+        f"{event.position:>9} {event.occurred_at:%Y-%m-%d %H:%M:%S} ",
+        (shown(event.event_type), "bold"),
+        f" {shown(event.bot_id)} {shown(payload)}",
     )
+    out.print(line, soft_wrap=True)

@@ -7,10 +7,9 @@ import argparse
 from typing import TYPE_CHECKING
 
 import asyncpg
-from rich.table import Table
 
 from crashlog.cli.common import add_verb, with_connection
-from crashlog.cli.render import make_table, out
+from crashlog.cli.render import DataTable, make_table, out, say
 from crashlog.errors import CrashlogError
 
 if TYPE_CHECKING:
@@ -67,11 +66,11 @@ async def cmd_verify(conn: asyncpg.Connection, dsn: str, args: argparse.Namespac
     if report.mismatches:
         out.print(mismatches_table(report))
     for line in chain_notes(report):
-        out.print(line, markup=False)
+        say(line)
     return 1 if report.mismatches else 0
 
 
-def mismatches_table(report: ChainReport) -> Table:
+def mismatches_table(report: ChainReport) -> DataTable:
     table = make_table(
         f"{report.game} on {report.platform}: rounds that differ from {report.scheme}",
         _MISMATCH_COLUMNS, right=_MISMATCH_COLUMNS[:-2],
@@ -111,14 +110,14 @@ async def verify_spribe(conn: asyncpg.Connection, args: argparse.Namespace) -> i
     table = spribe_table(summary)
     if table.row_count:
         out.print(table)
-    out.print(f"{len(summary.records):,} provably-fair records", markup=False)
+    say(f"{len(summary.records):,} provably-fair records")
     for check, counts in summary.statuses().items():
         line = ", ".join(f"{status}: {n:,}" for status, n in sorted(counts.items()))
-        out.print(f"  {check}: {line}", markup=False)
+        say(f"  {check}: {line}")
     return 1 if table.row_count else 0
 
 
-def spribe_table(summary: SpribeSummary) -> Table:
+def spribe_table(summary: SpribeSummary) -> DataTable:
     """One row per failed or unconfirmed check of a record."""
     table = make_table("provably-fair records with a failed or unconfirmed check", _SPRIBE_COLUMNS)
     for record in summary.records:

@@ -8,21 +8,25 @@ maintaining them row by row. The live runner, if one
 is running, keeps applying to the old tables meanwhile; the swap locks the
 checkpoint rows first, so it happens between two of its batches and the shadows
 take over exactly where the live tables were (or further).
+
+One process rebuilds a projection at a time: it holds the projection's rebuild lease
+(``leases.Lease.REBUILD``, on its checkpoint row), which only the projector can take.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import asyncpg
 import attrs
 
 from crashlog.errors import RebuildRefused
-from crashlog.projections import checkpoints
+from crashlog.projections import checkpoints, leases
 from crashlog.projections.base import IN_SPAN, Projection, shadow_name, share
 from crashlog.projections.checkpoints import ORIGIN, Position
 
@@ -33,8 +37,6 @@ T = TypeVar("T")
 REBUILD_BATCH = 50_000
 #: Events in the first rebuild batch, applied before the new tables have statistics.
 FIRST_BATCH = 1_000
-#: advisory lock class of "projection X is being rebuilt" (per projection object id).
-REBUILD_LOCK_CLASS = 0x636C6F68
 
 _INDEXES = """
 SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS is_unique,
@@ -50,7 +52,7 @@ _INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ ")
 
 
 def lock_id(name: str) -> int:
-    """A stable int4 for a projection name (advisory lock object id)."""
+    """A stable int4 for a projection name (once the advisory lock object id; kept for callers)."""
     return zlib.crc32(name.encode()) - 2**31
 
 
@@ -70,21 +72,20 @@ async def rebuild_projections(
     progress: Progress | None = None,
     batch_size: int = REBUILD_BATCH,
     helpers: Sequence[asyncpg.Connection] = (),
+    keeper: asyncpg.Connection | None = None,
 ) -> None:
     """Rebuild ``projections`` from the origin of the log and swap the results in.
 
     With ``helpers`` (more connections to the same database), the projections are shared
     out between ``conn`` and them by weight and filled side by side; the swap is still one
     transaction on ``conn``. Raises ``RebuildRefused`` if another process is rebuilding one
-    of them.
+    of them (it holds their rebuild lease).
+
+    ``keeper``, a spare connection, holds the rebuild leases and beats their heartbeat while
+    the rebuild runs (``runner.rebuild`` gives one). Without it ``conn`` holds them without a
+    heartbeat, so a rebuild longer than ``leases.LEASE_TIMEOUT`` may be taken over.
     """
-    locked = []
-    try:
-        for p in projections:
-            if not await conn.fetchval(
-                    "SELECT pg_try_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name)):
-                raise RebuildRefused(f"projection {p.name} is already being rebuilt elsewhere")
-            locked.append(p)
+    async with _rebuild_leases(projections, conn, keeper):
         deferred, read = await _create_shadows(conn, projections)
         try:
             groups = share(projections, 1 + len(helpers))
@@ -100,10 +101,33 @@ async def rebuild_projections(
         except BaseException:
             await _drop_shadows(conn, projections)
             raise
+
+
+@contextlib.asynccontextmanager
+async def _rebuild_leases(
+    projections: Sequence[Projection], conn: asyncpg.Connection, keeper: asyncpg.Connection | None
+) -> AsyncIterator[None]:
+    """Hold the rebuild leases of ``projections`` (on ``keeper``, beating, else on ``conn``)
+    while the body runs; ``RebuildRefused`` naming the holder if one is held elsewhere."""
+    holder = keeper or conn
+    names = [p.name for p in projections]
+    for p in projections:
+        await checkpoints.ensure(holder, p)  # a lease lives on the checkpoint row
+    taken = await leases.take(holder, names, leases.Lease.REBUILD, wait=True)
+    try:
+        if taken != set(names):
+            busy = [n for n in names if n not in taken]
+            who = await leases.holders(holder, busy, leases.Lease.REBUILD)
+            raise RebuildRefused(f"projection {busy[0]} is already being rebuilt elsewhere ({who})")
+        if keeper is None:
+            yield
+        else:
+            async with leases.kept(keeper, names, leases.Lease.REBUILD):
+                yield
     finally:
-        for p in locked:
-            await conn.execute(
-                "SELECT pg_advisory_unlock($1, $2)", REBUILD_LOCK_CLASS, lock_id(p.name))
+        # A lost connection takes its leases with it; its error is the one to report.
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await leases.release(holder, sorted(taken), leases.Lease.REBUILD)
 
 
 async def _side_by_side(work: Iterable[Awaitable[T]]) -> list[T]:

@@ -1,11 +1,14 @@
 """The runner: keeps the read tables current, and the functions the command line uses.
 
-One ``Runner`` owns one connection. On it, it holds a session advisory lock per
-projection it applies: several runners may run against one database, one applies a
-projection while the others stand by and take the lock over when its holder's
-connection ends. It wakes on ``NOTIFY crashlog_events`` (sent at each appending
-commit) and also polls, since a notification is only a hint and an open transaction
-elsewhere can hold events back below the horizon without any new notification.
+One ``Runner`` owns one connection. Its backend holds the lease of each projection it
+applies (``leases.Lease.APPLY``, on the checkpoint row, refreshed at least every
+``leases.HEARTBEAT_INTERVAL`` between batches): several runners may run against one
+database, one applies a projection while the others stand by and take its lease over
+when its holder's connection ends or its heartbeat is ``leases.LEASE_TIMEOUT`` old. A
+runner that finds its lease taken stops applying that projection (and stands by for it).
+It wakes on ``NOTIFY crashlog_events`` (sent at each appending commit) and also polls,
+since a notification is only a hint and an open transaction elsewhere can hold events
+back below the horizon without any new notification.
 
 Functions for the command line and for tools:
 
@@ -27,17 +30,16 @@ import asyncpg
 
 from crashlog import store
 from crashlog.database import mask_error, open_connection
-from crashlog.errors import ConnectFailed, NotFlushed, StaleCheckpoint
-from crashlog.projections import NAMES, PROJECTIONS, checkpoints, select
+from crashlog.errors import ConnectFailed, NotFlushed, RebuildRefused, StaleCheckpoint
+from crashlog.projections import NAMES, PROJECTIONS, checkpoints, leases, select
 from crashlog.projections.base import Projection, share
 from crashlog.projections.checkpoints import Position
-from crashlog.projections.rebuild import Progress, analyze, lock_id, rebuild_projections
+from crashlog.projections.leases import Lease
+from crashlog.projections.rebuild import Progress, analyze, rebuild_projections
 
 log = logging.getLogger("crashlog.projections")
 
 CHANNEL = "crashlog_events"
-#: advisory lock class of "projection X is applied by this runner" (object id: lock_id(name)).
-APPLY_LOCK_CLASS = 0x636C6F67
 #: Events per live batch (one transaction per projection and batch).
 BATCH_SIZE = 5_000
 
@@ -99,8 +101,10 @@ class Runner:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        #: name -> checkpoint, for the projections this runner holds the lock of.
+        #: name -> checkpoint, for the projections this runner holds the lease of.
         self.held: dict[str, Position] = {}
+        self._next_beat = 0.0  # when the held leases' heartbeat is due (time.monotonic)
+        self._ensured = False  # every checkpoint row exists (a lease lives on one)
         #: Batches applied, over all projections (for tests and metrics).
         self.batches_applied = 0
         self._batches: dict[str, int] = {}  # per projection, in this session
@@ -151,7 +155,7 @@ class Runner:
 
     async def _session(self) -> None:
         conn = await open_connection(self._dsn, init=store.init_connection, server_settings=SERVER_SETTINGS)
-        self.held = {}
+        self.held, self._ensured = {}, False
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
             next_claim = 0.0
@@ -159,6 +163,7 @@ class Runner:
                 if len(self.held) < len(self._projections) and time.monotonic() >= next_claim:
                     await self._claim(conn)
                     next_claim = time.monotonic() + self._standby_interval
+                await self._heartbeat(conn)
                 if self.held and await self._behind(conn):
                     await self._catch_up(conn)
                     continue
@@ -168,21 +173,52 @@ class Runner:
             conn.terminate()  # synchronous: safe even while this task is being cancelled
 
     async def _claim(self, conn: asyncpg.Connection) -> None:
-        """Take the lock of every projection no other runner holds; rebuild stale versions."""
-        for p in self._projections:
-            if p.name in self.held:
-                continue
-            if not await conn.fetchval(
-                    "SELECT pg_try_advisory_lock($1, $2)", APPLY_LOCK_CLASS, lock_id(p.name)):
-                continue
+        """Take the lease of every projection no other runner holds; rebuild stale versions."""
+        if not self._ensured:
+            for p in self._projections:
+                await checkpoints.ensure(conn, p)
+            self._ensured = True
+        wanted = [p.name for p in self._projections if p.name not in self.held]
+        taken = await leases.take(conn, wanted, Lease.APPLY)
+        for p in (p for p in self._projections if p.name in taken):
             version, checkpoint = await checkpoints.ensure(conn, p)
             if version != p.version:
-                log.warning(
-                    "crashlog projections: %s is at version %s, this code at %s: rebuilding",
-                    p.name, version, p.version)
-                await rebuild_projections(conn, [p], progress=self._progress)
+                # Rebuilt on connections of its own, under its rebuild lease: this
+                # connection beats no heartbeat meanwhile, so give the apply lease back.
+                await leases.release(conn, [p.name], Lease.APPLY)
+                if not await self._rebuild(p, version):
+                    continue
+                if not await leases.take(conn, [p.name], Lease.APPLY):
+                    continue
                 version, checkpoint = await checkpoints.ensure(conn, p)
+                if version != p.version:
+                    await leases.release(conn, [p.name], Lease.APPLY)
+                    continue
             self.held[p.name] = checkpoint
+        self._next_beat = time.monotonic() + leases.HEARTBEAT_INTERVAL
+
+    async def _rebuild(self, p: Projection, version: int) -> bool:
+        """Rebuild ``p``, whose stored version is ``version``; False if another process is
+        rebuilding it (this runner stands by for it meanwhile)."""
+        log.warning("crashlog projections: %s is at version %s, this code at %s: rebuilding",
+                    p.name, version, p.version)
+        try:
+            await rebuild_with_keeper(self._dsn, [p], progress=self._progress, connections=1)
+        except RebuildRefused as refused:
+            log.info("crashlog projections: %s", refused)
+            return False
+        return True
+
+    async def _heartbeat(self, conn: asyncpg.Connection) -> None:
+        """Refresh the held leases when due; stop applying those another runner took."""
+        if not self.held or time.monotonic() < self._next_beat:
+            return
+        still = await leases.refresh(conn, list(self.held), Lease.APPLY)
+        for name in set(self.held) - still:
+            log.error("crashlog projections: the lease of %s was taken over (this runner was"
+                      " silent for over %.0f s); no longer applying it", name, leases.LEASE_TIMEOUT)
+            del self.held[name]
+        self._next_beat = time.monotonic() + leases.HEARTBEAT_INTERVAL
 
     async def _behind(self, conn: asyncpg.Connection) -> bool:
         return await checkpoints.any_after(conn, min(self.held.values()))
@@ -191,8 +227,9 @@ class Runner:
         """Apply passes until none is behind. A pass gives every held projection its next
         batch in one transaction: each gets its share, and the pass commits once."""
         busy = True
-        while busy and not self._stop.is_set():
+        while busy and self.held and not self._stop.is_set():
             busy = await self._apply_pass(conn) == self._batch_size
+            await self._heartbeat(conn)
 
     async def _apply_pass(self, conn: asyncpg.Connection) -> int:
         """Apply one batch to every held projection; returns the largest batch applied."""
@@ -201,8 +238,7 @@ class Runner:
             done = await checkpoints.apply_next_batches(conn, held, self._batch_size)
         except StaleCheckpoint as error:
             log.error("crashlog projections: %s; no longer applying it", error)
-            await conn.execute(
-                "SELECT pg_advisory_unlock($1, $2)", APPLY_LOCK_CLASS, lock_id(error.name))
+            await leases.release(conn, [error.name], Lease.APPLY)
             self._projections = [p for p in self._projections if p.name != error.name]
             del self.held[error.name]
             return self._batch_size  # the others are still to apply: pass again
@@ -301,15 +337,29 @@ async def rebuild(
     Bots may keep writing and runners keep applying meanwhile; readers see the old
     tables until the swap. ``progress(done, total)`` is called after each batch.
     """
-    projections = select(list(names))
+    await rebuild_with_keeper(dsn, select(list(names)), progress=progress, connections=connections)
+
+
+async def rebuild_with_keeper(
+    dsn: str,
+    projections: Sequence[Projection],
+    *,
+    progress: Progress | None = None,
+    connections: int = REBUILD_CONNECTIONS,
+) -> None:
+    """``rebuild`` of these projections, on ``connections`` connections and one more that
+    holds their rebuild leases and beats their heartbeat."""
     conns: list[asyncpg.Connection] = []
     try:
-        for _ in range(max(1, min(connections, len(projections)))):
+        for _ in range(1 + max(1, min(connections, len(projections)))):
             conns.append(await open_connection(dsn, init=store.init_connection, server_settings=REBUILD_SETTINGS))
-        await rebuild_projections(conns[0], projections, progress=progress, helpers=conns[1:])
+        keeper, first, *helpers = conns
+        await rebuild_projections(first, projections, progress=progress, helpers=helpers, keeper=keeper)
     finally:
         for conn in conns:
-            await conn.close()
+            # A lost connection's error is not the one to report: the rebuild's is.
+            with contextlib.suppress(*_FAILURES):
+                await conn.close()
 
 
 async def lag(conn: asyncpg.Connection) -> dict[str, tuple[int, float]]:

@@ -131,14 +131,15 @@ async def test_rebuild_refuses_an_unknown_name_and_a_concurrent_rebuild(dsn):
         await rebuild(dsn, ["nope"])
     holder = await asyncpg.connect(dsn)
     try:
-        from crashlog.projections.rebuild import REBUILD_LOCK_CLASS, lock_id
+        from crashlog.projections import checkpoints, leases, select
 
-        await holder.execute("SELECT pg_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, lock_id("rounds"))
+        await checkpoints.ensure(holder, select(["rounds"])[0])  # a lease lives on this row
+        assert await leases.take(holder, ["rounds"], leases.Lease.REBUILD) == {"rounds"}
         with pytest.raises(CrashlogError, match="already being rebuilt"):
             await rebuild(dsn, ["rounds"])
     finally:
         await holder.close()
-    await rebuild(dsn, ["rounds"])  # the lock went with the connection
+    await rebuild(dsn, ["rounds"])  # the lease went with the connection
 
 
 async def test_a_migration_during_a_rebuild_is_not_undone_by_its_swap(dsn, conn, monkeypatch):
