@@ -16,7 +16,7 @@ touches the database.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from statistics import NormalDist
 
@@ -78,6 +78,11 @@ class Interval:
 
     def __contains__(self, value: float) -> bool:
         return self.low <= value <= self.high
+
+    def __iter__(self) -> Iterator[float]:
+        """``low, high = interval`` unpacks it."""
+        yield self.low
+        yield self.high
 
 
 def z_value(confidence: float = CONFIDENCE) -> float:
