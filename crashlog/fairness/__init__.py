@@ -42,6 +42,7 @@ from crashlog.fairness.chains import (
     roobet_previous_hash,
     stake_crash_point,
     stake_previous_hash,
+    stake_unrounded_crash_point,
     walk_chain,
 )
 from crashlog.fairness.spribe import (
@@ -92,6 +93,7 @@ __all__ = [
     "roobet_previous_hash",
     "stake_crash_point",
     "stake_previous_hash",
+    "stake_unrounded_crash_point",
     "verify_chain",
     "walk_chain",
 ]

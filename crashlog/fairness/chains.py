@@ -71,6 +71,7 @@ ROOBET_TERMINATING_HASH = "77b271fe12fca03c618f63dfb79d4105726ba9d4a25bb3f1964e4
 ROOBET_INSTANT_BUST_EVERY = 33
 
 _TWO52 = 2.0**52
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 def hex_argument(name: str, value: Any, *, length: int | None = None, minimum: int = 1) -> str:
@@ -82,7 +83,7 @@ def hex_argument(name: str, value: Any, *, length: int | None = None, minimum: i
         raise ValueError(f"{name}={value!r}: must be {length} hex digits, not {len(value)}")
     if len(value) < minimum:
         raise ValueError(f"{name}={value!r}: needs at least {minimum} hex digits, has {len(value)}")
-    if any(c not in "0123456789abcdefABCDEF" for c in value):
+    if not _HEX_DIGITS.issuperset(value):
         raise ValueError(f"{name}={value!r}: is not hexadecimal (0-9, a-f only)")
     return value.lower()
 
@@ -157,16 +158,22 @@ def bustabit_previous_hash(game_hash: str, *, era: str = "classic") -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def stake_unrounded_crash_point(game_hash: str) -> float:
+    """Stake's crash point as its seeding post computes it: the double
+    max(1, 2^32 / (int + 1) * 0.99), int the HMAC's first 8 hex digits. Stake's calculation
+    page shows this value (e.g. 2.5682504010713783); ``stake_crash_point`` is it to the cent."""
+    digits = hex_argument("game_hash", game_hash, length=64)
+    n = int(_hmac_hex(digits.encode(), STAKE_SALT.encode())[:8], 16)
+    return max(1.0, (2.0**32 / (n + 1)) * (1 - 0.01))
+
+
 def stake_crash_point(game_hash: str) -> Decimal:
     """Stake's crash point of the game whose hash is ``game_hash``, rounded down to the cent.
 
-    The seeding post gives the unrounded double max(1, 2^32 / (int + 1) * 0.99); the game
+    The seeding post gives the unrounded double (``stake_unrounded_crash_point``); the game
     shows two decimals, taken here as rounded down (as Stake's other crash results are).
     """
-    digits = hex_argument("game_hash", game_hash, length=64)
-    n = int(_hmac_hex(digits.encode(), STAKE_SALT.encode())[:8], 16)
-    point = max(1.0, (2.0**32 / (n + 1)) * (1 - 0.01))
-    return Decimal(point).quantize(CENT, rounding=ROUND_FLOOR)
+    return Decimal(stake_unrounded_crash_point(game_hash)).quantize(CENT, rounding=ROUND_FLOOR)
 
 
 def stake_previous_hash(game_hash: str) -> str:
