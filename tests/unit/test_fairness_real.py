@@ -135,14 +135,20 @@ def test_roobet_pairs_equal_roobets_formula_and_its_recomputed_history() -> None
 
 def test_roobet_hashes_located_on_its_chain_have_their_game_numbers() -> None:
     # "hash reaches Roobet's first hash 77b271fe...cb209 in N steps": game N of the chain
-    # salted with bitcoin block 610,546's hash. The newest of the four is checked here (about a
-    # second); walk_chain below links the others.
+    # salted with bitcoin block 610,546's hash. The newest is located (about a second); the
+    # others lie on the walk down from it at their game numbers.
     located = {int(r["game_id"]) for r in pairs("roobet") if "reaches Roobet's first hash" in r["evidence"]}
     assert located == {618_990, 700_094, 749_059, 818_894}
     newest = max(located)
-    assert locate_in_chain(hash_of_game("roobet", newest), scheme=SCHEMES["roobet"]) == newest
-    assert locate_in_chain(
-        hash_of_game("roobet", newest), scheme=SCHEMES["roobet"], max_steps=newest - 1) is None
+    game_hash = hash_of_game("roobet", newest)
+    assert locate_in_chain(game_hash, scheme=SCHEMES["roobet"]) == newest
+    assert locate_in_chain(game_hash, scheme=SCHEMES["roobet"], max_steps=newest - 1) is None
+    on_the_walk = {}
+    for game in range(newest, min(located) - 1, -1):
+        if game in located:
+            on_the_walk[game] = game_hash
+        game_hash = fairness.roobet_previous_hash(game_hash)
+    assert on_the_walk == {game: hash_of_game("roobet", game) for game in located}
 
 
 # -- bustabit classic: 17,286 scraped games ------------------------------------------------
