@@ -330,3 +330,16 @@ def test_verify_offers_every_scheme_of_the_registry() -> None:
     assert "roobet" in SCHEMES
     with pytest.raises(SystemExit):
         build_parser().parse_args(["verify", "--scheme", "roobet-2023"])
+
+
+@pytest.mark.parametrize(
+    ("call", "value"),
+    [
+        (lambda: roobet_crash_point("ab" * 31), "abab"),
+        (lambda: fairness.roobet_previous_hash("g" * 64), "gggg"),
+        (lambda: stake_unrounded_crash_point("0x" + "a" * 62), "0x"),
+    ],
+)
+def test_a_bad_hash_names_the_argument_and_the_value(call: Any, value: str) -> None:
+    with pytest.raises(ValueError, match=f"game_hash='{value}"):
+        call()
