@@ -11,13 +11,15 @@ import asyncpg
 from crashlog.cli.common import add_verb, with_connection
 from crashlog.cli.render import DataTable, make_table, out, say
 from crashlog.errors import CrashlogError
+from crashlog.fairness.chains import SCHEMES as _SCHEME_REGISTRY
 
 if TYPE_CHECKING:
     from crashlog.cli.common import Verbs
     from crashlog.fairness import ChainReport
     from crashlog.projections.fairness_records import SpribeSummary
 
-SCHEMES = ("bustabit-v1", "bustabit-v2", "bustabit-classic", "stake")
+# The choices are the package's scheme registry: a scheme added there is a choice here.
+SCHEMES = tuple(_SCHEME_REGISTRY)
 _MISMATCH_COLUMNS = (
     "game", "recorded", "readings", "computed", "observers", "ocr conf.", "flags", "game hash",
 )
@@ -33,7 +35,9 @@ def register(verbs: Verbs) -> None:
     )
     verify.add_argument("--game")
     verify.add_argument("--platform")
-    verify.add_argument("--scheme", choices=SCHEMES)
+    verify.add_argument(
+        "--scheme", choices=SCHEMES, help="the operator's provably-fair scheme (docs/fairness.md)"
+    )
     verify.add_argument("--hash", help="the hash of game --game-id (a late game)")
     verify.add_argument(
         "--game-id", type=int, default=None,

@@ -1,6 +1,6 @@
 """Provably-fair verification: recompute crash points from the operators' published hash chains.
 
-A hash-chain crash game (bustabit, Stake) commits to a chain of SHA-256 hashes before it
+A hash-chain crash game (bustabit, Stake, Roobet) commits to a chain of SHA-256 hashes before it
 starts and plays it backwards: the previous game's hash is the SHA-256 of this game's, and
 each game's crash point is an HMAC of its hash with a public salt. Given the hash of a late
 game, anyone can recompute every earlier game, and ``verify_chain`` compares them with the
@@ -26,6 +26,9 @@ from crashlog.fairness.chains import (
     BUSTABIT_V2_SALT,
     BUSTABIT_V2_TERMINATING_HASH,
     BUSTABIT_VX_LAST_GAME,
+    ROOBET_INSTANT_BUST_EVERY,
+    ROOBET_SALT,
+    ROOBET_TERMINATING_HASH,
     SCHEMES,
     STAKE_SALT,
     STAKE_TERMINATING_HASH,
@@ -35,8 +38,11 @@ from crashlog.fairness.chains import (
     bustabit_previous_hash,
     locate_in_chain,
     multiplier_from_hex,
+    roobet_crash_point,
+    roobet_previous_hash,
     stake_crash_point,
     stake_previous_hash,
+    stake_unrounded_crash_point,
     walk_chain,
 )
 from crashlog.fairness.spribe import (
@@ -63,6 +69,9 @@ __all__ = [
     "MISMATCH",
     "NOT_RECORDED",
     "OK",
+    "ROOBET_INSTANT_BUST_EVERY",
+    "ROOBET_SALT",
+    "ROOBET_TERMINATING_HASH",
     "SCHEMES",
     "STAKE_SALT",
     "STAKE_TERMINATING_HASH",
@@ -80,8 +89,11 @@ __all__ = [
     "locate_in_chain",
     "multiplier_from_hex",
     "problems",
+    "roobet_crash_point",
+    "roobet_previous_hash",
     "stake_crash_point",
     "stake_previous_hash",
+    "stake_unrounded_crash_point",
     "verify_chain",
     "walk_chain",
 ]

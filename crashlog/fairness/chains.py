@@ -1,4 +1,4 @@
-"""Hash-chain crash games (bustabit, Stake): each game's crash point from its hash, the chain.
+"""Hash-chain crash games (bustabit, Stake, Roobet): each game's crash point from its hash, the chain.
 
 A hash-chain crash game commits to a chain of SHA-256 hashes before it starts and plays it
 backwards: the previous game's hash is the SHA-256 of this game's, and each game's crash
@@ -55,7 +55,23 @@ BUSTABIT_ERAS = ("v1", "v2", "classic")
 STAKE_SALT = "0000000000000000001b34dc6a1e86083f95500b096231436e9b25cbdd0075c4"
 STAKE_TERMINATING_HASH = "78a9757d3be42b74a3f70239078ad9317125fe9ee630d5bdada46de963e56752"
 
+# -- Roobet -------------------------------------------------------------------------------------
+# Roobet's crash seeding event (twitter.com/Roobet/status/1211800855223123968, 2019-12-31, as
+# Roobet's verifier scripts cite it): the salt is the hash of bitcoin block 610,546; key = the
+# game hash (its hex text), message = the salt's text (crashPointFromHash); the chain hashes each
+# hash's hex text (generateHash); the SHA-256 of game 1's hash is the first hash below. The
+# instant bust is hs = parseInt(100 / 3): the HMAC divisible by 33, as in the verifier that
+# MindingTheData/Crash-Analysis Crash.ipynb (commit 000cecdae238a5716808b929920cddaec12cc73a)
+# reproduces; its 732,367 results (games 1 to 732,367) are this scheme's. Some other copies of
+# Roobet's verifier pair this salt with parseInt(100 / 4) (1 in 25); game 749,059 (hash
+# 3310b1da..., 1.00 by 33, 1.47 by 25) would tell them apart, but no result Roobet showed for it
+# was found.
+ROOBET_SALT = "0000000000000000000fa3b65e43e4240d71762a5bf397d5304b2596d116859c"
+ROOBET_TERMINATING_HASH = "77b271fe12fca03c618f63dfb79d4105726ba9d4a25bb3f1964e435ccf9cb209"
+ROOBET_INSTANT_BUST_EVERY = 33
+
 _TWO52 = 2.0**52
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 def hex_argument(name: str, value: Any, *, length: int | None = None, minimum: int = 1) -> str:
@@ -67,7 +83,7 @@ def hex_argument(name: str, value: Any, *, length: int | None = None, minimum: i
         raise ValueError(f"{name}={value!r}: must be {length} hex digits, not {len(value)}")
     if len(value) < minimum:
         raise ValueError(f"{name}={value!r}: needs at least {minimum} hex digits, has {len(value)}")
-    if any(c not in "0123456789abcdefABCDEF" for c in value):
+    if not _HEX_DIGITS.issuperset(value):
         raise ValueError(f"{name}={value!r}: is not hexadecimal (0-9, a-f only)")
     return value.lower()
 
@@ -84,6 +100,16 @@ def _hmac_hex(key: bytes, message: bytes) -> str:
 
 def _cents(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(CENT)
+
+
+def _instant_bust_or_shape(mac: str, every: int) -> Decimal:
+    """bustabit v1's mapping, which Roobet copied: 1.00 when the HMAC (a number) is divisible by
+    ``every``, else floor((100e - h) / (e - h)) cents, h its first 52 bits and e = 2^52, in
+    doubles as the operators' JavaScript computes it."""
+    if int(mac, 16) % every == 0:  # lib.js divisible(): the same remainder, 16 bits at a time
+        return ONE
+    h = float(int(mac[:13], 16))
+    return _cents(math.floor((100 * _TWO52 - h) / (_TWO52 - h)))
 
 
 def multiplier_from_hex(hex_digest: str, *, rtp_percent: float | Decimal | int = 99) -> Decimal:
@@ -118,11 +144,7 @@ def bustabit_crash_point(game_hash: str, *, era: str = "classic") -> Decimal:
     era = _era_argument(era)
     digits = hex_argument("game_hash", game_hash, length=64)
     if era == "v1":
-        mac = _hmac_hex(digits.encode(), BUSTABIT_V1_CLIENT_SEED.encode())
-        if int(mac, 16) % 101 == 0:  # lib.js divisible(): the same remainder, 16 bits at a time
-            return ONE
-        h = float(int(mac[:13], 16))
-        return _cents(math.floor((100 * _TWO52 - h) / (_TWO52 - h)))
+        return _instant_bust_or_shape(_hmac_hex(digits.encode(), BUSTABIT_V1_CLIENT_SEED.encode()), 101)
     salt = BUSTABIT_V2_SALT if era == "v2" else BUSTABIT_CLASSIC_SALT
     return multiplier_from_hex(_hmac_hex(salt.encode(), bytes.fromhex(digits)), rtp_percent=99)
 
@@ -136,20 +158,43 @@ def bustabit_previous_hash(game_hash: str, *, era: str = "classic") -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def stake_unrounded_crash_point(game_hash: str) -> float:
+    """Stake's crash point as its seeding post computes it: the double
+    max(1, 2^32 / (int + 1) * 0.99), int the HMAC's first 8 hex digits. Stake's calculation
+    page shows this value (e.g. 2.5682504010713783); ``stake_crash_point`` is it to the cent."""
+    digits = hex_argument("game_hash", game_hash, length=64)
+    n = int(_hmac_hex(digits.encode(), STAKE_SALT.encode())[:8], 16)
+    return max(1.0, (2.0**32 / (n + 1)) * (1 - 0.01))
+
+
 def stake_crash_point(game_hash: str) -> Decimal:
     """Stake's crash point of the game whose hash is ``game_hash``, rounded down to the cent.
 
-    The seeding post gives the unrounded double max(1, 2^32 / (int + 1) * 0.99); the game
+    The seeding post gives the unrounded double (``stake_unrounded_crash_point``); the game
     shows two decimals, taken here as rounded down (as Stake's other crash results are).
     """
-    digits = hex_argument("game_hash", game_hash, length=64)
-    n = int(_hmac_hex(digits.encode(), STAKE_SALT.encode())[:8], 16)
-    point = max(1.0, (2.0**32 / (n + 1)) * (1 - 0.01))
-    return Decimal(point).quantize(CENT, rounding=ROUND_FLOOR)
+    return Decimal(stake_unrounded_crash_point(game_hash)).quantize(CENT, rounding=ROUND_FLOOR)
 
 
 def stake_previous_hash(game_hash: str) -> str:
     """The hash of the game before ``game_hash``'s on Stake: SHA-256 of its hex text."""
+    return hashlib.sha256(hex_argument("game_hash", game_hash, length=64).encode()).hexdigest()
+
+
+def roobet_crash_point(game_hash: str) -> Decimal:
+    """Roobet's crash point of the game whose hash is ``game_hash`` (the chain salted with bitcoin
+    block 610,546's hash).
+
+    HMAC-SHA256(key = the hash's text, message = the salt's text); 1 game in 33 (the HMAC
+    divisible by 33) is 1.00, else floor((100e - h) / (e - h)) cents with h its first 52 bits
+    and e = 2^52: P(X >= x) = (32/33) * 0.99 / (x - 0.01), not the r/x law.
+    """
+    digits = hex_argument("game_hash", game_hash, length=64)
+    return _instant_bust_or_shape(_hmac_hex(digits.encode(), ROOBET_SALT.encode()), ROOBET_INSTANT_BUST_EVERY)
+
+
+def roobet_previous_hash(game_hash: str) -> str:
+    """The hash of the game before ``game_hash``'s on Roobet: SHA-256 of its hex text."""
     return hashlib.sha256(hex_argument("game_hash", game_hash, length=64).encode()).hexdigest()
 
 
@@ -212,6 +257,11 @@ SCHEMES: dict[str, Scheme] = {
     "stake": Scheme("stake", stake_crash_point, stake_previous_hash, None, None,
                     terminating_hash=STAKE_TERMINATING_HASH, number_base=0,
                     chain_length=10_000_000),
+    # Roobet: game 1's previous hash is the first hash of the seeding event (game k is k steps
+    # above it). The chain's length was not found published: 10 million bounds the search.
+    "roobet": Scheme("roobet", roobet_crash_point, roobet_previous_hash, 1, None,
+                     terminating_hash=ROOBET_TERMINATING_HASH, number_base=0,
+                     chain_length=10_000_000),
 }
 
 
