@@ -68,6 +68,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
@@ -247,7 +248,7 @@ def _statistical_checks(values: list[int], law: Law, claimed: bool, level: float
     ]
 
 
-def _estimates(values: list[int], n: int, problems: dict[str, int], law: Law) -> dict[str, object]:
+def _estimates(values: list[int], n: int, problems: dict[str, int], law: Law) -> dict[str, Any]:
     """The RTP from the bust share and from the rounds reaching 2.00, or NaN with the reason
     when most values were refused: an estimate from the few left would describe them, not
     the game."""
@@ -289,7 +290,7 @@ def classify(value: object, index: int = 0) -> int | str:
     """
     if type(value) is Decimal and value.as_tuple().exponent == -2 and _ONE_DECIMAL <= value <= MAX_CRASH:
         return int(value.scaleb(2))  # the common case, as a game displays it
-    number = multiplier_decimal(value, f"multipliers[{index}]")
+    number = value if type(value) is Decimal else multiplier_decimal(value, f"multipliers[{index}]")
     if number is None:
         return "null_values"
     if not number.is_finite():

@@ -19,7 +19,14 @@ import attrs
 
 from crashlog.law import CENT
 
-__all__ = ["ParsedMultipliers", "multiplier_decimal", "parse_multipliers", "read_csv_column"]
+__all__ = [
+    "ParsedMultipliers",
+    "instant_bust_code",
+    "multiplier_decimal",
+    "parse_multipliers",
+    "read_csv_column",
+    "read_value",
+]
 
 #: How many refused cells a report quotes.
 EXAMPLES = 3
@@ -79,6 +86,24 @@ def _code(value: object) -> Decimal | None:
     if number is None:
         raise ValueError(f"invalid instant_bust_code={value!r}: must be a number, e.g. 0")
     return number
+
+
+def read_value(value: object, code: Decimal | None = None, floor_to_cent: bool = False) -> Decimal | None:
+    """One cell as ``parse_multipliers`` reads it: a Decimal, None for a null, ValueError
+    (naming the value) when it is not a number. ``code``: the number that means 1.00."""
+    number = multiplier_decimal(value)
+    if number is None:
+        return None
+    if code is not None and number == code:
+        return _ONE
+    if floor_to_cent and number.is_finite() and number != number.quantize(CENT):
+        return number.quantize(CENT, rounding=ROUND_FLOOR)
+    return number
+
+
+def instant_bust_code(value: object) -> Decimal | None:
+    """The caller's instant-bust code as a number (None: no code); ValueError naming it."""
+    return _code(value)
 
 
 def parse_multipliers(

@@ -31,13 +31,14 @@ __all__ = [
     "rtp_note",
 ]
 
-RtpSourceKind = Literal["given", "game_configs", "default"]
+RtpSourceKind = Literal["given", "game_configs", "default", "law"]
 
 #: How a report says where its RTP came from, by source.
 RTP_SOURCES: dict[str, str] = {
     "given": "given",
     "game_configs": "the game's configured rtp_percent",
     "default": "the default: no configured rtp_percent",
+    "law": "the named law's published RTP",
 }
 
 _CONFIGURED_RTP = "SELECT rtp_percent FROM crashlog.game_configs WHERE platform = $1 AND game = $2"

@@ -17,7 +17,6 @@ the Poisson tail at that mean is conservative.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from collections.abc import Sequence
 
 import attrs
@@ -60,7 +59,7 @@ class RunRepeats:
     #: Rows in a run that repeats an earlier one.
     rows: int
     #: The first repeat: ``(row, earlier row, the run's values in hundredths)``, or None.
-    example: tuple[int, int, tuple[int, ...]] | None
+    example: tuple[int, int, tuple[int | None, ...]] | None
 
     def detail(self, k: int = RUN_LENGTH, window: int = WINDOW) -> str:
         """One sentence for a report."""
@@ -70,7 +69,7 @@ class RunRepeats:
         )
         if self.example:
             row, earlier, run = self.example
-            shown = ", ".join(f"{h / 100:.2f}" for h in run)
+            shown = ", ".join(f"{(h or 0) / 100:.2f}" for h in run)
             text += f"; e.g. rows {earlier}.. ({shown}) again at row {row}"
         return text
 
@@ -80,40 +79,41 @@ def repeated_runs(
 ) -> RunRepeats:
     """Runs of ``k`` values above 1.00 (``values`` in hundredths, None for an unusable row)
     equal to a run ``k`` to ``window`` rows earlier, against the law of shape ``shift``."""
-    good = [_starts_run(values, i, k) for i in range(len(values))]
-    prefix = [0]
-    for flag in good:
-        prefix.append(prefix[-1] + flag)
-    pairs = 0
-    seen: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    clumps, example = 0, None
+    n = len(values)
+    streak = [0] * (n + 1)  # consecutive values above 1.00 from each row on
+    for i in range(n - 1, -1, -1):
+        value = values[i]
+        streak[i] = streak[i + 1] + 1 if value is not None and value > 100 else 0
+    prefix = [0]  # runs of k values above 1.00 starting before each row
+    for i in range(n):
+        prefix.append(prefix[-1] + (streak[i] >= k))
+    seen: dict[tuple[int | None, ...], list[int]] = {}
+    pairs, clumps, example = 0, 0, None
     in_repeat: set[int] = set()
-    previous_lags: set[int] = set()
-    for i, flag in enumerate(good):
-        if not flag:
-            previous_lags = set()
+    previous: frozenset[int] | set[int] = frozenset()
+    for i in range(n):
+        if streak[i] < k:
+            previous = frozenset()
             continue
         lo, hi = max(0, i - window), i - k  # earlier starts j with lo <= j <= hi
         if hi >= lo:
             pairs += prefix[hi + 1] - prefix[lo]
-        run = tuple(values[i : i + k])  # type: ignore[arg-type]  # all ints: good[i]
-        earlier = seen[run]
+        run = tuple(values[i : i + k])
+        earlier = seen.get(run)
+        if earlier is None:
+            seen[run] = [i]
+            previous = frozenset()
+            continue
         lags = {i - j for j in earlier if lo <= j <= hi}
-        for lag in lags - previous_lags:
+        for lag in lags - previous:
             clumps += 1
             if example is None:
-                example = (i, i - lag, run)  # type: ignore[assignment]
+                example = (i, i - lag, run)
         if lags:
             in_repeat.update(range(i, i + k))
-        previous_lags = {lag for lag in lags}
+        previous = lags
         earlier.append(i)
-        if len(earlier) > 8 and earlier[0] < lo:
+        if earlier[0] < lo:
             seen[run] = [j for j in earlier if j >= lo]
     expected = pairs * equal_chance(shift) ** k
     return RunRepeats(clumps, expected, poisson_sf(clumps, expected), len(in_repeat), example)
-
-
-def _starts_run(values: Sequence[int | None], i: int, k: int) -> bool:
-    if i + k > len(values):
-        return False
-    return all(v is not None and v > 100 for v in values[i : i + k])
