@@ -162,11 +162,13 @@ class Law:
         """``value`` rounded down to the cent, as the game shows it."""
         return value.quantize(CENT, rounding=ROUND_FLOOR)
 
-    def describe(self) -> str:
-        """``roobet: P(X >= x) = 0.96 / (x - 0.01)``: the name and the formula, for reports."""
+    def describe(self, *, with_rtp: bool = True) -> str:
+        """``roobet: P(X >= x) = 0.96 / (x - 0.01)``: the name and the formula, for reports
+        (``r`` for the RTP when ``with_rtp`` is False: only the shape is tested)."""
         x = "x" if not self.shift else f"(x - {self.shift / 100:.2f})"
+        r = f"{self.rtp:.4g}" if with_rtp else "r"
         floored = ", floats floored to the cent" if self.floors else ""
-        return f"{self.name}: P(X >= x) = {self.rtp:.4g} / {x}{floored}"
+        return f"{self.name}: P(X >= x) = {r} / {x}{floored}"
 
 
 def instant_bust(share: float, *, name: str, edge: float = 0.01, about: str = "") -> Law:

@@ -228,7 +228,7 @@ def fit(
         alpha=alpha,
         check_level=level,
         shape_only=rtp is None,
-        law=family.describe() if rtp is None else tested.describe(),
+        law=family.describe(with_rtp=False) if rtp is None else tested.describe(),
         unparseable=parsed.refused,
         unparseable_examples=parsed.examples,
         instant_bust_codes=parsed.instant_bust_codes,
