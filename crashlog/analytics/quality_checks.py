@@ -38,6 +38,7 @@ from crashlog.analytics.quality_tests import (
     repeat_probability,
     repeats,
     strips,
+    value_formula,
 )
 from crashlog.law import R_OVER_X, Law
 from crashlog.quality_flags import LOW_OCR_CONFIDENCE
@@ -236,12 +237,6 @@ def _ocr(rounds: Sequence[_Round]) -> Check:
 # -- every check at once ------------------------------------------------------------------
 
 
-def _value_formula(law: Law) -> str:
-    if law.shift:
-        return f"P(X = x) = r/(x - {law.shift / 100:.2f}) - r/(x + 0.01 - {law.shift / 100:.2f})"
-    return "P(X = x) = r/x - r/(x + 0.01)"
-
-
 def run_checks(
     rows: Iterable[Any],
     *,
@@ -282,7 +277,7 @@ def run_checks(
         _off_grid(rounds),
         _below_one(rounds, from_log),
         statistical("instant_busts", f"1 - r/{1 / at.bust_scale:.2f}"),
-        statistical("whole_half_values", _value_formula(at)),
+        statistical("whole_half_values", value_formula(at)),
         statistical("repeats", "sum of p_k^2"),
         statistical("repeated_runs", "Q^3 per pair of runs"),
         _round_ids(rounds),

@@ -79,6 +79,14 @@ class _Test:
         return Check(self.name, self.figure, self.expected, verdict, detail, adjusted)
 
 
+def value_formula(law: Law) -> str:
+    """``P(X = x)`` of the law's family, as the report's ``expected`` column writes it."""
+    if law.shift:
+        shift = f"{law.shift / 100:.2f}"
+        return f"P(X = x) = r/(x - {shift}) - r/(x + 0.01 - {shift})"
+    return "P(X = x) = r/x - r/(x + 0.01)"
+
+
 def _share(count: int, total: int) -> str:
     return f"{count:,} of {total:,}" + (f" ({count / total:.2%})" if total else "")
 
@@ -154,7 +162,7 @@ def exact_values(lawful: Sequence[_Round], law: Law) -> list[tuple[_Test, bool]]
             _Test(
                 "whole_half_values",
                 _share(total_seen, n),
-                f"{total_p:.2%} (P(X = x) = r/x - r/(x + 0.01))",
+                f"{total_p:.2%} ({value_formula(law)})",
                 n * total_p,
                 binomial_mid_p(total_seen, n, total_p),
                 (
