@@ -10,6 +10,7 @@ tests skip, saying so, only where that folder is absent.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 from decimal import Decimal
@@ -241,3 +242,16 @@ def test_repeated_runs_does_not_fire_on_fair_data_but_on_a_copied_run() -> None:
     copied = fair[:100] + fair[85:90] + fair[100:2000] + fair[1990:1994] + fair[2000:3000] + fair[2980:2985]
     found = repeated_runs(copied)
     assert found.clumps >= 3 and found.p_value < 1e-5 and found.example == (100, 85, tuple(fair[85:88]))
+
+
+@needs_data
+def test_the_command_line_checks_a_recorded_csv_without_a_database(capsys: pytest.CaptureFixture[str]) -> None:
+    from crashlog.cli import main
+
+    path = str(REALDATA / "ethercrash_rpetersson_project_crack_ethercrash.csv")
+    assert main(["quality", "--file", path, "--law", "ethercrash", "--instant-bust-code", "0", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["fit"]["verdict"] == CONSISTENT and shown["fit"]["instant_bust_codes"] == 16
+    assert shown["quality"]["law"].startswith("ethercrash") and shown["quality"]["verdict"] != "suspect"
+    assert main(["quality"]) == 1
+    assert "--game and --platform" in capsys.readouterr().err
