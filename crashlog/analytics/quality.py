@@ -34,6 +34,7 @@ import asyncpg
 import attrs
 
 from crashlog.analytics.connections import borrows_from_pool
+from crashlog.analytics.parsing import instant_bust_code as code_of
 from crashlog.analytics.quality_checks import (
     EXACT_VALUES,
     GAP_FACTOR,
@@ -48,7 +49,7 @@ from crashlog.analytics.quality_checks import (
     run_checks,
 )
 from crashlog.analytics.rtp import RtpSourceKind, resolve_rtp, rtp_note
-from crashlog.law import DEFAULT_RTP, check_rtp
+from crashlog.law import DEFAULT_RTP, Law, check_rtp, law_named
 
 __all__ = [
     "EXACT_VALUES",
@@ -81,6 +82,8 @@ class QualityReport:
     #: configured rtp_percent) or ``default`` (DEFAULT_RTP), as signal_report says it.
     rtp_source: RtpSourceKind
     significance: float
+    #: The law the checks compare with, at ``rtp`` (``Law.describe``).
+    law: str
     checks: tuple[Check, ...]
     #: One check per whole or half value (``exact_1.50`` .. ``exact_10.00``); their total is
     #: the ``whole_half_values`` check.
@@ -145,10 +148,13 @@ class QualityReport:
 def check_quality(
     rows: Iterable[Any],
     *,
-    rtp: float = DEFAULT_RTP,
+    rtp: float | None = None,
     significance: float = SIGNIFICANCE,
-    rtp_source: RtpSourceKind = "given",
+    rtp_source: RtpSourceKind | None = None,
     from_log: bool = False,
+    law: Law | str | None = None,
+    instant_bust_code: object = None,
+    floor_to_cent: bool | None = None,
     **labels: Any,
 ) -> QualityReport:
     """Every data-quality check of ``rows``, one per game round, in the order they were played.
@@ -160,18 +166,33 @@ def check_quality(
     (Decimal, str, int or float). Checks against the law use the values on the two-decimal
     grid at 1.00 or above. ``labels`` (game, platform, bot_id, since, until) are kept in
     the report.
+
+    ``law``: a ``crashlog.law.Law`` or its name (r/x by default); ``rtp`` None: the named
+    law's RTP (``rtp_source`` ``law``), else DEFAULT_RTP for r/x. ``instant_bust_code``: the
+    number the source writes for a 1.00 bust (e.g. 0); ``floor_to_cent``: read off-grid floats
+    rounded down (default: the law's ``floors``). A cell that is not a number, or empty, is
+    counted by ``unparseable_values`` and the rest is checked.
     """
-    check_rtp(rtp)
+    family = law_named(law)
+    if rtp is None:
+        # Without a law, DEFAULT_RTP counts as given, as check_quality always said.
+        rtp, source = (DEFAULT_RTP, "given") if law is None else (family.rtp, "law")
+    else:
+        source = "given"
+    rtp = check_rtp(rtp)
     if not 0 < significance < 1:
         raise ValueError(f"invalid significance={significance!r}: must be in (0, 1), e.g. 0.01")
+    floors = family.floors if floor_to_cent is None else floor_to_cent
     count, checks, exact_checks = run_checks(
-        rows, rtp=rtp, significance=significance, from_log=from_log
+        rows, rtp=rtp, significance=significance, from_log=from_log, law=family,
+        instant_bust_code=code_of(instant_bust_code), floor_to_cent=floors,
     )
     return QualityReport(
         rounds=count,
         rtp=rtp,
-        rtp_source=rtp_source,
+        rtp_source=rtp_source or source,  # type: ignore[arg-type]
         significance=significance,
+        law=family.with_rtp(rtp).describe(),
         checks=checks,
         exact_values=exact_checks,
         **labels,
@@ -220,6 +241,7 @@ async def quality_report(
     until: datetime | None = None,
     rtp: float | None = None,
     significance: float = SIGNIFICANCE,
+    law: Law | str | None = None,
 ) -> QualityReport:
     """Every data-quality check of a game's rounds on a platform, from the read tables.
 
@@ -229,10 +251,12 @@ async def quality_report(
     with ``bot_id``, that bot's own readings; ``since`` (inclusive) and ``until`` (exclusive)
     bound the time the round was first seen. ``rtp`` None: the game's configured
     ``rtp_percent`` (crashlog.game_configs) if a bot reported one, else DEFAULT_RTP; the
-    report says which (``rtp_source``). Call ``log.sync()`` first to include what was just
-    emitted.
+    report says which (``rtp_source``); with ``law`` and no configured RTP, the law's.
+    Call ``log.sync()`` first to include what was just emitted.
     """
     rtp, source = await resolve_rtp(conn, platform=platform, game=game, given=rtp)
+    if law is not None and source == "default":
+        rtp, source = law_named(law).rtp, "law"
     query = _BOT_ROUNDS if bot_id is not None else _ROUNDS
     args: tuple[Any, ...] = (game, platform, since, until) + ((bot_id,) if bot_id is not None else ())
     rows = await conn.fetch(query, *args)
@@ -242,6 +266,7 @@ async def quality_report(
         significance=significance,
         rtp_source=source,
         from_log=True,
+        law=law,
         game=game,
         platform=platform,
         bot_id=bot_id,

@@ -19,7 +19,7 @@ from typing import Literal
 import asyncpg
 
 from crashlog.analytics.inference import CONFIDENCE, Interval, wilson_interval
-from crashlog.law import DEFAULT_RTP, check_rtp
+from crashlog.law import DEFAULT_RTP, Law, check_rtp
 
 __all__ = [
     "RTP_SOURCES",
@@ -31,13 +31,14 @@ __all__ = [
     "rtp_note",
 ]
 
-RtpSourceKind = Literal["given", "game_configs", "default"]
+RtpSourceKind = Literal["given", "game_configs", "default", "law"]
 
 #: How a report says where its RTP came from, by source.
 RTP_SOURCES: dict[str, str] = {
     "given": "given",
     "game_configs": "the game's configured rtp_percent",
     "default": "the default: no configured rtp_percent",
+    "law": "the named law's published RTP",
 }
 
 _CONFIGURED_RTP = "SELECT rtp_percent FROM crashlog.game_configs WHERE platform = $1 AND game = $2"
@@ -69,20 +70,22 @@ def rtp_note(rtp: float, source: str) -> str:
 
 
 def rtp_from_busts(
-    busts: int, rounds: int, confidence: float = CONFIDENCE
+    busts: int, rounds: int, confidence: float = CONFIDENCE, *, law: Law | None = None
 ) -> tuple[float, float, Interval]:
     """The maximum-likelihood RTP from ``busts`` 1.00x rounds among ``rounds``.
 
-    ``(estimate, standard error, interval)``: ``1.01 (1 - s)``, ``1.01 sqrt(s (1 - s) / n)``
-    and the interval from Wilson's interval for the share ``s``. NaN (and ``[0, 1.01]``)
-    without rounds.
+    ``(estimate, standard error, interval)``: for r/x (the default ``law``) ``1.01 (1 - s)``,
+    ``1.01 sqrt(s (1 - s) / n)`` and the interval from Wilson's interval for the share ``s``;
+    for another law, 1.01 is ``1 / law.bust_scale`` (1.00 for the instant-bust family).
+    NaN (and ``[0, 1.01]``) without rounds.
     """
+    scale = 1.01 if law is None else 1 / law.bust_scale
     if rounds == 0:
-        return math.nan, math.nan, Interval(0.0, 1.01)
+        return math.nan, math.nan, Interval(0.0, scale)
     share = busts / rounds
     interval = wilson_interval(busts, rounds, confidence)
     return (
-        1.01 * (1 - share),
-        1.01 * math.sqrt(share * (1 - share) / rounds),
-        Interval(1.01 * (1 - interval.high), 1.01 * (1 - interval.low)),
+        scale * (1 - share),
+        scale * math.sqrt(share * (1 - share) / rounds),
+        Interval(scale * (1 - interval.high), scale * (1 - interval.low)),
     )

@@ -1,4 +1,8 @@
-"""``crashlog stats``, ``signals`` and ``quality``: what the recorded rounds say."""
+"""``crashlog stats``, ``signals`` and ``quality``: what the recorded rounds say.
+
+``quality --file CSV`` reads a recorded CSV instead of the database and also runs ``fit``
+(there is no separate fit verb): the law's checks with its verdict and RTP estimate.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import attrs
 import orjson
 
 from crashlog import analytics
 from crashlog.analytics import signals
+from crashlog.analytics.fit import FitReport, fit
+from crashlog.analytics.parsing import read_csv_column
 from crashlog.cli.common import add_verb, with_connection
 from crashlog.cli.render import DataTable, coloured, make_table, money, out, percent, say, span
 from crashlog.cli.render import print_json as print_json_text
-from crashlog.law import DEFAULT_RTP
+from crashlog.law import DEFAULT_RTP, LAWS
 
 if TYPE_CHECKING:
     from crashlog.cli.common import Verbs
@@ -32,6 +39,7 @@ _SIGNAL_COLUMNS = (
     "signal type", "targets", "signals", "hit rate", "95% CI", "baseline", "p", "BH p", "Brier",
     "skill", "verdict",
 )
+_VALUE_CHECKS = frozenset({"null_values", "unparseable_values", "off_grid", "below_one", "above_cap"})
 _QUALITY_COLOURS = {"ok": "green", "suspect": "red", "insufficient data": "yellow"}
 
 
@@ -71,9 +79,26 @@ def _register_quality(verbs: Verbs) -> None:
         verbs, "quality", "which collected multipliers can be trusted: checks against the law",
         cmd_quality,
     )
-    sub.add_argument("--game", required=True)
-    sub.add_argument("--platform", required=True)
+    sub.add_argument("--game", help="the game (required unless --file)")
+    sub.add_argument("--platform", help="the platform (required unless --file)")
     sub.add_argument("--bot", help="check this bot's own readings")
+    sub.add_argument(
+        "--file", help="a recorded CSV with a header instead of the database; also runs fit"
+    )
+    sub.add_argument("--column", default="multiplier", help="the CSV column of multipliers")
+    sub.add_argument(
+        "--law", choices=list(LAWS), default=None,
+        help="the game's law (default r_over_x; roobet, bustabit_v1, ethercrash: instant-bust "
+        "family; stake_float: floats floored to the cent)",
+    )
+    sub.add_argument(
+        "--floor-to-cent", action="store_true", default=None,
+        help="read off-grid floats rounded down to the cent, as the game shows them",
+    )
+    sub.add_argument(
+        "--instant-bust-code", default=None,
+        help="the number the source writes for a 1.00 bust (e.g. 0)",
+    )
     sub.add_argument("--since", type=iso_time, help="rounds first seen at or after (ISO 8601)")
     sub.add_argument("--until", type=iso_time, help="rounds first seen before (ISO 8601)")
     sub.add_argument(
@@ -216,27 +241,93 @@ def signals_table(report: analytics.SignalReport) -> DataTable:
 # -- quality -------------------------------------------------------------------------------
 
 
+async def cmd_quality(args: argparse.Namespace) -> int:
+    if args.file:
+        return _quality_of_file(args)
+    if not (args.game and args.platform):
+        raise ValueError("quality needs --game and --platform (the database), or --file CSV")
+    return await _quality_from_database(args) or 0
+
+
 @with_connection
-async def cmd_quality(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
+async def _quality_from_database(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
     report = await analytics.quality_report(
         conn, game=args.game, platform=args.platform, bot_id=args.bot, since=args.since,
-        until=args.until, rtp=args.rtp, significance=args.significance,
+        until=args.until, rtp=args.rtp, significance=args.significance, law=args.law,
     )
+    _print_quality(report, args)
+    return 0
+
+
+def _quality_of_file(args: argparse.Namespace) -> int:
+    """``check_quality`` and ``fit`` of a CSV column: no database."""
+    cells = read_csv_column(args.file, args.column)
+    options = {
+        "law": args.law, "instant_bust_code": args.instant_bust_code,
+        "floor_to_cent": args.floor_to_cent,
+    }
+    report = analytics.check_quality(
+        cells, rtp=args.rtp, significance=args.significance, game=args.file, **options
+    )
+    fitted = fit(cells, args.rtp, alpha=args.significance, **options)
+    if args.json:
+        print_json({"quality": report.as_dict(), "fit": attrs.asdict(fitted, recurse=True)})
+        return 0
+    _print_quality(report, args)
+    out.print(fit_table(fitted))
+    for line in fit_notes(fitted):
+        say(line)
+    return 0
+
+
+def _print_quality(report: analytics.QualityReport, args: argparse.Namespace) -> None:
     if args.json:
         print_json(report.as_dict())
-        return 0
+        return
     out.print(quality_table(report))
     for check in report.shown_checks():
         if check.verdict == "suspect":
             say(f"{check.name}: {check.detail}")
-    return 0
+
+
+def fit_table(report: FitReport) -> DataTable:
+    """fit's checks: statistic, p-value and whether each fired at ``alpha / 7``."""
+    claim = "shape only" if report.shape_only else f"claimed r = {report.rtp_claimed:g}"
+    table = DataTable(
+        title=f"fit: {report.verdict} ({report.n_used:,} of {report.n:,} values used)",
+        caption=f"{report.law}; {claim}; each check at {report.check_level:.2g} (alpha {report.alpha:g})",
+    )
+    for column in ("check", "p", "fired", "detail"):
+        table.add_column(column, justify="right" if column == "p" else "left")
+    for check in report.checks:
+        if check.name in _VALUE_CHECKS and not check.rejected:
+            continue  # shown only when they fire: the law has no such value
+        fired = coloured("yes", "red") if check.rejected else "no"
+        table.add_row(check.name, f"{check.p_value:.3g}", fired, check.detail)
+    return table
+
+
+def fit_notes(report: FitReport) -> list[str]:
+    """The RTP estimates (or why they are withheld) and the flags, one line each."""
+    if report.rtp_note:
+        lines = [report.rtp_note]
+    else:
+        low, high = report.rtp_interval.low, report.rtp_interval.high
+        lines = [
+            f"RTP {report.rtp_estimate:.4f} ± {report.rtp_stderr:.4f} (95% {low:.4f} .. {high:.4f}); "
+            f"from the rounds reaching 2.00: {report.rtp_tail_estimate:.4f} ± {report.rtp_tail_stderr:.4f}"
+        ]
+    if report.flags:
+        lines.append("flags: " + ", ".join(report.flags))
+    return lines
 
 
 def quality_table(report: analytics.QualityReport) -> DataTable:
     who = f" ({report.bot_id}'s readings)" if report.bot_id else ""
+    on = f" on {report.platform}" if report.platform else ""
     table = DataTable(
-        title=f"quality of {report.game} on {report.platform}{who}: {report.rounds:,} rounds",
-        caption=f"{report.rtp_note}, significance {report.significance:g} (Holm-adjusted)",
+        title=f"quality of {report.game}{on}{who}: {report.rounds:,} rounds",
+        caption=f"{report.law}; {report.rtp_note}, significance {report.significance:g} (Holm-adjusted)",
     )
     for column in ("check", "figure", "expected", "verdict"):
         table.add_column(column, justify="right" if column == "figure" else "left")

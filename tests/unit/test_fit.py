@@ -275,8 +275,10 @@ def test_fit_refuses_nonsense() -> None:
         fit(fair(1), alpha=0)
     with pytest.raises(ValueError, match="rtp=1.5"):
         fit(fair(1), 1.5)
-    with pytest.raises(ValueError, match=r"multipliers\[1\]='abc'"):
-        fit(["1.00", "abc"])
+    # A cell that is not a number is counted, quoted and flagged, never an abort (issue 17).
+    report = fit(["1.00", "abc"])
+    assert report.unparseable == 1 and report.unparseable_examples == ("'abc'",)
+    assert report.flags == ("unparseable_values",) and report.verdict == DATA_QUALITY
 
 
 # -- the sequential monitor ---------------------------------------------------------------

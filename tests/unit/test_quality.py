@@ -137,8 +137,11 @@ def test_bare_values_and_crashlog_rounds_rows_are_accepted() -> None:
 
 
 def test_bad_input_is_refused_naming_it() -> None:
-    with pytest.raises(ValueError, match="multiplier='abc'"):
-        check_quality(["abc"])
+    # A cell that is not a number is counted and quoted, never an abort (issue 17).
+    unparseable = check_quality(["abc", D("2.00")]).check("unparseable_values")
+    assert unparseable.verdict == "suspect" and "'abc'" in unparseable.detail
+    with pytest.raises(ValueError, match="law='nope'"):
+        check_quality([D("2.00")], law="nope")
     with pytest.raises(ValueError, match="rtp=97"):
         check_quality([D("2.00")], rtp=97)
     with pytest.raises(ValueError, match="significance=1.5"):
