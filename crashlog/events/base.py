@@ -84,7 +84,7 @@ def register(cls: type[E]) -> type[E]:
     already; the same definition again (a module reloaded, a notebook cell run twice)
     takes the name over, so the newest class is the one the decoder builds.
     """
-    if not (isinstance(cls, type) and issubclass(cls, Event) and attrs.has(cls)):
+    if not (isinstance(cls, type) and issubclass(cls, Event)) or not hasattr(cls, "__attrs_attrs__"):
         raise EventTypeConflict(f"{cls!r} is not an event class (declare it with @event)")
     cls.payload_fields = tuple(
         a.name for a in attrs.fields(cls) if a.name not in ENVELOPE_FIELDS
@@ -112,8 +112,9 @@ def definition(cls: type[Event]) -> tuple[Any, ...]:
 
 def _default_of(attribute: attrs.Attribute[Any]) -> Any:
     default = attribute.default
+    factory = getattr(default, "factory", None)
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        return getattr(default.factory, "__qualname__", repr(default.factory))
+        return getattr(factory, "__qualname__", repr(factory))
     return repr(default)
 
 
@@ -126,7 +127,8 @@ def event(*, name: str | None = None) -> Callable[[type[E]], type[E]]: ...
 def event(cls: type[E] | None = None, /, *, name: str | None = None) -> Any:
     """Declare an event type: ``@event`` or ``@event(name="...")`` over a subclass of ``Event``.
 
-    Promises: the class becomes frozen and keyword-only; each annotated field must be
+    Promises: the class becomes frozen and keyword-only (stack ``@attrs.frozen(kw_only=True)``
+    under ``@event`` to let mypy's attrs plugin check the constructor's arguments); each annotated field must be
     declared with ``fields.field(kind, ...)`` (so it is validated at construction, raising
     ``InvalidEvent`` naming it); the type is registered under ``name`` (default: the class
     name) so the log's rows of that type decode to it and ``@upcaster`` applies. Raises
@@ -140,7 +142,11 @@ def event(cls: type[E] | None = None, /, *, name: str | None = None) -> Any:
         type_name = cls.__name__ if name is None else name
         _check_type_name(type_name)
         cls.event_type = type_name
-        declared = attrs.frozen(kw_only=True)(cls)
+        # A class attrs made already (``@event`` over ``@attrs.frozen(kw_only=True)``, which
+        # lets mypy's attrs plugin see the fields) is taken as it is.
+        declared = cls if "__attrs_attrs__" in cls.__dict__ else attrs.frozen(kw_only=True)(cls)
+        if not all(a.kw_only for a in attrs.fields(declared)):
+            raise EventTypeConflict(f"event type {type_name!r}: its fields must be keyword-only")
         for attribute in attrs.fields(declared):
             if "kind" not in attribute.metadata:
                 raise EventTypeConflict(

@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import attrs
+
 from crashlog.events import fields as f
 from crashlog.events.base import Event, event
 from crashlog.events.fields import Outcome
@@ -32,6 +34,7 @@ __all__ = [
 
 
 @event
+@attrs.frozen(kw_only=True)  # for mypy's attrs plugin: @event alone makes it so too
 class BotRegistered(Event):
     """A bot announces itself: where it runs and what it plays with."""
 
@@ -45,6 +48,7 @@ class BotRegistered(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class GameConfigured(Event):
     """The rules of a game on a platform, as the bot found them."""
 
@@ -58,6 +62,7 @@ class GameConfigured(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class SessionStarted(Event):
     """A bot begins a playing session."""
 
@@ -69,6 +74,7 @@ class SessionStarted(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class SessionEnded(Event):
     """A bot ends a playing session."""
 
@@ -78,6 +84,7 @@ class SessionEnded(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class RoundObserved(Event):
     """A round watched without betting: only where it crashed."""
 
@@ -90,6 +97,7 @@ class RoundObserved(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class RoundSettled(Event):
     """A round the bot took part in, settled: stake, multipliers, outcome and balances.
 
@@ -122,6 +130,7 @@ class RoundSettled(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class SignalRaised(Event):
     """A prediction made before a round, to be scored against what happened."""
 
@@ -139,6 +148,7 @@ class SignalRaised(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class OcrRead(Event):
     """One screen reading: the raw text, what it parsed to, and how sure the reader was."""
 
@@ -151,6 +161,7 @@ class OcrRead(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class BotErrorRaised(Event):
     """Something went wrong inside the bot."""
 
@@ -163,6 +174,7 @@ class BotErrorRaised(Event):
 
 
 @event
+@attrs.frozen(kw_only=True)
 class FairnessRecorded(Event):
     """What a game's provably-fair popup showed for one round (Spribe's Aviator, Aviatrix ...).
 
