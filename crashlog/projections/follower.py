@@ -25,10 +25,10 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from types import TracebackType
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
-import attrs
 
 from crashlog.events import Event, RawEvent, decode_event
 from crashlog.projections.checkpoints import (
@@ -64,9 +64,11 @@ ORDER BY {READING_ORDER_DESC} LIMIT 1 OFFSET $1
 """
 
 
-@attrs.frozen
-class CommittedEvent:
-    """One committed row of ``crashlog.events``, as stored (the payload as its JSON text)."""
+class CommittedEvent(NamedTuple):
+    """One committed row of ``crashlog.events``, as stored (the payload as its JSON text).
+
+    A named tuple in the columns' order of the follower's query: made straight from each
+    row, which a subscription catching up on a long log does a million times."""
 
     tx_id: int
     position: int
@@ -141,7 +143,8 @@ class LogFollower:
 
     async def _next_events(self) -> list[CommittedEvent]:
         rows = await self._conn.fetch(_AFTER, self.after.tx_id, self.after.position, *self._filters)
-        return [CommittedEvent(**dict(row)) for row in rows]
+        make = CommittedEvent._make
+        return [make(row) for row in rows]
 
     async def batches(self) -> AsyncIterator[list[CommittedEvent]]:
         """The events after ``after``, a non-empty list (at most ``batch``) at a time.
