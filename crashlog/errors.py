@@ -100,6 +100,16 @@ class RebuildRefused(CrashlogError):
     are untouched; run the rebuild again."""
 
 
+class EventTypeConflict(CrashlogError, TypeError):
+    """An event type cannot be declared: its name is taken by a different class, the name
+    is not valid, or a field has no kind. The message names the type."""
+
+
+class SubscriptionError(CrashlogError, ValueError):
+    """A subscription cannot be opened or dropped as asked (an unknown name, a bad
+    ``start``, a name whose consumer is active); the message names it."""
+
+
 def _short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 3]}...(len {len(text)})"

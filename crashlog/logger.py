@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -21,6 +21,8 @@ from crashlog.events import Event, encode_payload
 from crashlog.projections.runner import Runner, side_by_side, wait_projected
 from crashlog.settings import Settings
 from crashlog.store import copy_tuple
+from crashlog.subscriptions import BATCH as SUBSCRIPTION_BATCH
+from crashlog.subscriptions import Start, Subscription
 from crashlog.writer import BatchWriter, Metrics
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class Logger:
         self._writer: BatchWriter | None = None
         self._preparing: asyncio.Task[None] | None = None  # the schema check, with a spool
         self._schema_error: BaseException | None = None  # what that check found, if anything
-        self._dsn = ""  # resolved at open
+        self._dsn = ""  # resolved at open; subscriptions connect to it
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -255,6 +257,31 @@ class Logger:
     def metrics(self) -> Metrics:
         """Counters: emitted, committed, duplicates, retried, rejected, spooled, buffered, ..."""
         return self._open_writer().metrics()
+
+    # -- consuming the log ---------------------------------------------------------------
+
+    def subscribe(
+        self,
+        name: str | None,
+        events: Iterable[type[Event] | str] | None = None,
+        start: Start = "beginning",
+        *,
+        batch_size: int = SUBSCRIPTION_BATCH,
+    ) -> Subscription:
+        """A consumer of the log: ``async with log.subscribe("alerts", events=[...]) as sub:
+        async for batch in sub: ...; await batch.ack()`` (see ``crashlog.subscriptions``).
+
+        Batches of decoded, upcast events in commit-safe order, at least once, one consumer
+        per ``name`` at a time (a second waits and takes over); ``start`` ("beginning",
+        "end" or a position) applies to a name never seen. ``name=None``: an ephemeral
+        follower (no checkpoint, no exclusion). It runs on a connection of its own.
+        """
+        if not self._dsn or self._writer is None:
+            raise LoggerClosed("the logger is not open (use 'async with crashlog.connect()')")
+        return Subscription(
+            self._dsn, name, events=events, start=start, batch_size=batch_size,
+            connect_options={"timeout": self.settings.connect_timeout},
+        )
 
     # -- reading -------------------------------------------------------------------------
     # Read the projected tables: call ``sync()`` first to include what was just emitted.

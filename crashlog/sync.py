@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -32,6 +32,7 @@ from crashlog.errors import LoggerClosed
 from crashlog.events import Event
 from crashlog.logger import Logger
 from crashlog.logger import connect as connect_async
+from crashlog.subscriptions import Start, Subscription, SubscriptionBatch
 from crashlog.writer import Metrics
 
 if TYPE_CHECKING:
@@ -88,6 +89,19 @@ class SyncLogger:
 
     def metrics(self) -> Metrics:
         return self._live().metrics()
+
+    # -- consuming the log ---------------------------------------------------------------
+
+    def subscribe(
+        self,
+        name: str | None,
+        events: Iterable[type[Event] | str] | None = None,
+        start: Start = "beginning",
+        **options: Any,
+    ) -> SyncSubscription:
+        """``Logger.subscribe`` as a plain iterator (and context manager) of batches:
+        ``with log.subscribe("alerts") as sub: for batch in sub: ...; batch.ack()``."""
+        return SyncSubscription(self, self._live().subscribe(name, events, start, **options))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -164,3 +178,68 @@ class SyncLogger:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class SyncSubscription:
+    """A subscription's batches, blocking: iterate it (``for batch in sub``), optionally inside
+    ``with`` (leaving the block releases the name at once). The promises are the async
+    subscription's (``crashlog.subscriptions``): at least once, acknowledged by
+    ``batch.ack()`` or by asking for the next batch; a loop left early acknowledges nothing."""
+
+    def __init__(self, logger: SyncLogger, subscription: Subscription) -> None:
+        self._call = logger._call  # noqa: SLF001
+        self._subscription = subscription
+
+    def __iter__(self) -> Iterator[SyncBatch]:
+        batches = self._subscription.__aiter__()
+        try:
+            while True:
+                try:
+                    batch = self._call(_next(batches))
+                except StopAsyncIteration:
+                    return
+                yield SyncBatch(batch, self._call)
+        finally:  # a loop left early: the iterator (and a name it opened) is closed now
+            self._call(batches.aclose())  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Release the name and the connection; a batch not acknowledged comes again."""
+        self._call(self._subscription.close())
+
+    def __enter__(self) -> SyncSubscription:
+        self._call(self._subscription.open())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SyncBatch:
+    """A delivered batch: ``events``, ``rows``, ``start``, ``end`` and a blocking ``ack()``."""
+
+    def __init__(self, batch: SubscriptionBatch, call: Any) -> None:
+        self._batch = batch
+        self._call = call
+        self.rows = batch.rows
+        self.start = batch.start
+        self.end = batch.end
+
+    @property
+    def events(self) -> list[Any]:
+        return self._batch.events
+
+    def ack(self) -> None:
+        """Record that this batch is handled (see ``SubscriptionBatch.ack``)."""
+        self._call(self._batch.ack())
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+
+async def _next(batches: AsyncIterator[SubscriptionBatch]) -> SubscriptionBatch:
+    return await batches.__anext__()

@@ -1,5 +1,5 @@
 """The ``crashlog`` command: demo, migrate, roles, project, stats, signals, quality, export,
-bench, tail, verify, doctor.
+bench, tail, subscriptions, verify, doctor.
 
 Every verb takes ``--dsn`` (default ``CRASHLOG_DSN``, else the embedded PostgreSQL).
 Errors are one line on stderr, with any password masked, and exit status 1 (``--debug``
@@ -20,13 +20,24 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from crashlog.cli import bench, demo, doctor, export, migrate, project, stats, tail, verify
+from crashlog.cli import (
+    bench,
+    demo,
+    doctor,
+    export,
+    migrate,
+    project,
+    stats,
+    subscriptions,
+    tail,
+    verify,
+)
 from crashlog.cli.render import err, say
 from crashlog.database import mask_error
 from crashlog.errors import CrashlogError
 
 # In the order ``crashlog --help`` lists them: each adds its verbs.
-_VERB_MODULES = (demo, migrate, project, stats, export, bench, tail, verify, doctor)
+_VERB_MODULES = (demo, migrate, project, stats, export, bench, tail, subscriptions, verify, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -11,8 +12,8 @@ from rich.text import Text
 
 from crashlog.cli.common import add_verb, with_connection
 from crashlog.cli.render import err, out, shown
-from crashlog.projections.checkpoints import ORIGIN
-from crashlog.projections.follower import CommittedEvent, LogFollower, start_back
+from crashlog.projections.follower import CommittedEvent, start_back
+from crashlog.subscriptions import Start, Subscription
 
 if TYPE_CHECKING:
     from crashlog.cli.common import Verbs
@@ -35,26 +36,36 @@ def register(verbs: Verbs) -> None:
 @with_connection
 async def cmd_tail(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
     """Print events as they commit, in the log's commit-safe order."""
-    after = ORIGIN if args.from_start else await start_back(conn, args.last)
-    async with LogFollower(conn, after, bot_id=args.bot, event_type=args.type) as log:
+    start: Start = "beginning" if args.from_start else await start_back(conn, args.last)
+    events = None if args.type is None else [args.type]
+    # An ephemeral subscription (no checkpoint, no exclusion) on this connection.
+    async with Subscription(conn, None, events=events, start=start) as log:
         err.print("following new events (Ctrl-C to stop)")
         try:
             async with asyncio.timeout(args.seconds):
-                await print_events(log, args.count)
+                await print_events(stored_events(log, args.bot), args.count)
         except TimeoutError:
             pass
     return 0
 
 
-async def print_events(log: LogFollower, count: int | None) -> None:
+async def stored_events(log: Subscription, bot_id: str | None) -> AsyncIterator[CommittedEvent]:
+    """The rows ``log`` delivers, as stored, optionally only ``bot_id``'s."""
+    async for batch in log:
+        for row in batch.rows:
+            if bot_id is None or row.bot_id == bot_id:
+                yield row
+
+
+async def print_events(log: AsyncIterator[CommittedEvent], count: int | None) -> None:
     """Print what ``log`` yields, until ``count`` events (None: until stopped)."""
-    shown = 0
+    printed = 0
     if count is not None and count <= 0:
         return
     async for event in log:
         print_event(event)
-        shown += 1
-        if shown == count:
+        printed += 1
+        if printed == count:
             return
 
 

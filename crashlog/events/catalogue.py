@@ -2,7 +2,8 @@
 
 Money and multipliers are ``Decimal`` (exact), confidences are floats in [0, 1],
 ids are non-empty strings of at most 128 characters. Every optional field
-defaults to ``None``; ``metadata`` and ``context`` default to an empty dict.
+defaults to ``None``; ``metadata`` and ``context`` default to an empty dict. Each type is
+declared with ``@event``, the same way users declare their own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 import attrs
 
 from crashlog.events import fields as f
-from crashlog.events.base import Event, register
+from crashlog.events.base import Event, event
 from crashlog.events.fields import Outcome
 
 __all__ = [
@@ -32,8 +33,8 @@ __all__ = [
 ]
 
 
-@register
-@attrs.frozen(kw_only=True)
+@event
+@attrs.frozen(kw_only=True)  # for mypy's attrs plugin: @event alone makes it so too
 class BotRegistered(Event):
     """A bot announces itself: where it runs and what it plays with."""
 
@@ -46,7 +47,7 @@ class BotRegistered(Event):
     metadata: dict[str, Any] = f.field(f.json_object, default=dict)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class GameConfigured(Event):
     """The rules of a game on a platform, as the bot found them."""
@@ -60,7 +61,7 @@ class GameConfigured(Event):
     currency: str | None = f.field(f.identifier)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class SessionStarted(Event):
     """A bot begins a playing session."""
@@ -72,7 +73,7 @@ class SessionStarted(Event):
     strategy_name: str | None = f.field(f.identifier)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class SessionEnded(Event):
     """A bot ends a playing session."""
@@ -82,7 +83,7 @@ class SessionEnded(Event):
     reason: str | None = f.field(f.text)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class RoundObserved(Event):
     """A round watched without betting: only where it crashed."""
@@ -95,7 +96,7 @@ class RoundObserved(Event):
     session_id: str | None = f.field(f.identifier)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class RoundSettled(Event):
     """A round the bot took part in, settled: stake, multipliers, outcome and balances.
@@ -128,7 +129,7 @@ class RoundSettled(Event):
     metadata: dict[str, Any] = f.field(f.json_object, default=dict)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class SignalRaised(Event):
     """A prediction made before a round, to be scored against what happened."""
@@ -146,7 +147,7 @@ class SignalRaised(Event):
     for_round_number: int | None = f.field(f.count)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class OcrRead(Event):
     """One screen reading: the raw text, what it parsed to, and how sure the reader was."""
@@ -159,7 +160,7 @@ class OcrRead(Event):
     latency_ms: int | None = f.field(f.count)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class BotErrorRaised(Event):
     """Something went wrong inside the bot."""
@@ -172,7 +173,7 @@ class BotErrorRaised(Event):
     context: dict[str, Any] = f.field(f.json_object, default=dict)
 
 
-@register
+@event
 @attrs.frozen(kw_only=True)
 class FairnessRecorded(Event):
     """What a game's provably-fair popup showed for one round (Spribe's Aviator, Aviatrix ...).

@@ -28,11 +28,13 @@ Upcaster = Callable[[Payload], Payload]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
-def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-    """Register ``fn`` to turn a ``from_version`` payload of ``event_type`` into the next version."""
+def upcaster(event_type: str | type[Event], from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register ``fn`` to turn a ``from_version`` payload of ``event_type`` (a type name or
+    an event class) into the next version."""
+    name = event_type if isinstance(event_type, str) else event_type.event_type
 
     def decorate(fn: Upcaster) -> Upcaster:
-        UPCASTERS[(event_type, from_version)] = fn
+        UPCASTERS[(name, from_version)] = fn
         return fn
 
     return decorate
@@ -86,6 +88,22 @@ def encode_payload(event: Event, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> 
     return encoded
 
 
+@attrs.frozen(kw_only=True)
+class RawEvent:
+    """A row of the log whose event type this process has no class for, as stored: its
+    type, schema version, envelope and payload (a dict of JSON values; decimals are the
+    strings they were written as). Delivered instead of failing, so a reader of the log
+    never stops at a type another program declared."""
+
+    event_type: str
+    schema_version: int
+    bot_id: str
+    event_id: UUID
+    occurred_at: datetime
+    session_id: str | None
+    payload: Payload
+
+
 def decode_event(
     event_type: str,
     schema_version: int,
@@ -95,13 +113,19 @@ def decode_event(
     occurred_at: datetime,
     session_id: str | None,
     payload: bytes | str | Payload,
-) -> Event:
-    """Rebuild the event a row of ``crashlog.events`` records, upcasting old payloads."""
-    try:
-        cls = EVENT_TYPES[event_type]
-    except KeyError:
-        raise InvalidEvent("event_type", event_type, "is not in the event catalogue") from None
+) -> Event | RawEvent:
+    """Rebuild the event a row of ``crashlog.events`` records, upcasting old payloads.
+
+    A type with no registered class comes back as a ``RawEvent``; a payload its class
+    refuses (or a version with no upcaster) raises ``InvalidEvent`` naming the field.
+    """
     values = dict(payload) if isinstance(payload, dict) else orjson.loads(payload)
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        return RawEvent(
+            event_type=event_type, schema_version=schema_version, bot_id=bot_id,
+            event_id=event_id, occurred_at=occurred_at, session_id=session_id, payload=values,
+        )
     values = upcast(event_type, schema_version, values)
     if _has_field(cls, "session_id"):
         values["session_id"] = session_id

@@ -1,4 +1,4 @@
-"""Field kinds of the event catalogue: each converts what a bot passes and refuses what it must not.
+"""Field kinds of events (the catalogue's and users' own): each converts what a bot passes and refuses what it must not.
 
 Every kind is an attrs converter that receives the field, so a refusal raises
 ``InvalidEvent`` naming the field and the value. The rules are strict on
@@ -300,7 +300,11 @@ def field(convert: Convert, *, required: bool = False, default: Any = None) -> A
     The field's metadata records whether it holds a ``Decimal`` and whether it
     can be ``None``, so the codec can encode it without looking at the value.
     """
-    metadata = {"decimal": convert in DECIMAL_KINDS, "nullable": not required and default is None}
+    metadata = {
+        "decimal": convert in DECIMAL_KINDS,
+        "nullable": not required and default is None,
+        "kind": kind_name(convert),
+    }
     if required:
         return attrs.field(
             converter=attrs.Converter(convert, takes_field=True),  # type: ignore[call-overload]
@@ -333,6 +337,23 @@ json_object = _json_object
 
 #: The kinds whose values are ``Decimal``.
 DECIMAL_KINDS = (money, stake, multiplier, percent)
+
+#: Every public kind, by its name here.
+KINDS: dict[str, Convert] = {
+    "identifier": identifier, "name": name, "text": text, "money": money, "stake": stake,
+    "multiplier": multiplier, "percent": percent, "probability": probability, "count": count,
+    "integer": integer, "aware_datetime": aware_datetime, "uuid": uuid, "outcome": outcome,
+    "feature_vector": feature_vector, "json_object": json_object,
+}
+
+
+def kind_name(convert: Convert) -> str:
+    """A kind's public name, or for a converter of one's own, where it is defined: what
+    tells two declarations of a field apart."""
+    for known, kind in KINDS.items():
+        if kind is convert:
+            return known
+    return f"{getattr(convert, '__module__', '?')}.{getattr(convert, '__qualname__', repr(convert))}"
 
 
 def utc_now() -> datetime:

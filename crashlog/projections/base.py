@@ -65,6 +65,11 @@ class Projection:
     #: ``SKIP_KNOWN_EVENTS``: a rebuild fills them without their unique key and builds it
     #: after the load, several times cheaper than checking it row by row.
     one_row_per_event: tuple[str, ...] = ()
+    #: The payload layout its handler reads, per event type: the ``schema_version`` it was
+    #: written for. SQL handlers read stored payloads as they are, never upcast, so when an
+    #: event type's version moves on, every handler reading it must move too (a test holds
+    #: this against the catalogue).
+    reads: Mapping[str, int] = attrs.field(factory=dict, hash=False)
 
     def live_tables(self) -> dict[str, str]:
         return {t: f"crashlog.{t}" for t in self.tables}

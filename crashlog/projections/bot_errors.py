@@ -29,4 +29,5 @@ PROJECTION = Projection(
     tables=("bot_errors",),
     one_row_per_event=("bot_errors",),
     handler=apply,
+    reads={"BotErrorRaised": 1},
 )

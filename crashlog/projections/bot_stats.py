@@ -77,4 +77,5 @@ PROJECTION = Projection(
     tables=("bot_stats",),
     handler=apply,
     weight=2,
+    reads={"RoundSettled": 1},
 )

@@ -40,4 +40,5 @@ PROJECTION = Projection(
     event_types=("BotRegistered",),
     tables=("bots",),
     handler=apply,
+    reads={"BotRegistered": 1},
 )

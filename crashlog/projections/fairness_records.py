@@ -74,6 +74,7 @@ PROJECTION = Projection(
     tables=("fairness_records",),
     one_row_per_event=("fairness_records",),
     handler=apply,
+    reads={"FairnessRecorded": 1},
 )
 
 

@@ -43,4 +43,5 @@ PROJECTION = Projection(
     event_types=("GameConfigured",),
     tables=("game_configs",),
     handler=apply,
+    reads={"GameConfigured": 1},
 )

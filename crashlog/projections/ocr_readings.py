@@ -38,4 +38,5 @@ PROJECTION = Projection(
     tables=("ocr_readings",),
     one_row_per_event=("ocr_readings",),
     handler=apply,
+    reads={"OcrRead": 1},
 )

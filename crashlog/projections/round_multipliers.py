@@ -29,7 +29,7 @@ from crashlog.projections.base import (
     numeric,
     text,
 )
-from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS
+from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS, ROUND_READS
 from crashlog.quality_flags import LOW_OCR_CONFIDENCE
 
 #: The columns of ``crashlog.round_multipliers`` a reader gets, in order, with their kind (as
@@ -157,4 +157,5 @@ PROJECTION = Projection(
     derive=derive,
     weight=6,
     one_row_per_event=("round_multiplier_readings",),
+    reads=ROUND_READS,
 )

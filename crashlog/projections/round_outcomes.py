@@ -31,4 +31,5 @@ PROJECTION = Projection(
     one_row_per_event=("round_outcomes",),
     handler=apply,
     weight=4,
+    reads={"RoundSettled": 1},
 )

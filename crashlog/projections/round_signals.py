@@ -26,7 +26,7 @@ from crashlog.projections.base import (
     numeric,
     text,
 )
-from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS
+from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS, ROUND_READS
 
 _READINGS = f"""
 INSERT INTO {{readings}} (
@@ -129,4 +129,5 @@ PROJECTION = Projection(
     derive=score,
     weight=5,
     one_row_per_event=("round_signals", "round_signal_readings"),
+    reads={"SignalRaised": 1, **ROUND_READS},
 )

@@ -120,4 +120,5 @@ PROJECTION = Projection(
     one_row_per_event=("rounds",),
     handler=apply,
     weight=8,
+    reads={"RoundSettled": 1},
 )

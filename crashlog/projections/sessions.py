@@ -55,4 +55,5 @@ PROJECTION = Projection(
     event_types=("SessionStarted", "SessionEnded"),
     tables=("sessions",),
     handler=apply,
+    reads={"SessionStarted": 1, "SessionEnded": 1},
 )

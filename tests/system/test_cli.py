@@ -48,7 +48,7 @@ async def count(dsn: str, query: str) -> int:
 
 VERBS = [
     "demo", "migrate", "roles", "project", "stats", "signals", "quality", "export", "bench", "tail",
-    "verify", "doctor",
+    "subscriptions", "verify", "doctor",
 ]
 
 

@@ -36,7 +36,8 @@ PAGES_WITH_CODE = [p for p in PAGES if p.exists() and python_blocks(p)]
 
 
 def test_the_docs_have_examples() -> None:
-    assert {p.name for p in PAGES_WITH_CODE} >= {"integration.md", "events.md", "operations.md"}
+    assert {p.name for p in PAGES_WITH_CODE} >= {
+        "integration.md", "events.md", "operations.md", "extending.md"}
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: p.name)
