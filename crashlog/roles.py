@@ -1,8 +1,10 @@
-"""Least-privilege roles for a crashlog database: a writer, a projector and a read-only analyst.
+"""Least-privilege roles for a crashlog database: a writer, a projector, a read-only analyst
+and a subscriber.
 
 ``create_roles`` is what ``crashlog roles`` runs, as an administrator (a role with
 CREATEROLE that owns the crashlog schema, typically the one that ran the migrations).
-The SQL lives in ``sql/010_roles.sql`` (``crashlog.setup_roles``): names are quoted on
+The SQL lives in the migrations (``crashlog.setup_roles``, last replaced by
+``sql/014_subscriber_role.sql``): names are quoted on
 the server with ``format('%I')``, nothing is built from input text here.
 
 What each role may do, and what it is refused, is in that file and proven by
@@ -27,19 +29,22 @@ import attrs
 from crashlog.errors import RolesError
 
 _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+#: The roles, by the suffix of their names.
+KINDS = ("writer", "projector", "analyst", "subscriber")
 
 
 @attrs.frozen
 class Roles:
-    """The names of the three roles ``create_roles`` set up."""
+    """The names of the roles ``create_roles`` set up."""
 
     writer: str
     projector: str
     analyst: str
+    subscriber: str
 
 
 async def create_roles(conn: asyncpg.Connection, prefix: str = "crashlog") -> Roles:
-    """Create (or complete) ``<prefix>_writer``, ``<prefix>_projector`` and ``<prefix>_analyst``.
+    """Create (or complete) ``<prefix>_writer``, ``_projector``, ``_analyst`` and ``_subscriber``.
 
     Idempotent: run it again after new migrations so new tables get their grants.
     The migrations must be applied first. Raises ``RolesError`` naming what is wrong.
@@ -60,11 +65,11 @@ async def create_roles(conn: asyncpg.Connection, prefix: str = "crashlog") -> Ro
             " the crashlog schema"
         ) from None
     names = {str(r["role"]).rsplit("_", 1)[1]: str(r["role"]) for r in rows}
-    return Roles(writer=names["writer"], projector=names["projector"], analyst=names["analyst"])
+    return Roles(**{kind: names[kind] for kind in KINDS})
 
 
 async def drop_roles(conn: asyncpg.Connection, prefix: str = "crashlog") -> None:
-    """Remove the three roles and everything granted to them in this database.
+    """Remove the roles and everything granted to them in this database.
 
     Tables the projector owns go back to the current user first. Roles are cluster-wide:
     drop them only once no other database still uses them.
@@ -72,7 +77,7 @@ async def drop_roles(conn: asyncpg.Connection, prefix: str = "crashlog") -> None
     if not _PREFIX.match(prefix):
         raise RolesError(f"invalid role prefix {prefix!r}")
     async with conn.transaction():
-        for suffix in ("writer", "projector", "analyst"):
+        for suffix in KINDS:
             name = f"{prefix}_{suffix}"
             if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
                 statement = await conn.fetchval(
@@ -83,7 +88,7 @@ async def drop_roles(conn: asyncpg.Connection, prefix: str = "crashlog") -> None
                 await conn.execute(statement)
 
 
-Kind = Literal["writer", "projector", "analyst"]
+Kind = Literal["writer", "projector", "analyst", "subscriber"]
 
 
 async def create_login(
@@ -100,8 +105,8 @@ async def create_login(
     role``), so the tables a rebuild creates are owned by the group, not by one login,
     and the analyst's default SELECT applies to them.
     """
-    if kind not in ("writer", "projector", "analyst"):
-        raise RolesError(f"invalid kind {kind!r}: writer, projector or analyst")
+    if kind not in KINDS:
+        raise RolesError(f"invalid kind {kind!r}: one of {', '.join(KINDS)}")
     if not _PREFIX.match(prefix):
         raise RolesError(f"invalid role prefix {prefix!r}")
     group = f"{prefix}_{kind}"

@@ -16,7 +16,7 @@ from crashlog.database import mask_dsn
 if TYPE_CHECKING:
     from crashlog.cli.common import Verbs
 
-_KINDS = ("writer", "projector", "analyst")
+_KINDS = ("writer", "projector", "analyst", "subscriber")
 
 
 def register(verbs: Verbs) -> None:
@@ -26,7 +26,7 @@ def register(verbs: Verbs) -> None:
         "--check", action="store_true", help="only list pending ones (exit 1 if any)"
     )
     roles = add_verb(
-        verbs, "roles", "create the writer, projector and analyst roles (needs CREATEROLE)",
+        verbs, "roles", "create the writer, projector, analyst and subscriber roles (needs CREATEROLE)",
         cmd_roles,
     )
     roles.add_argument("--prefix", default="crashlog", help="role names' prefix (default crashlog)")
@@ -57,7 +57,7 @@ async def cmd_migrate(conn: asyncpg.Connection, dsn: str, args: argparse.Namespa
 
 @with_connection
 async def cmd_roles(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace) -> int:
-    """Create the writer, projector and analyst roles; optionally a login in one of them."""
+    """Create the writer, projector, analyst and subscriber roles; optionally a login in one of them."""
     from crashlog import roles
 
     made = await roles.create_roles(conn, args.prefix)
@@ -65,6 +65,7 @@ async def cmd_roles(conn: asyncpg.Connection, dsn: str, args: argparse.Namespace
     table.add_row(made.writer, "append to crashlog.events (bots, with project=False)")
     table.add_row(made.projector, "read the log, own and write the read tables")
     table.add_row(made.analyst, "read every crashlog table")
+    table.add_row(made.subscriber, "read the log, keep its subscriptions' checkpoints")
     out.print(table)
     if args.login:
         password = os.environ.get("CRASHLOG_NEW_PASSWORD")

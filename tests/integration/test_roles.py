@@ -24,8 +24,9 @@ from crashlog.database import ConnectFailed, open_connection
 from crashlog.events import Outcome, RoundSettled
 from crashlog.events.uuid7 import uuid7
 from crashlog.projections import runner
-from crashlog.roles import Roles, RolesError, create_login, create_roles, drop_roles
+from crashlog.roles import KINDS, Roles, RolesError, create_login, create_roles, drop_roles
 from crashlog.store import Row
+from crashlog.subscriptions import Subscription
 
 SECRET = "s3cr3t-Pa55word"
 READ_TABLES = ("bots", "sessions", "rounds", "round_outcomes", "round_multipliers",
@@ -40,7 +41,7 @@ def as_user(dsn: str, user: str, password: str | None = None) -> str:
 
 
 class Logins(dict[str, str]):
-    """kind ("writer", "projector", "analyst") -> a DSN logging in as a member of that role."""
+    """kind ("writer", "projector", ...) -> a DSN logging in as a member of that role."""
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ async def roles(conn: asyncpg.Connection, dsn: str) -> AsyncIterator[tuple[Roles
     prefix = f"t{uuid.uuid4().hex[:12]}"
     made = await create_roles(conn, prefix)
     logins = Logins()
-    for kind in ("writer", "projector", "analyst"):
+    for kind in KINDS:
         login = f"{prefix}_{kind}_login"
         await create_login(conn, login, kind, prefix=prefix, password=SECRET)
         logins[kind] = as_user(dsn, login, SECRET)
@@ -175,6 +176,33 @@ async def test_the_analyst_reads_everything_and_changes_nothing(roles, dsn):
         await refused(analyst, "CREATE TABLE crashlog.mine (x int)")
     finally:
         await analyst.close()
+
+
+async def test_the_subscriber_consumes_the_log_and_nothing_else(roles, dsn, conn):
+    _, logins = roles
+    async with crashlog.connect(dsn, project=False) as log:
+        ids = [await log.emit(settled("bot-s", n)) for n in range(1, 4)]
+        await log.flush()
+    got = []
+    async with Subscription(logins["subscriber"], "alerts", start="beginning") as sub:
+        async for batch in sub:
+            got.extend(e.event_id for e in batch.events)
+            await batch.ack()
+            if len(got) >= len(ids):
+                break
+    assert got == ids
+    assert await conn.fetchval(
+        "SELECT events_delivered FROM crashlog.subscription_checkpoints WHERE name = 'alerts'"
+    ) == 3
+    subscriber = await connect_as(logins["subscriber"])
+    try:
+        await refused(subscriber, "SELECT * FROM crashlog.rounds LIMIT 1")
+        await refused(subscriber, "INSERT INTO crashlog.events (event_id, event_type, schema_version,"
+                      " bot_id, occurred_at, payload) VALUES (gen_random_uuid(), 'X', 1, 'b', now(),"
+                      " '{}')")
+        await refused(subscriber, "DELETE FROM crashlog.subscription_checkpoints")
+    finally:
+        await subscriber.close()
 
 
 async def test_creating_the_roles_twice_changes_nothing(roles, conn):
