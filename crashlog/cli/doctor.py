@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
 
 from crashlog import health
 from crashlog.cli.common import add_verb
@@ -45,5 +46,6 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
 def checks_table(checks: Sequence[health.Check]) -> Table:
     table = make_table("crashlog doctor", ("check", "", "detail"))
     for check in checks:
-        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]",
+                      Text(check.detail))  # data (event ids, errors) as text, never markup
     return table

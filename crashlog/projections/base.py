@@ -19,6 +19,7 @@ rebuild are its own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Literal
 
 import asyncpg
 import attrs
@@ -65,6 +66,12 @@ class Projection:
     #: ``SKIP_KNOWN_EVENTS``: a rebuild fills them without their unique key and builds it
     #: after the load, several times cheaper than checking it row by row.
     one_row_per_event: tuple[str, ...] = ()
+    #: What to do with an event it cannot read (a data error, SQLSTATE class 22 or 23, or an
+    #: undecodable payload): "skip" records it in ``crashlog.projection_errors`` and moves
+    #: past it (every built-in); "stop" stops the projection at it, its state kept on its
+    #: checkpoint row, until its version changes or it is rebuilt.
+    on_error: Literal["skip", "stop"] = attrs.field(
+        default="skip", validator=attrs.validators.in_(("skip", "stop")))
 
     def live_tables(self) -> dict[str, str]:
         return {t: f"crashlog.{t}" for t in self.tables}

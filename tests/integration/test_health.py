@@ -47,7 +47,9 @@ async def test_an_unmigrated_database_fails_the_migrations_check_only(empty_dsn:
 async def test_a_healthy_database_passes_and_a_waiting_spool_fails(dsn: str, tmp_path: Path) -> None:
     checks = await health.diagnose(dsn, spool_dir=tmp_path / "absent")
     assert all(c.ok for c in checks), checks
-    assert [c.name for c in checks] == ["server", "migrations", "projections", "records", "spool"]
+    assert [c.name for c in checks] == [
+        "server", "migrations", "projections", "records", "stopped projections",
+        "projection errors", "rebuild shadows", "spool"]
     assert "0 rejected events, 0 contradictory rounds" in checks[3].detail
     spooled(tmp_path / "spool", 3)
     *rest, spool = await health.diagnose(dsn, spool_dir=tmp_path / "spool")
