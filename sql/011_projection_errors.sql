@@ -24,3 +24,14 @@ ALTER TABLE crashlog.projection_checkpoints
     ADD COLUMN stopped_event_id uuid,
     ADD COLUMN stopped_position bigint,
     ADD COLUMN stopped_at       timestamptz;
+
+-- Raised by a built-in handler for a row that lacks a field it needs and that the SDK always
+-- writes (so a sum or a count does not silently take a NULL in): a data error (22004) that
+-- makes the projection record and skip the row. Called only for such a row (inside a CASE).
+CREATE FUNCTION crashlog.unreadable(event_type text, event_id uuid, fields text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% % lacks a field it needs: %', event_type, event_id, fields
+        USING ERRCODE = 'null_value_not_allowed';
+END;
+$$;

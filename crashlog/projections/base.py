@@ -101,6 +101,15 @@ def shadow_name(table: str) -> str:
     return f"{table}__rebuild"
 
 
+def required(event_type: str, *keys: str) -> str:
+    """A predicate on ``e`` that raises a data error (22004, naming the fields) for an event
+    of ``event_type`` lacking one of ``keys`` (only a row not written by the SDK can), so the
+    row is recorded and skipped rather than read as NULL by a sum or a count."""
+    missing = " OR ".join(f"e.payload->>'{k}' IS NULL" for k in keys)
+    return (f"(CASE WHEN {missing} THEN crashlog.unreadable('{event_type}', e.event_id, "
+            f"'{', '.join(keys)}') ELSE true END)")
+
+
 def text(key: str) -> str:
     """A payload field as text (NULL when the bot omitted it)."""
     return f"e.payload->>'{key}'"
