@@ -24,7 +24,8 @@ from crashlog.errors import RebuildRefused
 
 # Views over the tables $1 (and tables whose foreign keys reference them), outside the set.
 _DEPENDENTS = """
-SELECT DISTINCT v.oid::regclass::text AS dependent, 'view' AS kind, t.oid::regclass::text AS of
+SELECT DISTINCT format('%I.%I', v.relnamespace::regnamespace, v.relname) AS dependent,
+       'view' AS kind, t.oid::regclass::text AS of
 FROM pg_depend d
 JOIN pg_rewrite r ON r.oid = d.objid
 JOIN pg_class v ON v.oid = r.ev_class
@@ -32,8 +33,9 @@ JOIN pg_class t ON t.oid = d.refobjid
 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
   AND d.refobjid = ANY($1::regclass[]) AND v.oid <> d.refobjid
 UNION
-SELECT DISTINCT con.conrelid::regclass::text, 'foreign key of table', con.confrelid::regclass::text
-FROM pg_constraint con
+SELECT DISTINCT format('%I.%I', c.relnamespace::regnamespace, c.relname),
+       'foreign key of table', con.confrelid::regclass::text
+FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
 WHERE con.contype = 'f' AND con.confrelid = ANY($1::regclass[])
   AND con.conrelid <> ALL($1::regclass[])
 ORDER BY 1
