@@ -106,10 +106,6 @@ class Outcome:
     failure: BaseException | None = None
 
 
-class _Probe(Exception):
-    """Raised inside a probe's savepoint to roll it back after a success."""
-
-
 async def apply_span(
     conn: asyncpg.Connection,
     projection: Projection,
@@ -164,20 +160,41 @@ async def record(conn: asyncpg.Connection, name: str, failed: Failed) -> None:
                        failed.error, failed.sqlstate)
 
 
+# asyncpg rolls a nested transaction back with ROLLBACK TO alone, which leaves the savepoint
+# in place: whatever runs after it would nest one level deeper each time, and count in the
+# cache once it writes. A rolled-back savepoint is released here too.
+_SAVEPOINT = "SAVEPOINT crashlog_guard"
+_KEEP = "RELEASE SAVEPOINT crashlog_guard"
+_UNDO = "ROLLBACK TO SAVEPOINT crashlog_guard; RELEASE SAVEPOINT crashlog_guard"
+
+
+async def _in_savepoint(
+    conn: asyncpg.Connection, apply: Handler, tables: Tables,
+    lo: tuple[int, int], hi: tuple[int, int], *, keep: bool,
+) -> BaseException | None:
+    """Apply (lo, hi] in a savepoint, kept on success if ``keep``, else always rolled back
+    and released; returns the error if it failed. A lost connection is raised."""
+    await conn.execute(_SAVEPOINT)
+    try:
+        await apply(conn, tables, (*lo, *hi))
+    except Exception as error:
+        if conn.is_closed():
+            raise
+        await conn.execute(_UNDO)
+        return error
+    await conn.execute(_KEEP if keep else _UNDO)
+    return None
+
+
 async def _attempt(
     conn: asyncpg.Connection, apply: Handler, tables: Tables,
     lo: tuple[int, int], hi: tuple[int, int], budget: Budget,
 ) -> BaseException | None:
     """Apply (lo, hi] in a savepoint kept on success (one of the budget); the error if not."""
-    try:
-        async with conn.transaction():
-            await apply(conn, tables, (*lo, *hi))
-    except Exception as error:
-        if conn.is_closed():
-            raise
-        return error
-    budget.kept += 1
-    return None
+    error = await _in_savepoint(conn, apply, tables, lo, hi, keep=True)
+    if error is None:
+        budget.kept += 1
+    return error
 
 
 async def _probe(
@@ -185,16 +202,7 @@ async def _probe(
     lo: tuple[int, int], hi: tuple[int, int],
 ) -> BaseException | None:
     """Whether (lo, hi] applies, in a savepoint always rolled back; the error if not."""
-    try:
-        async with conn.transaction():
-            await apply(conn, tables, (*lo, *hi))
-            raise _Probe
-    except _Probe:
-        return None
-    except Exception as error:
-        if conn.is_closed():
-            raise
-        return error
+    return await _in_savepoint(conn, apply, tables, lo, hi, keep=False)
 
 
 async def _first_failing(
