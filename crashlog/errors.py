@@ -96,8 +96,30 @@ class StaleCheckpoint(CrashlogError):
 
 class RebuildRefused(CrashlogError):
     """A rebuild did not run, or was not swapped in: another process is rebuilding the same
-    projection, or a table changed (a migration) while its shadow filled. The live tables
-    are untouched; run the rebuild again."""
+    projection, a table changed (a migration) while its shadow filled, a user's view depends
+    on a table to rebuild (the message names it), the role running it cannot give the tables
+    their owner and grants (the message names the role to use), or a projection with
+    ``on_error="stop"`` met an event it cannot read. The live tables are untouched."""
+
+
+class ProjectionStopped(CrashlogError):
+    """A projection with ``on_error="stop"`` stopped at an event it cannot read, so
+    ``sync()`` would wait forever: it raises this instead, naming the projection, the event
+    (id and position), the error and since when. The projection stays stopped until its
+    version changes or it is rebuilt (``crashlog project --rebuild NAME``)."""
+
+    def __init__(
+        self, name: str, error: str, event_id: Any, position: int, since: Any
+    ) -> None:
+        self.name = name
+        self.error = error
+        self.event_id = event_id
+        self.position = position
+        self.since = since
+        super().__init__(
+            f"projection {name} stopped at event {event_id} (position {position}) since "
+            f"{since}: {error}; fix the handler and bump its version, or rebuild it"
+        )
 
 
 class EventTypeConflict(CrashlogError, TypeError):

@@ -1,6 +1,7 @@
 """Health checks of a crashlog installation: the server, the migrations, the projections'
-lag, the records kept aside, the roles' grants, open transactions, and a spool folder.
-``crashlog doctor`` prints them.
+                       await stopped_check(conn), await projection_errors_check(conn),
+                       await shadows_check(conn), await grants_check(conn),
+                       await horizon_check(conn)]
 
 Promises:
 - Every check is a frozen ``Check(name, ok, detail)``; ``detail`` says what was found and,
@@ -31,6 +32,12 @@ SERVER_COLUMNS = ("position", "recorded_at", "tx_id")
 
 _REJECTED = "SELECT count(*) FROM crashlog.rejected_events"
 _CONTRADICTORY = "SELECT count(*) FROM crashlog.rounds WHERE is_contradictory"
+_SKIPPED = """
+SELECT projection, event_id, position, error, count(*) OVER () AS total
+FROM crashlog.projection_errors ORDER BY recorded_at, projection, position LIMIT $1
+"""
+#: Rows named in a failed check's detail (the count says how many there are in all).
+SHOWN = 5
 
 
 @attrs.frozen
@@ -56,7 +63,9 @@ async def diagnose(
         checks = [await server_check(conn, resolved), await migrations_check(conn)]
         if checks[-1].ok:
             checks += [await lag_check(conn, max_lag), await records_check(conn),
-                       await grants_check(conn), await horizon_check(conn)]
+                       await stopped_check(conn), await projection_errors_check(conn),
+                       await shadows_check(conn), await grants_check(conn),
+                       await horizon_check(conn)]
     finally:
         await conn.close()
     return [*checks, spool_check(spool_dir)]
@@ -105,6 +114,57 @@ async def records_check(conn: asyncpg.Connection) -> Check:
         True,
         f"{rejected:,} rejected events, {contradictory:,} contradictory rounds (kept, flagged)",
     )
+
+
+async def stopped_check(conn: asyncpg.Connection) -> Check:
+    """Fails if a projection stopped at an event it cannot read (``on_error="stop"``),
+    naming it, the event, the error and since when."""
+    from crashlog.projections import checkpoints
+
+    rows = await checkpoints.stopped(conn)
+    if not rows:
+        return Check("stopped projections", True, "none")
+    named = "; ".join(
+        f"{r['name']} at event {r['stopped_event_id']} (position {r['stopped_position']}) "
+        f"since {r['stopped_at']:%Y-%m-%d %H:%M:%S%z}: {r['stopped_error']}" for r in rows)
+    return Check("stopped projections", False,
+                 f"{named} (fix the handler and bump its version, or rebuild it)")
+
+
+async def projection_errors_check(conn: asyncpg.Connection) -> Check:
+    """Fails if a projection skipped events it cannot read (``crashlog.projection_errors``),
+    naming the first few (projection, event id, position, error) and how many in all."""
+    rows = await conn.fetch(_SKIPPED, SHOWN)
+    if not rows:
+        return Check("projection errors", True, "no event skipped")
+    named = "; ".join(
+        f"{r['projection']} skipped event {r['event_id']} (position {r['position']}): "
+        f"{r['error']}" for r in rows)
+    total = rows[0]["total"]
+    more = f" and {total - len(rows):,} more" if total > len(rows) else ""
+    return Check(
+        "projection errors", False,
+        f"{total:,} events skipped by projections, unreadable: {named}{more} "
+        "(see crashlog.projection_errors; rows not written by the SDK?)")
+
+
+async def shadows_check(conn: asyncpg.Connection) -> Check:
+    """Fails if a rebuild killed midway left shadow tables that no rebuild holds, naming
+    them and their size (a runner's next start, or a rebuild of their projection, drops
+    them)."""
+    from crashlog.projections import PROJECTIONS, rebuild
+
+    found = await rebuild.shadows(conn, PROJECTIONS)
+    left = [s for s in found if not s.rebuilding]
+    busy = len(found) - len(left)
+    doing = f"{busy} being rebuilt now" if busy else "none"
+    if not left:
+        return Check("rebuild shadows", True, f"no shadow left behind ({doing})")
+    named = ", ".join(f"crashlog.{s.table} ({s.bytes:,} bytes)" for s in left)
+    return Check(
+        "rebuild shadows", False,
+        f"left by a rebuild that did not finish: {named}; a runner's next start (crashlog "
+        "project --follow) or a rebuild of the projection drops them")
 
 
 def spool_check(spool_dir: str | Path | None) -> Check:

@@ -8,12 +8,15 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
+from rich.text import Text
+
 from crashlog.cli.common import add_verb, connection
-from crashlog.cli.render import DataTable, err, make_table, out, progress_bar, say
+from crashlog.cli.render import DataTable, err, make_table, out, plain, progress_bar, say
 from crashlog.database import mask_dsn, open_connection, resolve_dsn
 
 if TYPE_CHECKING:
     from crashlog.cli.common import Verbs
+    from crashlog.projections.checkpoints import State
 
 
 def register(verbs: Verbs) -> None:
@@ -85,14 +88,30 @@ async def show_lag(dsn: str) -> None:
 
     conn, _ = await connection(dsn)
     try:
-        out.print(lag_table(await runner.lag(conn)))
+        out.print(lag_table(await runner.lag(conn), await runner.states(conn)))
     finally:
         await conn.close()
 
 
-def lag_table(lag: dict[str, tuple[int, float]]) -> DataTable:
-    columns = ("projection", "events behind", "oldest waiting (s)")
-    table = make_table("projection lag", columns, right=columns[1:])
-    for name, (events, seconds) in lag.items():
-        table.add_row(name, f"{events:,}", f"{seconds:.1f}")
+def lag_table(
+    lag: dict[str, tuple[int, float]], states: dict[str, State] | None = None
+) -> DataTable:
+    """Per projection: how far behind, events skipped as unreadable, and whether stopped."""
+    states = states or {}
+    columns = ("projection", "events behind", "oldest waiting (s)", "skipped", "state")
+    table = make_table("projection lag", columns, right=columns[1:4])
+    for name in dict.fromkeys([*lag, *states]):
+        events, seconds = lag.get(name, (0, 0.0))
+        state = states.get(name)
+        table.add_row(name, f"{events:,}" if name in lag else "-",
+                      f"{seconds:.1f}" if name in lag else "-",
+                      f"{state.skipped:,}" if state else "0", _state_text(state))
     return table
+
+
+def _state_text(state: State | None) -> Text:
+    if state is None or state.stopped_at is None:
+        return plain("running")
+    return plain(f"STOPPED at event {state.stopped_event_id} (position "
+                f"{state.stopped_position}) since {state.stopped_at:%Y-%m-%d %H:%M:%S}: "
+                f"{state.stopped_error}")

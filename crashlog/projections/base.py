@@ -19,6 +19,7 @@ rebuild are its own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Literal
 
 import asyncpg
 import attrs
@@ -65,6 +66,12 @@ class Projection:
     #: ``SKIP_KNOWN_EVENTS``: a rebuild fills them without their unique key and builds it
     #: after the load, several times cheaper than checking it row by row.
     one_row_per_event: tuple[str, ...] = ()
+    #: What to do with an event it cannot read (a data error, SQLSTATE class 22 or 23, or an
+    #: undecodable payload): "skip" records it in ``crashlog.projection_errors`` and moves
+    #: past it (every built-in); "stop" stops the projection at it, its state kept on its
+    #: checkpoint row, until its version changes or it is rebuilt.
+    on_error: Literal["skip", "stop"] = attrs.field(
+        default="skip", validator=attrs.validators.in_(("skip", "stop")))
     #: The payload layout its handler reads, per event type: the ``schema_version`` it was
     #: written for. SQL handlers read stored payloads as they are, never upcast, so when an
     #: event type's version moves on, every handler reading it must move too (a test holds
@@ -97,6 +104,15 @@ def share(projections: Sequence[Projection], ways: int) -> list[list[Projection]
 def shadow_name(table: str) -> str:
     """The name a table is rebuilt under before it is swapped in."""
     return f"{table}__rebuild"
+
+
+def required(event_type: str, *keys: str) -> str:
+    """A predicate on ``e`` that raises a data error (22004, naming the fields) for an event
+    of ``event_type`` lacking one of ``keys`` (only a row not written by the SDK can), so the
+    row is recorded and skipped rather than read as NULL by a sum or a count."""
+    missing = " OR ".join(f"e.payload->>'{k}' IS NULL" for k in keys)
+    return (f"(CASE WHEN {missing} THEN crashlog.unreadable('{event_type}', e.event_id, "
+            f"'{', '.join(keys)}') ELSE true END)")
 
 
 def text(key: str) -> str:

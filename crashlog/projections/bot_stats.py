@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, numeric, text
+from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, numeric, required, text
 
 _UPSERT = f"""
 WITH ev AS (
@@ -20,6 +20,7 @@ WITH ev AS (
            {numeric('stake')} AS stake, {numeric('profit_loss')} AS profit,
            {numeric('balance_after')} AS balance_after
     FROM {IN_SPAN} AND e.event_type = 'RoundSettled'
+      AND {required('RoundSettled', 'outcome', 'stake', 'profit_loss')}
 ), fresh AS (
     -- Every round counts toward its bot's '' row, and a bot's rounds come in log order: that
     -- row's mark is the last round counted in any of the bot's rows, so a round after it is

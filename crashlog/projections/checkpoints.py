@@ -13,11 +13,13 @@ query from them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
+import attrs
 
 from crashlog.errors import StaleCheckpoint
+from crashlog.projections import guard
 from crashlog.projections.base import Projection, Span
 
 
@@ -67,7 +69,10 @@ _READ = "SELECT version, tx_id, position FROM crashlog.projection_checkpoints WH
 # The checkpoints of projections $1 at versions $2, locked in name order (the order a swap
 # locks them in, so the two cannot deadlock: the sort runs before the rows are locked).
 _LOCK = """
-SELECT c.name, c.tx_id, c.position
+SELECT c.name, c.tx_id, c.position, c.stopped_error, c.stopped_event_id, c.stopped_position,
+       c.stopped_at,
+       (SELECT e.tx_id FROM crashlog.events e WHERE e.position = c.stopped_position)
+           AS stopped_tx_id
 FROM crashlog.projection_checkpoints c
 JOIN unnest($1::text[], $2::int[]) AS p(name, version) USING (name, version)
 ORDER BY c.name
@@ -82,6 +87,18 @@ SET tx_id = a.to_tx, position = a.to_pos, events_applied = events_applied + a.n,
 FROM unnest($1::text[], $2::xid8[], $3::bigint[], $4::xid8[], $5::bigint[], $6::bigint[])
      AS a(name, from_tx, from_pos, to_tx, to_pos, n)
 WHERE c.name = a.name AND c.tx_id = a.from_tx AND c.position = a.from_pos
+"""
+
+# A projection with on_error = "stop" stops at the event $2..$4 (its checkpoint stays before it).
+_STOP = """
+UPDATE crashlog.projection_checkpoints
+SET stopped_error = $2, stopped_event_id = $3, stopped_position = $4, stopped_at = now()
+WHERE name = $1
+"""
+
+_STOPPED = """
+SELECT name, stopped_error, stopped_event_id, stopped_position, stopped_at
+FROM crashlog.projection_checkpoints WHERE stopped_at IS NOT NULL ORDER BY name
 """
 
 # Events not applied by at least one of the projections $2, committed before xid $1.
@@ -108,6 +125,32 @@ SELECT n.name,
 FROM unnest($1::text[]) AS n(name)
 LEFT JOIN crashlog.projection_checkpoints c USING (name)
 """
+
+
+# Per projection ($1, and every other one with a checkpoint): events skipped, and why it stopped.
+_STATES = """
+WITH n AS (
+    SELECT unnest($1::text[]) AS name
+    UNION SELECT name FROM crashlog.projection_checkpoints
+)
+SELECT n.name,
+       (SELECT count(*) FROM crashlog.projection_errors pe WHERE pe.projection = n.name)
+           AS skipped,
+       c.stopped_error, c.stopped_event_id, c.stopped_position, c.stopped_at
+FROM n LEFT JOIN crashlog.projection_checkpoints c USING (name)
+ORDER BY array_position($1::text[], n.name), n.name
+"""
+
+
+class State(NamedTuple):
+    """A projection's trouble: events it skipped (``crashlog.projection_errors``) and, if it
+    stopped, at which event (id, position), why and since when."""
+
+    skipped: int
+    stopped_error: str | None = None
+    stopped_event_id: Any = None
+    stopped_position: int | None = None
+    stopped_at: Any = None
 
 
 class LogSpan(NamedTuple):
@@ -150,48 +193,85 @@ async def ensure(conn: asyncpg.Connection, projection: Projection) -> tuple[int,
 
 
 async def apply_next_batches(
-    conn: asyncpg.Connection, projections: Sequence[Projection], limit: int
-) -> dict[str, tuple[int, Position]]:
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    limit: int,
+    budget: guard.Budget | None = None,
+) -> dict[str, guard.Outcome]:
     """Apply the next batch of at most ``limit`` events to each of ``projections`` (live
     tables) and advance each checkpoint by compare-and-set, all in one transaction.
 
     Projections at the same checkpoint (the usual case) share one batch, so the log's
     batch end is looked up once and the whole pass commits once rather than once per
-    projection. The checkpoint rows are locked first, in name order (the order a
-    rebuild's swap locks them in, so the two cannot deadlock): two runners never apply
-    the same batch, and a swap waits for this pass (or this pass for the swap).
-    Returns, per projection, how many events were applied and its checkpoint after them.
-    Raises ``StaleCheckpoint`` (naming the projection) if one has no checkpoint of its
-    version; nothing is applied then.
+    projection. Each projection applies in a savepoint of its own (``guard.apply_span``):
+    one that fails rolls back alone, an event it cannot read is skipped and recorded or
+    stops it (its ``on_error``), and the others commit. A stopped projection (its
+    checkpoint row says so) is not applied. The checkpoint rows are locked first, in name
+    order (the order a rebuild's swap locks them in, so the two cannot deadlock): two
+    runners never apply the same batch, and a swap waits for this pass (or this pass for
+    the swap). Returns, per projection, its outcome (how many events it passed, its
+    checkpoint after them, what it skipped, stopped at or failed on). Raises
+    ``StaleCheckpoint`` (naming the projection) if one has no checkpoint of its version;
+    nothing is applied then.
     """
-    done: dict[str, tuple[int, Position]] = {}
+    budget = budget or guard.Budget()
+    done: dict[str, guard.Outcome] = {}
     async with conn.transaction():
         rows = await conn.fetch(
             _LOCK, [p.name for p in projections], [p.version for p in projections])
-        held = {r["name"]: Position(r["tx_id"], r["position"]) for r in rows}
+        held = {r["name"]: r for r in rows}
         starts: dict[Position, list[Projection]] = {}
         for p in projections:  # the caller's order
             if p.name not in held:
                 raise StaleCheckpoint(
                     p.name, f"projection {p.name} v{p.version} has no checkpoint of that "
                     "version (another version of crashlog rebuilt it?)")
-            starts.setdefault(held[p.name], []).append(p)
+            row = held[p.name]
+            start = Position(row["tx_id"], row["position"])
+            if row["stopped_at"] is not None:
+                done[p.name] = guard.Outcome(start, 0, stopped=_stop_of(row))
+                continue
+            starts.setdefault(start, []).append(p)
         moves = []
         for start, group in sorted(starts.items()):
             span = await next_span(conn, start, limit)
-            if span is None:
-                done.update((p.name, (0, start)) for p in group)
-                continue
             for p in group:
-                if span.concerns(p):  # else its checkpoint just moves past the span
-                    await p.apply(conn, p.live_tables(), span.bounds)
-                moves.append((p.name, *span.bounds, span.events))
-                done[p.name] = (span.events, span.end)
+                if span is None:
+                    outcome = guard.Outcome(start, 0)
+                elif span.concerns(p):
+                    outcome = await guard.apply_span(
+                        conn, p, p.apply, p.live_tables(), start, span.end, span.events, budget)
+                else:  # its checkpoint just moves past the span
+                    outcome = guard.Outcome(span.end, span.events)
+                done[p.name] = outcome = attrs.evolve(outcome, end=Position(*outcome.end))
+                if outcome.end != start:
+                    moves.append((p.name, *start, *outcome.end, outcome.passed))
+                if outcome.stopped is not None:
+                    await conn.execute(_STOP, p.name, outcome.stopped.error,
+                                       outcome.stopped.event_id, outcome.stopped.position)
         if moves:
-            status = await conn.execute(_ADVANCE, *map(list, zip(*moves)))
+            status = await conn.execute(_ADVANCE, *map(list, zip(*moves, strict=True)))
             if status != f"UPDATE {len(moves)}":  # cannot happen while the row locks hold
                 raise StaleCheckpoint(moves[0][0], "a checkpoint moved during a batch")
     return done
+
+
+def _stop_of(row: asyncpg.Record) -> guard.Failed:
+    return guard.Failed(row["stopped_event_id"], row["stopped_tx_id"] or 0,
+                        row["stopped_position"], row["stopped_error"], None)
+
+
+async def stopped(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every stopped projection's checkpoint row (name, stopped_error, stopped_event_id,
+    stopped_position, stopped_at), listed from the database, in name order."""
+    return await conn.fetch(_STOPPED)
+
+
+async def states(conn: asyncpg.Connection, names: Sequence[str]) -> dict[str, State]:
+    """Per projection (``names`` first, then any other with a checkpoint): its ``State``."""
+    rows = await conn.fetch(_STATES, list(names))
+    return {r["name"]: State(int(r["skipped"]), r["stopped_error"], r["stopped_event_id"],
+                             r["stopped_position"], r["stopped_at"]) for r in rows}
 
 
 async def unprojected(conn: asyncpg.Connection, names: Sequence[str], before_xid: int) -> int:

@@ -14,6 +14,7 @@ import asyncpg
 import attrs
 import orjson
 
+from crashlog.errors import InvalidEvent
 from crashlog.events import FairnessRecorded, decode_event
 from crashlog.fairness import Finding, check_spribe_record, client_seeds, problems
 from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables
@@ -41,9 +42,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text::
 """
 
 
-async def apply(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
-    rows = []
-    for row in await conn.fetch(_EVENTS, *span):
+def _decode(row: asyncpg.Record) -> FairnessRecorded:
+    """The event a row records; ``InvalidEvent`` if its payload is not one (a row written
+    by something else than the SDK: a list, a string), so that the runner skips it."""
+    try:
         event = decode_event(
             "FairnessRecorded",
             row["schema_version"],
@@ -53,7 +55,18 @@ async def apply(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
             session_id=row["session_id"],
             payload=row["payload"],
         )
-        assert isinstance(event, FairnessRecorded)
+    except InvalidEvent:
+        raise
+    except (TypeError, ValueError, AttributeError) as error:
+        raise InvalidEvent("payload", row["payload"], f"is not a FairnessRecorded: {error}") from None
+    assert isinstance(event, FairnessRecorded)
+    return event
+
+
+async def apply(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
+    rows = []
+    for row in await conn.fetch(_EVENTS, *span):
+        event = _decode(row)
         findings = check_spribe_record(event)
         rows.append((
             event.event_id, row["position"], event.bot_id, event.session_id, event.platform,

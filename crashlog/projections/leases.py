@@ -98,6 +98,15 @@ ORDER BY c.name
 """
 
 
+# Names whose lease of a kind a live, heartbeating backend holds now.
+_HELD = """
+SELECT c.name FROM crashlog.projection_checkpoints c
+WHERE c.{k}_pid IS NOT NULL
+  AND c.{k}_heartbeat >= clock_timestamp() - make_interval(secs => $1)
+  AND EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = c.{k}_pid)
+"""
+
+
 async def take(
     conn: asyncpg.Connection, names: Sequence[str], kind: Lease, holder: int | None = None,
     *, wait: bool = False,
@@ -132,6 +141,12 @@ async def release(
     """Give up ``holder``'s leases of ``names`` (those another holds are left alone)."""
     if names:
         await conn.execute(_RELEASE.format(k=kind.value), list(names), _holder(conn, holder))
+
+
+async def held(conn: asyncpg.Connection, kind: Lease) -> set[str]:
+    """The projections whose ``kind`` lease a live, heartbeating backend holds now."""
+    rows = await conn.fetch(_HELD.format(k=kind.value), LEASE_TIMEOUT)
+    return {r["name"] for r in rows}
 
 
 async def holders(conn: asyncpg.Connection, names: Sequence[str], kind: Lease) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -26,9 +27,11 @@ import asyncpg
 import attrs
 
 from crashlog.errors import RebuildRefused
-from crashlog.projections import checkpoints, leases
-from crashlog.projections.base import IN_SPAN, Projection, shadow_name, share
-from crashlog.projections.checkpoints import ORIGIN, Position
+from crashlog.projections import access, checkpoints, guard, leases
+from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name, share
+from crashlog.projections.checkpoints import ORIGIN, LogSpan, Position
+
+log = logging.getLogger("crashlog.projections")
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -79,12 +82,19 @@ async def rebuild_projections(
     With ``helpers`` (more connections to the same database), the projections are shared
     out between ``conn`` and them by weight and filled side by side; the swap is still one
     transaction on ``conn``. Raises ``RebuildRefused`` if another process is rebuilding one
-    of them (it holds their rebuild lease).
+    of them (it holds their rebuild lease), a user's view depends on one of their tables
+    (naming it), the role running it cannot give the rebuilt tables their owner and grants
+    (naming the role to use), or a projection with ``on_error="stop"`` meets an event it
+    cannot read. Events a projection with ``on_error="skip"`` cannot read are recorded in
+    ``crashlog.projection_errors``.
 
     ``keeper``, a spare connection, holds the rebuild leases and beats their heartbeat while
     the rebuild runs (``runner.rebuild`` gives one). Without it ``conn`` holds them without a
     heartbeat, so a rebuild longer than ``leases.LEASE_TIMEOUT`` may be taken over.
     """
+    # Before the leases: a role that cannot give the tables away may not take a lease either,
+    # and this names the role to use instead.
+    await access.check_rebuildable(conn, [t for p in projections for t in p.live_tables().values()])
     async with _rebuild_leases(projections, conn, keeper):
         deferred, read = await _create_shadows(conn, projections)
         try:
@@ -272,10 +282,7 @@ async def _fill(
         if span is None:
             return batches
         count, end = span.events, span.end
-        async with conn.transaction():
-            for p in projections:
-                if span.concerns(p):
-                    await p.handler(conn, p.shadow_tables(), span.bounds)
+        await _apply_guarded(conn, [p for p in projections if span.concerns(p)], span)
         cursor, done = end, done + count
         batches.append((end, count))
         if len(batches) & (len(batches) - 1) == 0:
@@ -287,6 +294,38 @@ async def _fill(
             progress(done, max(total, done))
         if count < limit:
             return batches
+
+
+async def _apply_guarded(
+    conn: asyncpg.Connection, projections: Sequence[Projection], span: LogSpan
+) -> None:
+    """Apply ``span`` to each projection's shadows with its handler, each in a savepoint of
+    its own (``guard.apply_span``: events they cannot read are recorded and skipped), in as
+    few transactions as the savepoint budget allows. Raises ``RebuildRefused`` for a
+    projection with ``on_error="stop"`` that meets such an event, and any other failure."""
+    todo = {p.name: span.start for p in projections}
+    while todo:
+        budget = guard.Budget()
+        async with conn.transaction():
+            for p in [p for p in projections if p.name in todo]:
+                outcome = await guard.apply_span(
+                    conn, p, p.handler, p.shadow_tables(), todo[p.name], span.end,
+                    span.events, budget)
+                _refuse_unless_through(p, outcome)
+                if outcome.end == span.end:
+                    del todo[p.name]
+                else:  # out of savepoints: the rest in the next transaction
+                    todo[p.name] = Position(*outcome.end)
+
+
+def _refuse_unless_through(p: Projection, outcome: guard.Outcome) -> None:
+    if outcome.failure is not None:
+        raise outcome.failure
+    if outcome.stopped is not None:
+        failed = outcome.stopped
+        raise RebuildRefused(
+            f"projection {p.name} (on_error='stop') cannot read event {failed.event_id} "
+            f"(position {failed.position}): {failed.error}; its rebuild is dropped")
 
 
 async def analyze(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
@@ -312,7 +351,7 @@ async def _swap(
     async with conn.transaction():
         # Between two batches of the live runner: it locks the same row first.
         await conn.execute("SET LOCAL lock_timeout = '60s'")
-        final, caught_up = {}, 0
+        final, caught_up, budget = {}, 0, guard.Budget()
         for p in ordered:
             row = await conn.fetchrow(
                 "SELECT tx_id, position FROM crashlog.projection_checkpoints"
@@ -321,7 +360,7 @@ async def _swap(
             )
             live, cursor = Position(row["tx_id"], row["position"]), cursors[p.name]
             if live > cursor:  # the live tables are further on: bring the shadow there too
-                await p.apply(conn, p.shadow_tables(), (*cursor, *live))
+                await _catch_up(conn, p, cursor, live, budget)
                 caught_up = max(caught_up, await _count_between(conn, cursor, live))
             final[p.name] = max(live, cursor)
         for p in ordered:
@@ -329,10 +368,26 @@ async def _swap(
                 await _swap_table(conn, table)
             await conn.execute(
                 "UPDATE crashlog.projection_checkpoints SET version = $2, tx_id = $3::xid8,"
-                " position = $4, updated_at = now() WHERE name = $1",
+                " position = $4, updated_at = now(), stopped_error = NULL,"
+                " stopped_event_id = NULL, stopped_position = NULL, stopped_at = NULL"
+                " WHERE name = $1",
                 p.name, p.version, *final[p.name],
             )
     return caught_up
+
+
+async def _catch_up(
+    conn: asyncpg.Connection, p: Projection, cursor: Position, live: Position,
+    budget: guard.Budget,
+) -> None:
+    """Apply (cursor, live] to ``p``'s shadows inside the swap, guarded as the fill is."""
+    apply: Handler = p.apply
+    outcome = await guard.apply_span(conn, p, apply, p.shadow_tables(), cursor, live, 0, budget)
+    _refuse_unless_through(p, outcome)
+    if outcome.end != live:
+        raise RebuildRefused(
+            f"projection {p.name}: too many unreadable events arrived during its swap; "
+            "its rebuild is dropped; rebuild it again")
 
 
 async def _count_between(conn: asyncpg.Connection, lo: Position, hi: Position) -> int:
@@ -364,9 +419,72 @@ async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
         raise RebuildRefused(
             f"crashlog.{table} changed while it was being rebuilt (a migration?): "
             "its rebuild is dropped; rebuild it again")
+    await access.check_rebuildable(conn, [f"crashlog.{table}"])  # a view made meanwhile
+    await access.copy_access(conn, f"crashlog.{table}", f"crashlog.{shadow}")
     await conn.execute(f"DROP TABLE crashlog.{table}")
     await conn.execute(f"ALTER TABLE crashlog.{shadow} RENAME TO {table}")
     for index in new_indexes:
         target = old_names.get(_shape(index["definition"]))
         if target and target != index["name"]:
             await conn.execute(f'ALTER INDEX crashlog."{index["name"]}" RENAME TO "{target}"')
+
+
+# Shadow tables in schema crashlog, with their size.
+_SHADOWS = """
+SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'crashlog' AND c.relkind IN ('r', 'p') AND c.relname LIKE '%\\_\\_rebuild'
+ORDER BY c.relname
+"""
+
+@attrs.frozen
+class Shadow:
+    """A shadow table found in schema crashlog: its name, the projection it belongs to
+    (None if no known projection owns its table), its size, and whether a rebuild holds it."""
+
+    table: str
+    projection: str | None
+    bytes: int
+    rebuilding: bool
+
+
+async def shadows(conn: asyncpg.Connection, projections: Sequence[Projection]) -> list[Shadow]:
+    """Every shadow table there is now (a read-only look, for ``doctor``)."""
+    owners = {shadow_name(t): p.name for p in projections for t in p.tables}
+    held = await leases.held(conn, leases.Lease.REBUILD)
+    found = []
+    for row in await conn.fetch(_SHADOWS):
+        name = owners.get(row["name"])
+        busy = name is not None and name in held
+        found.append(Shadow(row["name"], name, int(row["bytes"]), busy))
+    return found
+
+
+async def drop_orphan_shadows(
+    conn: asyncpg.Connection, projections: Sequence[Projection]
+) -> list[str]:
+    """Drop the shadows of ``projections`` that no rebuild holds (left by a rebuild that was
+    killed), taking each projection's rebuild lock meanwhile so that no rebuild starts on
+    them (its rebuild lease); returns the tables dropped. One that cannot be dropped (another role's) is logged
+    and left for ``doctor`` to name."""
+    dropped = []
+    for shadow in await shadows(conn, projections):
+        if shadow.projection is None or shadow.rebuilding:
+            continue
+        name = [shadow.projection]
+        owner = next(p for p in projections if p.name == shadow.projection)
+        await checkpoints.ensure(conn, owner)  # a lease lives on the checkpoint row
+        if not await leases.take(conn, name, leases.Lease.REBUILD):
+            continue  # a rebuild started meanwhile: the shadow is its own
+        try:
+            await conn.execute(f'DROP TABLE IF EXISTS crashlog."{shadow.table}"')
+            dropped.append(shadow.table)
+            log.warning("crashlog projections: dropped crashlog.%s (%s bytes), left by a "
+                        "rebuild of %s that did not finish", shadow.table, f"{shadow.bytes:,}",
+                        shadow.projection)
+        except asyncpg.InsufficientPrivilegeError as error:
+            log.warning("crashlog projections: cannot drop crashlog.%s, left by a rebuild "
+                        "that did not finish: %s", shadow.table, error)
+        finally:
+            await leases.release(conn, name, leases.Lease.REBUILD)
+    return dropped

@@ -30,12 +30,23 @@ import asyncpg
 
 from crashlog import store
 from crashlog.database import mask_error, open_connection
-from crashlog.errors import ConnectFailed, NotFlushed, RebuildRefused, StaleCheckpoint
-from crashlog.projections import NAMES, PROJECTIONS, checkpoints, leases, select
+from crashlog.errors import (
+    ConnectFailed,
+    NotFlushed,
+    ProjectionStopped,
+    RebuildRefused,
+    StaleCheckpoint,
+)
+from crashlog.projections import NAMES, PROJECTIONS, checkpoints, guard, leases, select
 from crashlog.projections.base import Projection, share
-from crashlog.projections.checkpoints import Position
+from crashlog.projections.checkpoints import Position, State
 from crashlog.projections.leases import Lease
-from crashlog.projections.rebuild import Progress, analyze, rebuild_projections
+from crashlog.projections.rebuild import (
+    Progress,
+    analyze,
+    drop_orphan_shadows,
+    rebuild_projections,
+)
 
 log = logging.getLogger("crashlog.projections")
 
@@ -69,6 +80,11 @@ _DOUBLED = """
 SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 WHERE s.relid = ANY($1::regclass[]) AND s.n_mod_since_analyze > greatest(c.reltuples, 0) + 500
 """
+
+#: Reconnect delays: the first retry after a session that worked, and the most.
+FIRST_RETRY, MAX_RETRY = 0.1, 5.0
+#: How often a runner looks again at a stopped projection (a rebuild elsewhere may restart it).
+STOPPED_RECHECK = 5.0
 
 # What a lost or refused connection raises: logged briefly, and retried.
 _FAILURES = (ConnectFailed, OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -109,6 +125,17 @@ class Runner:
         self.batches_applied = 0
         self._batches: dict[str, int] = {}  # per projection, in this session
         self._analysing: asyncio.Task[None] | None = None
+        #: name -> (monotonic time before which it is not applied, its current retry delay):
+        #: projections whose last attempt failed (not for their data), or that stopped.
+        self._resting: dict[str, tuple[float, float]] = {}
+        #: The delay the last reconnection waited (the next outage starts again from
+        #: FIRST_RETRY once a session has worked).
+        self.last_retry_delay = 0.0
+        self._session_worked = False
+        #: Events skipped (recorded in crashlog.projection_errors) and failed attempts, over
+        #: all projections, in this process.
+        self.skipped_events = 0
+        self.failed_attempts = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="crashlog-projections")
@@ -138,12 +165,15 @@ class Runner:
 
     async def run(self) -> None:
         """Apply until stopped, reconnecting after failures."""
-        delay = 0.1
+        delay = FIRST_RETRY
         while not self._stop.is_set():
+            self._session_worked = False
             try:
                 await self._session()
-                delay = 0.1
             except Exception as error:  # a dead runner would leave the tables stale: retry
+                if self._session_worked:  # a new outage: retry soon, as the first time
+                    delay = FIRST_RETRY
+                self.last_retry_delay = delay
                 message = mask_error(error, self._dsn)
                 if isinstance(error, _FAILURES):
                     log.warning("crashlog projections: %s; retrying in %.1fs", message, delay)
@@ -151,20 +181,24 @@ class Runner:
                     log.exception(
                         "crashlog projections failed: %s; retrying in %.1fs", message, delay)
                 await self._sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, MAX_RETRY)
 
     async def _session(self) -> None:
         conn = await open_connection(self._dsn, init=store.init_connection, server_settings=SERVER_SETTINGS)
         self.held, self._ensured = {}, False
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
+            # What a rebuild killed midway left: this runner's projections' shadows that no
+            # rebuild holds now.
+            await drop_orphan_shadows(conn, self._projections)
             next_claim = 0.0
             while not self._stop.is_set():
                 if len(self.held) < len(self._projections) and time.monotonic() >= next_claim:
                     await self._claim(conn)
                     next_claim = time.monotonic() + self._standby_interval
                 await self._heartbeat(conn)
-                if self.held and await self._behind(conn):
+                self._session_worked = True
+                if self._active() and await self._behind(conn):
                     await self._catch_up(conn)
                     continue
                 await self._sleep(self._poll_interval)
@@ -220,8 +254,15 @@ class Runner:
             del self.held[name]
         self._next_beat = time.monotonic() + leases.HEARTBEAT_INTERVAL
 
+    def _active(self) -> list[Projection]:
+        """The held projections to apply now: not resting after a failure or a stop."""
+        now = time.monotonic()
+        return [p for p in self._projections if p.name in self.held
+                and self._resting.get(p.name, (0.0, 0.0))[0] <= now]
+
     async def _behind(self, conn: asyncpg.Connection) -> bool:
-        return await checkpoints.any_after(conn, min(self.held.values()))
+        return await checkpoints.any_after(
+            conn, min(self.held[p.name] for p in self._active()))
 
     async def _catch_up(self, conn: asyncpg.Connection) -> None:
         """Apply passes until none is behind. A pass gives every held projection its next
@@ -233,7 +274,9 @@ class Runner:
 
     async def _apply_pass(self, conn: asyncpg.Connection) -> int:
         """Apply one batch to every held projection; returns the largest batch applied."""
-        held = [p for p in self._projections if p.name in self.held]
+        held = self._active()
+        if not held:
+            return 0
         try:
             done = await checkpoints.apply_next_batches(conn, held, self._batch_size)
         except StaleCheckpoint as error:
@@ -244,12 +287,36 @@ class Runner:
             return self._batch_size  # the others are still to apply: pass again
         largest = 0
         for p in held:
-            count, self.held[p.name] = done[p.name]
-            if count:
+            outcome = done[p.name]
+            self.held[p.name] = Position(*outcome.end)
+            self._heed(p, outcome)
+            if outcome.passed:
                 self.batches_applied += 1
                 await self._refresh_statistics(conn, p)
-            largest = max(largest, count)
+            largest = max(largest, outcome.passed)
         return largest
+
+    def _heed(self, p: Projection, outcome: guard.Outcome) -> None:
+        """Log what a projection skipped, stopped at or failed on; rest it after a failure
+        (backing off, 0.1 s doubling to 5 s) or a stop."""
+        self.skipped_events += len(outcome.skipped)
+        for failed in outcome.skipped:
+            log.error("crashlog projections: %s skipped event %s (position %s): %s",
+                      p.name, failed.event_id, failed.position, failed.error)
+        if outcome.stopped is not None:
+            if p.name not in self._resting:
+                log.error("crashlog projections: %s stopped at event %s (position %s): %s",
+                          p.name, outcome.stopped.event_id, outcome.stopped.position,
+                          outcome.stopped.error)
+            self._resting[p.name] = (time.monotonic() + STOPPED_RECHECK, STOPPED_RECHECK)
+        elif outcome.failure is not None:
+            self.failed_attempts += 1
+            delay = min(self._resting.get(p.name, (0.0, FIRST_RETRY / 2))[1] * 2, MAX_RETRY)
+            self._resting[p.name] = (time.monotonic() + delay, delay)
+            log.warning("crashlog projections: %s failed: %s; retrying in %.1fs", p.name,
+                        mask_error(outcome.failure, self._dsn), delay)
+        else:
+            self._resting.pop(p.name, None)
 
     async def _refresh_statistics(self, conn: asyncpg.Connection, p: Projection) -> None:
         """Analyse a projection's tables that have doubled since their last analysis, looking
@@ -367,6 +434,12 @@ async def lag(conn: asyncpg.Connection) -> dict[str, tuple[int, float]]:
     return await checkpoints.lag(conn, NAMES)
 
 
+async def states(conn: asyncpg.Connection) -> dict[str, State]:
+    """Per projection (the built-ins, then any other with a checkpoint): events it skipped
+    and, if it stopped, where and why (``checkpoints.State``)."""
+    return await checkpoints.states(conn, NAMES)
+
+
 async def wait_projected(
     conn: asyncpg.Connection, timeout: float | None, *, poll: float = 0.01
 ) -> None:
@@ -374,12 +447,16 @@ async def wait_projected(
 
     Raises ``NotFlushed`` with the number of events not yet projected after ``timeout``
     seconds. An open transaction anywhere on the server holds the horizon back, and
-    with it this wait.
+    with it this wait. Raises ``ProjectionStopped`` naming a stopped projection (any
+    with a checkpoint, listed from the database) rather than wait for it.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     # Every transaction that committed before now has an id below this snapshot's xmax.
     target = await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())")
     while True:
+        for row in await checkpoints.stopped(conn):
+            raise ProjectionStopped(row["name"], row["stopped_error"], row["stopped_event_id"],
+                                    row["stopped_position"], row["stopped_at"])
         pending = await checkpoints.unprojected(conn, NAMES, target)
         if pending == 0:
             return

@@ -48,7 +48,8 @@ async def test_a_healthy_database_passes_and_a_waiting_spool_fails(dsn: str, tmp
     checks = await health.diagnose(dsn, spool_dir=tmp_path / "absent")
     assert all(c.ok for c in checks), checks
     assert [c.name for c in checks] == [
-        "server", "migrations", "projections", "records", "grants", "horizon", "spool"]
+        "server", "migrations", "projections", "records", "stopped projections",
+        "projection errors", "rebuild shadows", "grants", "horizon", "spool"]
     assert "0 rejected events, 0 contradictory rounds" in checks[3].detail
     spooled(tmp_path / "spool", 3)
     *rest, spool = await health.diagnose(dsn, spool_dir=tmp_path / "spool")
