@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, json_object, text
+from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, ReadTable, Span, Tables, json_object, text
 
 _INSERT = f"""
 INSERT INTO {{bot_errors}} (
@@ -29,4 +29,5 @@ PROJECTION = Projection(
     tables=("bot_errors",),
     one_row_per_event=("bot_errors",),
     handler=apply,
+    read_tables=(ReadTable("bot_errors", time="occurred_at", order=("occurred_at", "position")),),
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, numeric, text
+from crashlog.projections.base import IN_SPAN, Projection, ReadTable, Span, Tables, numeric, text
 
 _UPSERT = f"""
 WITH ev AS (
@@ -77,4 +77,5 @@ PROJECTION = Projection(
     tables=("bot_stats",),
     handler=apply,
     weight=2,
+    read_tables=(ReadTable("bot_stats", time=None, order=("bot_id", "strategy_name")),),
 )

@@ -8,6 +8,7 @@ from crashlog.projections.base import (
     IN_SPAN,
     SKIP_KNOWN_EVENTS,
     Projection,
+    ReadTable,
     Span,
     Tables,
     bigint,
@@ -38,4 +39,5 @@ PROJECTION = Projection(
     tables=("ocr_readings",),
     one_row_per_event=("ocr_readings",),
     handler=apply,
+    read_tables=(ReadTable("ocr_readings", time="occurred_at", order=("occurred_at", "position")),),
 )

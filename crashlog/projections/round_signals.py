@@ -19,6 +19,7 @@ from crashlog.projections.base import (
     IN_SPAN,
     SKIP_KNOWN_EVENTS,
     Projection,
+    ReadTable,
     Span,
     Tables,
     bigint,
@@ -129,4 +130,5 @@ PROJECTION = Projection(
     derive=score,
     weight=5,
     one_row_per_event=("round_signals", "round_signal_readings"),
+    read_tables=(ReadTable("round_signals", time="occurred_at", order=("occurred_at", "position")),),
 )

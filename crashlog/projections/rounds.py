@@ -16,6 +16,7 @@ from crashlog.projections.base import (
     IN_SPAN,
     SKIP_KNOWN_EVENTS,
     Projection,
+    ReadTable,
     Span,
     Tables,
     bigint,
@@ -120,4 +121,5 @@ PROJECTION = Projection(
     one_row_per_event=("rounds",),
     handler=apply,
     weight=8,
+    read_tables=(ReadTable("rounds", time="occurred_at", order=("occurred_at", "position")),),
 )
