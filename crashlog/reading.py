@@ -116,6 +116,17 @@ async def check_schema(conn: asyncpg.Connection, where: str) -> None:
         )
 
 
+async def plan(conn: asyncpg.Connection, name: str, since: Any = None, until: Any = None,
+               columns: list[str] | None = None, money: str = "decimal",
+               filters: Mapping[str, Any] | None = None) -> Query:
+    """The checked query reading table ``name`` (or ``events``) on ``conn``: an unknown
+    table, column, filter or a bad value raises here, before any row is read."""
+    arrow.check_money(money)
+    known = {} if name == "events" else await tables.readable(conn)
+    shape = await tables.shape(conn, name, known)
+    return tables.build(shape, since=since, until=until, columns=columns, filters=filters, money=money)
+
+
 class AsyncReader:
     """The reading methods, as coroutines, over a pool (its own, or a ``Logger``'s)."""
 
@@ -171,12 +182,8 @@ class AsyncReader:
                    columns: list[str] | None = None, money: str = "decimal",
                    filters: Mapping[str, Any] | None = None) -> Query:
         """The checked query a read of ``name`` runs (bad names and values raise here)."""
-        arrow.check_money(money)
         async with self.pool.acquire() as conn:
-            known = {} if name == "events" else await tables.readable(conn)
-            shape = await tables.shape(conn, name, known)
-        return tables.build(shape, since=since, until=until, columns=columns, filters=filters,
-                            money=money)
+            return await plan(conn, name, since, until, columns, money, filters)
 
     async def stream(self, query: Query) -> AsyncGenerator[pa.RecordBatch, None]:
         """The record batches of ``query``, in its order, from one snapshot."""
