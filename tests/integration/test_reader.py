@@ -321,9 +321,9 @@ async def test_a_reader_refuses_a_database_without_the_schema_or_with_an_older_o
         await empty.close()
     newest = migrations.load_migrations()[-1]
     await conn.execute("DELETE FROM crashlog.schema_migrations WHERE version = $1", newest.version)
-    with pytest.raises(SchemaNotReady, match=f"older than this package: {newest.name} not applied"):
-        with crashlog.reader(dsn):
-            pass
+    with pytest.raises(SchemaNotReady, match=f"older than this package: {newest.name} not applied"), \
+            crashlog.reader(dsn):
+        pass
 
 
 def test_import_crashlog_loads_no_reading_dependencies() -> None:
