@@ -108,7 +108,9 @@ def columns_of(args: argparse.Namespace) -> list[str] | None:
 def table_filters(args: argparse.Namespace) -> dict[str, Any]:
     """The reader's filters from ``--filter`` and the shorthands (checked by the reader)."""
     if args.features or args.exclude_flagged or any(getattr(args, n) is not None for n in FEATURE_OPTIONS):
-        raise CrashlogError("--features, --exclude-flagged and their options are for multipliers (crashlog export multipliers)")
+        raise CrashlogError(
+            "--features, --exclude-flagged and their options are for multipliers (crashlog export multipliers)"
+        )
     given: dict[str, list[str | None]] = {}
     shorthands = (("bot_id", args.bot), ("game", args.game), ("platform", args.platform))
     pairs = [(column, value) for column, value in shorthands if value is not None]
