@@ -3,7 +3,12 @@
     async with crashlog.connect() as log:
         await log.emit(RoundSettled(...))
         await log.flush()
+
+    with crashlog.reader() as r:                  # read-only: tables as Arrow, statistics
+        df = r.table("rounds", bot_id="b1").to_pandas()
 """
+
+from typing import Any
 
 from crashlog.database import mask_dsn
 from crashlog.errors import (
@@ -24,7 +29,20 @@ from crashlog.writer import Metrics
 
 __version__ = "0.1.0"
 
+# The reading side loads where it is first used: `import crashlog` stays light for a bot.
+_READING = ("reader", "Reader", "AsyncReader")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _READING:
+        from crashlog import reading
+
+        return getattr(reading, name)
+    raise AttributeError(f"module 'crashlog' has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncReader",
     "BufferFull",
     "ConnectFailed",
     "CrashlogError",
@@ -34,6 +52,7 @@ __all__ = [
     "Metrics",
     "MigrationError",
     "NotFlushed",
+    "Reader",
     "Settings",
     "SpoolError",
     "SpoolFull",
@@ -41,4 +60,5 @@ __all__ = [
     "__version__",
     "connect",
     "mask_dsn",
+    "reader",
 ]

@@ -132,6 +132,25 @@ class SubscriptionError(CrashlogError, ValueError):
     ``start``, a name whose consumer is active); the message names it."""
 
 
+class SchemaNotReady(CrashlogError):
+    """A reader found no crashlog schema, or one older than this package (migrations it does
+    not have, named); readers never migrate: run ``crashlog migrate`` as a role that may."""
+
+
+class UnknownTable(CrashlogError, LookupError):
+    """A table name that is not one a reader may read; the message lists the known ones."""
+
+
+class InvalidRead(CrashlogError, ValueError):
+    """A read asked for something the table cannot give: a filter or column it does not have,
+    a ``since``/``until`` that is not a time (or a table without a time column), a value that
+    does not fit the exact money type. The message names the table, the field and the value."""
+
+
+class MissingExtra(CrashlogError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
 def _short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 3]}...(len {len(text)})"

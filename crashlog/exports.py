@@ -6,8 +6,8 @@ as they come: memory stays flat however many rows there are. Rows are in time or
 
 Values keep their exactness: decimals are written as text in JSON and CSV
 (``"2.45"``, as the event log stores them) and as ``decimal128(38, 12)`` in Parquet
-(a value that does not fit, e.g. 13 decimal places, raises ``ValueError`` naming the
-column rather than being rounded);
+(a value that does not fit, e.g. 13 decimal places, raises ``InvalidRead``, a ``ValueError``,
+naming the column and the value rather than being rounded; ``crashlog.arrow``);
 times are ISO 8601 UTC; ``metadata`` is the JSON object itself (in CSV, its text).
 
 ``export_multipliers(..., features=FeatureSpec())`` is the export to train a model on: each
@@ -29,16 +29,17 @@ from typing import IO, Any
 import asyncpg
 import orjson
 
-from crashlog import streaming
+from crashlog import arrow, streaming
 from crashlog.features import SOURCE_COLUMNS, FeatureSpec, FeatureStream
 from crashlog.projections import round_multipliers, rounds
 from crashlog.streaming import stream_chunks
+from crashlog.tables import Column, Query
 
 FORMATS = ("jsonl", "json", "csv", "parquet")
 #: Rows fetched and written per step.
 CHUNK = streaming.CHUNK
 #: Parquet decimal type: 26 digits before the point, 12 after (money to sub-cent precision).
-DECIMAL_PRECISION, DECIMAL_SCALE = 38, 12
+DECIMAL_PRECISION, DECIMAL_SCALE = arrow.DECIMAL_PRECISION, arrow.DECIMAL_SCALE
 
 
 Progress = Callable[[int], None]
@@ -154,6 +155,20 @@ async def export_multipliers(
     return await export_query(
         conn, _ML_SOURCE, (game, platform), stream.columns, out, format, progress, stream.batch
     )
+
+
+async def export_table(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    query: Query,
+    out: str | Path | IO[bytes],
+    format: str = "jsonl",
+    progress: Progress | None = None,
+) -> int:
+    """Write the rows of a reader's query (``crashlog.tables.build``: any read table or the
+    log, its filters, bounds and columns already checked) to ``out``, in the table's order.
+    Returns the rows written. ``AsyncReader.export`` and ``crashlog export TABLE`` use it."""
+    columns = [(c.name, c.kind) for c in query.columns]
+    return await export_query(conn, query.select(), query.args, columns, out, format, progress)
 
 
 async def count_rows(conn: asyncpg.Connection | asyncpg.Pool, what: str, **filters: Any) -> int:
@@ -289,40 +304,20 @@ class _Csv:
 
 
 class _Parquet:
+    """Parquet with the reader's Arrow schema (``crashlog.arrow``): decimals as
+    ``decimal128(38, 12)``, times as UTC timestamps, JSON as its text."""
+
     def __init__(self, stream: IO[bytes], columns: Sequence[tuple[str, str]]) -> None:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:  # an optional extra
-            raise RuntimeError(
-                "Parquet export needs pyarrow: pip install 'crashlog[parquet]'"
-            ) from None
-        self.pa = pa
-        self.columns = list(columns)
-        types = {
-            "uuid": pa.string(),
-            "int": pa.int64(),
-            "int32": pa.int32(),
-            "text": pa.string(),
-            "decimal": pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
-            "float": pa.float64(),
-            "time": pa.timestamp("us", tz="UTC"),
-            "bool": pa.bool_(),
-            "json": pa.string(),
-            "texts": pa.list_(pa.string()),
-        }
-        self.schema = pa.schema([(name, types[kind]) for name, kind in columns])
+        arrow.require()
+        import pyarrow.parquet as pq
+
+        self.columns = [Column(name, kind) for name, kind in columns]
+        self.schema = arrow.schema(self.columns)
         self.writer = pq.ParquetWriter(stream, self.schema)
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        arrays = []
-        for index, (name, _kind) in enumerate(self.columns):
-            values = [row[index] for row in rows]
-            try:
-                arrays.append(self.pa.array(values, type=self.schema.field(name).type))
-            except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
-                raise ValueError(f"cannot export column {name} to Parquet: {exc}") from None
-        self.writer.write_table(self.pa.Table.from_arrays(arrays, schema=self.schema))
+        batch = arrow.record_batch(rows, self.columns, self.schema, "the Parquet export")
+        self.writer.write_batch(batch)
 
     def close(self) -> None:
         self.writer.close()

@@ -19,6 +19,7 @@ from crashlog.database import mask_error, open_pool, resolve_dsn
 from crashlog.errors import ConnectFailed, InvalidEvent, LoggerClosed, MigrationError, NotFlushed
 from crashlog.events import Event, encode_payload
 from crashlog.projections.runner import Runner, side_by_side, wait_projected
+from crashlog.reading import AsyncReader
 from crashlog.settings import Settings
 from crashlog.store import copy_tuple
 from crashlog.subscriptions import BATCH as SUBSCRIPTION_BATCH
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crashlog")
 
-# The reading methods import analytics and exports where they are called: a bot that only
-# writes never loads them (thousands of lines, and pyarrow for Parquet).
+# The reading methods (crashlog.reading) import analytics and exports where they are called: a
+# bot that only writes never loads them (thousands of lines, and pyarrow for Parquet).
 
 
 def connect(dsn: str | None = None, *, project: bool = True, **options: Any) -> Logger:
@@ -57,6 +58,7 @@ class Logger:
         self._preparing: asyncio.Task[None] | None = None  # the schema check, with a spool
         self._schema_error: BaseException | None = None  # what that check found, if anything
         self._dsn = ""  # resolved at open; subscriptions connect to it
+        self._reader: AsyncReader | None = None
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -284,40 +286,37 @@ class Logger:
         )
 
     # -- reading -------------------------------------------------------------------------
-    # Read the projected tables: call ``sync()`` first to include what was just emitted.
+    # The reading side is ``crashlog.reading``'s; these are thin calls into ``reader``, kept
+    # for the code written against them. Call ``sync()`` first to include what was just emitted.
+
+    @property
+    def reader(self) -> AsyncReader:
+        """An ``AsyncReader`` over this logger's pool (tables, statistics, reports, exports)."""
+        if self._reader is None or self._reader.pool is not self.pool:
+            self._reader = AsyncReader(self.pool)
+        return self._reader
 
     async def bot_statistics(
         self, bot_id: str, strategy: str | None = None, *, rtp: float | None = None
     ) -> Statistics:
-        """Statistics of one bot's settled rounds (see ``crashlog.analytics``); ``rtp``: the
-        game's return to player (None: ``crashlog.analytics.DEFAULT_RTP``)."""
-        from crashlog import analytics
-
-        rtp = analytics.DEFAULT_RTP if rtp is None else rtp
-        return await analytics.bot_statistics(self.pool, bot_id, strategy, rtp=rtp)
+        """``reader.bot_statistics``: statistics of one bot's settled rounds."""
+        return await self.reader.bot_statistics(bot_id, strategy, rtp=rtp)
 
     async def strategy_statistics(self, strategy: str, *, rtp: float | None = None) -> Statistics:
-        """Statistics of every bot's rounds played with ``strategy`` (``rtp`` as above)."""
-        from crashlog import analytics
-
-        rtp = analytics.DEFAULT_RTP if rtp is None else rtp
-        return await analytics.strategy_statistics(self.pool, strategy, rtp=rtp)
+        """``reader.strategy_statistics``: every bot's rounds played with ``strategy``."""
+        return await self.reader.strategy_statistics(strategy, rtp=rtp)
 
     async def export_rounds(
         self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
     ) -> int:
-        """Stream the rounds, in time order, to ``out``; returns how many were written."""
-        from crashlog import exports
-
-        return await exports.export_rounds(self.pool, out, format, **filters)
+        """``reader.export_rounds``: the rounds, in time order, to ``out``; rows written."""
+        return await self.reader.export_rounds(out, format, **filters)
 
     async def export_multipliers(
         self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
     ) -> int:
-        """Stream the multipliers (for ML), in time order, to ``out``; returns how many."""
-        from crashlog import exports
-
-        return await exports.export_multipliers(self.pool, out, format, **filters)
+        """``reader.export_multipliers``: the multipliers (for ML), in time order; rows written."""
+        return await self.reader.export_multipliers(out, format, **filters)
 
     @property
     def pool(self) -> asyncpg.Pool:

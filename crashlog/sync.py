@@ -32,6 +32,7 @@ from crashlog.errors import LoggerClosed
 from crashlog.events import Event
 from crashlog.logger import Logger
 from crashlog.logger import connect as connect_async
+from crashlog.reading import Reader
 from crashlog.subscriptions import Start, Subscription, SubscriptionBatch
 from crashlog.writer import Metrics
 
@@ -114,32 +115,29 @@ class SyncLogger:
         """Run a coroutine of your own (e.g. a query on ``pool``) on the logger's loop."""
         return self._call(coroutine, timeout)
 
-    def bot_statistics(self, bot_id: str, strategy: str | None = None, **options: Any) -> Statistics:
-        """``crashlog.analytics.bot_statistics`` of what is projected so far (``sync()`` first)."""
-        from crashlog import analytics  # where used: a bot that only writes never loads it
+    @property
+    def reader(self) -> Reader:
+        """A ``Reader`` over this logger's pool and loop (tables, statistics, exports)."""
+        return Reader(self._live().reader, self._call)
 
-        return self._call(analytics.bot_statistics(self._live().pool, bot_id, strategy, **options))
+    def bot_statistics(self, bot_id: str, strategy: str | None = None, **options: Any) -> Statistics:
+        """``reader.bot_statistics`` of what is projected so far (``sync()`` first)."""
+        return self.reader.bot_statistics(bot_id, strategy, **options)
 
     def strategy_statistics(self, strategy: str, **options: Any) -> Statistics:
-        from crashlog import analytics
-
-        return self._call(analytics.strategy_statistics(self._live().pool, strategy, **options))
+        return self.reader.strategy_statistics(strategy, **options)
 
     def export_rounds(
         self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
     ) -> int:
         """``crashlog.exports.export_rounds``: rows written."""
-        from crashlog import exports
-
-        return self._call(exports.export_rounds(self._live().pool, out, format, **filters))
+        return self.reader.export_rounds(out, format, **filters)
 
     def export_multipliers(
         self, out: str | Path | IO[bytes], format: str = "jsonl", **filters: Any
     ) -> int:
         """``crashlog.exports.export_multipliers``: rows written."""
-        from crashlog import exports
-
-        return self._call(exports.export_multipliers(self._live().pool, out, format, **filters))
+        return self.reader.export_multipliers(out, format, **filters)
 
     # -- closing -------------------------------------------------------------------------
 

@@ -77,6 +77,9 @@ class Projection:
     #: event type's version moves on, every handler reading it must move too (a test holds
     #: this against the catalogue).
     reads: Mapping[str, int] = attrs.field(factory=dict, hash=False)
+    #: The tables readers may read (``crashlog.reader``), each with its time column and order;
+    #: a table of ``tables`` not listed here is the projection's own (e.g. a reading copy).
+    read_tables: tuple[ReadTable, ...] = ()
 
     def live_tables(self) -> dict[str, str]:
         return {t: f"crashlog.{t}" for t in self.tables}
@@ -138,3 +141,14 @@ def timestamptz(key: str) -> str:
 
 def json_object(key: str) -> str:
     return f"coalesce(e.payload->'{key}', jsonb_build_object())"
+
+
+@attrs.frozen
+class ReadTable:
+    """A table readers may read: its name, its documented time column (``since``/``until``
+    apply to it; None: the table has none and refuses them) and the columns its rows come
+    in order of (the time column first, then what breaks ties)."""
+
+    name: str
+    time: str | None
+    order: tuple[str, ...]

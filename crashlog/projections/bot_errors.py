@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, json_object, text
+from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, ReadTable, Span, Tables, json_object, text
 
 _INSERT = f"""
 INSERT INTO {{bot_errors}} (
@@ -30,4 +30,5 @@ PROJECTION = Projection(
     one_row_per_event=("bot_errors",),
     handler=apply,
     reads={"BotErrorRaised": 1},
+    read_tables=(ReadTable("bot_errors", time="occurred_at", order=("occurred_at", "position")),),
 )

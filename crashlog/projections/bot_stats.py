@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, numeric, required, text
+from crashlog.projections.base import IN_SPAN, Projection, ReadTable, Span, Tables, numeric, required, text
 
 _UPSERT = f"""
 WITH ev AS (
@@ -79,4 +79,5 @@ PROJECTION = Projection(
     handler=apply,
     weight=2,
     reads={"RoundSettled": 1},
+    read_tables=(ReadTable("bot_stats", time=None, order=("bot_id", "strategy_name")),),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, json_object, numeric, text
+from crashlog.projections.base import IN_SPAN, Projection, ReadTable, Span, Tables, json_object, numeric, text
 
 # The latest registration of each bot in the span; it replaces the stored one only if it is
 # later in the log, so a re-delivered older registration changes nothing.
@@ -41,4 +41,5 @@ PROJECTION = Projection(
     tables=("bots",),
     handler=apply,
     reads={"BotRegistered": 1},
+    read_tables=(ReadTable("bots", time="registered_at", order=("registered_at", "bot_id")),),
 )

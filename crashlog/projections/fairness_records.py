@@ -17,7 +17,7 @@ import orjson
 from crashlog.errors import InvalidEvent
 from crashlog.events import FairnessRecorded, decode_event
 from crashlog.fairness import Finding, check_spribe_record, client_seeds, problems
-from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables
+from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, ReadTable, Span, Tables
 
 _EVENTS = f"""
 SELECT e.event_id, e.position, e.bot_id, e.session_id, e.occurred_at, e.schema_version,
@@ -88,6 +88,7 @@ PROJECTION = Projection(
     one_row_per_event=("fairness_records",),
     handler=apply,
     reads={"FairnessRecorded": 1},
+    read_tables=(ReadTable("fairness_records", time="occurred_at", order=("occurred_at", "position")),),
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, numeric, text
+from crashlog.projections.base import IN_SPAN, Projection, ReadTable, Span, Tables, numeric, text
 
 _UPSERT = f"""
 INSERT INTO {{game_configs}} AS c (
@@ -44,4 +44,5 @@ PROJECTION = Projection(
     tables=("game_configs",),
     handler=apply,
     reads={"GameConfigured": 1},
+    read_tables=(ReadTable("game_configs", time="configured_at", order=("configured_at", "platform", "game")),),
 )

@@ -8,6 +8,7 @@ from crashlog.projections.base import (
     IN_SPAN,
     SKIP_KNOWN_EVENTS,
     Projection,
+    ReadTable,
     Span,
     Tables,
     bigint,
@@ -39,4 +40,5 @@ PROJECTION = Projection(
     one_row_per_event=("ocr_readings",),
     handler=apply,
     reads={"OcrRead": 1},
+    read_tables=(ReadTable("ocr_readings", time="occurred_at", order=("occurred_at", "position")),),
 )

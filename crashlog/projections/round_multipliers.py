@@ -22,6 +22,7 @@ from crashlog.projections.base import (
     IN_SPAN,
     SKIP_KNOWN_EVENTS,
     Projection,
+    ReadTable,
     Span,
     Tables,
     bigint,
@@ -158,4 +159,5 @@ PROJECTION = Projection(
     weight=6,
     one_row_per_event=("round_multiplier_readings",),
     reads=ROUND_READS,
+    read_tables=(ReadTable("round_multipliers", time="first_seen_at", order=("first_seen_at", "first_position")),),
 )

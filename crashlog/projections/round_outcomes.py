@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, SKIP_KNOWN_EVENTS, Projection, Span, Tables, bigint, numeric, text
+from crashlog.projections.base import (
+    IN_SPAN,
+    SKIP_KNOWN_EVENTS,
+    Projection,
+    ReadTable,
+    Span,
+    Tables,
+    bigint,
+    numeric,
+    text,
+)
 
 _INSERT = f"""
 INSERT INTO {{round_outcomes}} (
@@ -32,4 +42,5 @@ PROJECTION = Projection(
     handler=apply,
     weight=4,
     reads={"RoundSettled": 1},
+    read_tables=(ReadTable("round_outcomes", time="occurred_at", order=("occurred_at", "position")),),
 )

@@ -19,6 +19,7 @@ from crashlog.projections.base import (
     IN_SPAN,
     SKIP_KNOWN_EVENTS,
     Projection,
+    ReadTable,
     Span,
     Tables,
     bigint,
@@ -130,4 +131,5 @@ PROJECTION = Projection(
     weight=5,
     one_row_per_event=("round_signals", "round_signal_readings"),
     reads={"SignalRaised": 1, **ROUND_READS},
+    read_tables=(ReadTable("round_signals", time="occurred_at", order=("occurred_at", "position")),),
 )

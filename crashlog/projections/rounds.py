@@ -16,6 +16,7 @@ from crashlog.projections.base import (
     IN_SPAN,
     SKIP_KNOWN_EVENTS,
     Projection,
+    ReadTable,
     Span,
     Tables,
     bigint,
@@ -121,4 +122,5 @@ PROJECTION = Projection(
     handler=apply,
     weight=8,
     reads={"RoundSettled": 1},
+    read_tables=(ReadTable("rounds", time="occurred_at", order=("occurred_at", "position")),),
 )

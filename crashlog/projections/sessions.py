@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from crashlog.projections.base import IN_SPAN, Projection, Span, Tables, numeric, text
+from crashlog.projections.base import IN_SPAN, Projection, ReadTable, Span, Tables, numeric, text
 
 _STARTED = f"""
 INSERT INTO {{sessions}} AS s (
@@ -56,4 +56,5 @@ PROJECTION = Projection(
     tables=("sessions",),
     handler=apply,
     reads={"SessionStarted": 1, "SessionEnded": 1},
+    read_tables=(ReadTable("sessions", time="started_at", order=("started_at", "bot_id", "session_id")),),
 )
