@@ -30,7 +30,6 @@ Promises:
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from contextlib import aclosing
 from pathlib import Path
@@ -42,6 +41,7 @@ import asyncpg
 from crashlog import arrow, migrations, tables
 from crashlog.database import mask_dsn, open_pool, resolve_dsn
 from crashlog.errors import LoggerClosed, SchemaNotReady
+from crashlog.loop_thread import LoopThread
 from crashlog.projections.base import ReadTable
 from crashlog.streaming import stream_chunks
 from crashlog.tables import Query
@@ -73,7 +73,7 @@ class ReaderOpener:
 
     def open(self) -> Reader:
         """A ``Reader`` (close it with ``close()``)."""
-        loop = LoopThread()
+        loop = LoopThread("a Reader")
         try:
             return Reader(loop.call(AsyncReader.connect(self._dsn)), loop.call, on_close=loop.stop)
         except BaseException:
@@ -315,29 +315,6 @@ async def collect(batches: AsyncGenerator[pa.RecordBatch, None], query: Query) -
 # -- the synchronous reader ----------------------------------------------------------------
 
 Call = Callable[[Coroutine[Any, Any, Any]], Any]
-
-
-class LoopThread:
-    """An event loop running in a daemon thread of its own; ``call`` runs a coroutine there
-    and waits for it, from any other thread (even one whose own loop is running)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="crashlog-reader", daemon=True)
-        self.thread.start()
-
-    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        if threading.current_thread() is self.thread:
-            coroutine.close()
-            raise RuntimeError("a Reader cannot be called from its own event loop thread")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
 
 
 class Reader:

@@ -17,7 +17,6 @@ left in memory.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
@@ -32,6 +31,7 @@ from crashlog.errors import LoggerClosed
 from crashlog.events import Event
 from crashlog.logger import Logger
 from crashlog.logger import connect as connect_async
+from crashlog.loop_thread import LoopThread
 from crashlog.reading import Reader
 from crashlog.subscriptions import Start, Subscription, SubscriptionBatch
 from crashlog.writer import Metrics
@@ -51,9 +51,7 @@ class SyncLogger:
     """The ``Logger``'s methods, blocking, from any thread."""
 
     def __init__(self, dsn: str | None = None, **options: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="crashlog", daemon=True)
-        self._thread.start()
+        self._loop_thread = LoopThread("a SyncLogger")
         self._lock = threading.Lock()
         self._closed = False
         try:
@@ -64,10 +62,7 @@ class SyncLogger:
         atexit.register(self._close_at_exit)
 
     def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if threading.current_thread() is self._thread:
-            coroutine.close()
-            raise RuntimeError("a SyncLogger cannot be called from its own event loop thread")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+        return self._loop_thread.call(coroutine, timeout)
 
     def _live(self) -> Logger:
         if self._closed:
@@ -162,9 +157,7 @@ class SyncLogger:
             logging.getLogger("crashlog").error("closing the logger at exit: %s", exc)
 
     def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        self._loop_thread.stop()
 
     def __enter__(self) -> SyncLogger:
         return self
