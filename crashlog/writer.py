@@ -44,7 +44,7 @@ from crashlog.appender import is_transient as is_transient  # its home before th
 from crashlog.errors import BufferFull, LoggerClosed, NotFlushed, WriterFailed
 from crashlog.rows import Row
 from crashlog.settings import Settings
-from crashlog.spool import Spool, Spooler
+from crashlog.spool import Spool, Spooler, SpoolFull
 from crashlog.store import DecodedRows
 
 log = logging.getLogger("crashlog.writer")
@@ -186,7 +186,29 @@ class BatchWriter:
             if self._recycler is not None:
                 self._recycler.cancel()
             if self.spooler is not None:
+                if self.failure is not None:
+                    await self._spool_leftovers(self.spooler)
                 await self.spooler.close()
+
+    async def _spool_leftovers(self, spooler: Spooler) -> None:
+        """A failed writer's rows still in memory go to the spool at close, to be replayed at
+        the next start (a batch that was committed after all adds nothing twice)."""
+        for lane in self._lanes:
+            rows = [*(lane.batch or ()), *lane.buffer]
+            if not rows:
+                continue
+            try:
+                await asyncio.to_thread(spooler.spool.append, list(DecodedRows(rows)))
+            except (SpoolFull, OSError) as error:
+                log.critical("crashlog: %d events of a failed writer could not be spooled at "
+                             "close and are lost: %s", len(rows), error,
+                             extra={"events": len(rows), "lane": lane.index})
+                continue
+            log.error("crashlog: %d events of a failed writer were spooled at close; the next "
+                      "logger on this spool replays them", len(rows),
+                      extra={"events": len(rows), "lane": lane.index})
+            lane.batch = None
+            lane.buffer.clear()
 
     def where(self) -> dict[str, int]:
         """Where the events not yet done are."""

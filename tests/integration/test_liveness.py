@@ -198,3 +198,24 @@ async def test_with_a_spool_connect_succeeds_while_the_server_is_away(tmp_path: 
     finally:
         await log.aclose(timeout=10)
     assert crashlog.spool.inspect_folder(tmp_path / "spool").events == 30
+
+
+async def test_a_failed_writers_events_are_spooled_at_close_and_replayed(
+    dsn: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def broken(self, batch, **options):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug in the lane")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(writer_module._Lane, "_write", broken)
+        log = await crashlog.connect(dsn, project=False, writer_lanes=1, flush_interval=0.01,
+                                     max_lane_restarts=1, lane_restart_window=60,
+                                     spool_dir=str(tmp_path))
+        ids = [await log.emit(observed("kept", n)) for n in range(5)]
+        with pytest.raises(crashlog.WriterFailed):
+            await log.flush(timeout=30)
+        assert await census(conn, ids) == (5, 0, 0)  # the lane never wrote them
+        with pytest.raises(crashlog.WriterFailed):
+            await log.aclose(timeout=5)
+    # Spooled at close, and the spool's replay at close (the server is up) stored them once.
+    assert await census(conn, ids) == (0, 0, 0)
