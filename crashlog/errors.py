@@ -102,6 +102,11 @@ class RebuildRefused(CrashlogError):
     ``on_error="stop"`` met an event it cannot read. The live tables are untouched."""
 
 
+class RebuildBusy(RebuildRefused):
+    """A rebuild did not start: another process holds the projection's rebuild lease (it is
+    rebuilding it now). Waiting and trying again is the answer; the other refusals need a fix."""
+
+
 class ProjectionStopped(CrashlogError):
     """A projection with ``on_error="stop"`` stopped at an event it cannot read, so
     ``sync()`` would wait forever: it raises this instead, naming the projection, the event

@@ -26,7 +26,7 @@ from typing import TypeVar
 import asyncpg
 import attrs
 
-from crashlog.errors import RebuildRefused
+from crashlog.errors import RebuildBusy, RebuildRefused
 from crashlog.projections import access, checkpoints, guard, leases
 from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name, share
 from crashlog.projections.checkpoints import ORIGIN, LogSpan, Position
@@ -95,6 +95,7 @@ async def rebuild_projections(
     # Before the leases: a role that cannot give the tables away may not take a lease either,
     # and this names the role to use instead.
     await access.check_rebuildable(conn, [t for p in projections for t in p.live_tables().values()])
+    holder = (keeper or conn).get_server_pid()
     async with _rebuild_leases(projections, conn, keeper):
         deferred, read = await _create_shadows(conn, projections)
         try:
@@ -105,12 +106,30 @@ async def rebuild_projections(
                 _fill_and_index(c, group, read, deferred, counter.lane(i, group), batch_size)
                 for i, (c, group) in enumerate(lanes))
             cursors = {p.name: cursor for (cursor, _), (_, group) in zip(filled, lanes) for p in group}
-            done = min(n for _, n in filled) + await _swap(conn, projections, cursors)
+            done = min(n for _, n in filled) + await _swap(conn, projections, cursors, holder)
             if progress:
                 progress(done, done)
         except BaseException:
-            await _drop_shadows(conn, projections)
+            # Shadows are this rebuild's only while it holds the leases: after losing them,
+            # they are another rebuild's, which must not lose them.
+            if await _holds_leases(conn, projections, holder):
+                await _drop_shadows(conn, projections)
             raise
+
+
+_HOLDS = """
+SELECT count(*) FROM crashlog.projection_checkpoints WHERE name = ANY($1::text[]) AND rebuild_pid = $2
+"""
+
+
+async def _holds_leases(conn: asyncpg.Connection, projections: Sequence[Projection], holder: int) -> bool:
+    """Whether backend ``holder`` still holds the rebuild lease of every one of ``projections``
+    (False too when that cannot be told, e.g. the connection is lost)."""
+    try:
+        held = await conn.fetchval(_HOLDS, [p.name for p in projections], holder)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        return False
+    return bool(held == len(projections))
 
 
 @contextlib.asynccontextmanager
@@ -128,7 +147,7 @@ async def _rebuild_leases(
         if taken != set(names):
             busy = [n for n in names if n not in taken]
             who = await leases.holders(holder, busy, leases.Lease.REBUILD)
-            raise RebuildRefused(f"projection {busy[0]} is already being rebuilt elsewhere ({who})")
+            raise RebuildBusy(f"projection {busy[0]} is already being rebuilt elsewhere ({who})")
         if keeper is None:
             yield
         else:
@@ -340,11 +359,15 @@ async def _create_deferred_indexes(conn: asyncpg.Connection, deferred: list[_Def
 
 
 async def _swap(
-    conn: asyncpg.Connection, projections: Sequence[Projection], cursors: dict[str, Position]
+    conn: asyncpg.Connection, projections: Sequence[Projection], cursors: dict[str, Position],
+    holder: int,
 ) -> int:
     """In one transaction: catch each shadow up to its live checkpoint, swap, set checkpoints.
 
-    Returns how many events the catching up covered (the most of any projection)."""
+    Refused (``RebuildRefused``, nothing swapped) unless backend ``holder`` still holds every
+    projection's rebuild lease: a rebuild whose lease was taken over (its keeper's connection
+    lost) may be looking at another rebuild's shadows. Returns how many events the catching
+    up covered (the most of any projection)."""
     ordered = sorted(projections, key=lambda p: p.name)  # one lock order for every swapper
     for p in ordered:
         await checkpoints.ensure(conn, p)
@@ -354,10 +377,14 @@ async def _swap(
         final, caught_up, budget = {}, 0, guard.Budget()
         for p in ordered:
             row = await conn.fetchrow(
-                "SELECT tx_id, position FROM crashlog.projection_checkpoints"
+                "SELECT tx_id, position, rebuild_pid FROM crashlog.projection_checkpoints"
                 " WHERE name = $1 FOR UPDATE",
                 p.name,
             )
+            if row["rebuild_pid"] != holder:
+                raise RebuildRefused(
+                    f"the rebuild of {p.name} lost its rebuild lease (its heartbeat stopped) and"
+                    " another process took it: nothing was swapped; rebuild again")
             live, cursor = Position(row["tx_id"], row["position"]), cursors[p.name]
             if live > cursor:  # the live tables are further on: bring the shadow there too
                 await _catch_up(conn, p, cursor, live, budget)
@@ -427,64 +454,3 @@ async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
         target = old_names.get(_shape(index["definition"]))
         if target and target != index["name"]:
             await conn.execute(f'ALTER INDEX crashlog."{index["name"]}" RENAME TO "{target}"')
-
-
-# Shadow tables in schema crashlog, with their size.
-_SHADOWS = """
-SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'crashlog' AND c.relkind IN ('r', 'p') AND c.relname LIKE '%\\_\\_rebuild'
-ORDER BY c.relname
-"""
-
-@attrs.frozen
-class Shadow:
-    """A shadow table found in schema crashlog: its name, the projection it belongs to
-    (None if no known projection owns its table), its size, and whether a rebuild holds it."""
-
-    table: str
-    projection: str | None
-    bytes: int
-    rebuilding: bool
-
-
-async def shadows(conn: asyncpg.Connection, projections: Sequence[Projection]) -> list[Shadow]:
-    """Every shadow table there is now (a read-only look, for ``doctor``)."""
-    owners = {shadow_name(t): p.name for p in projections for t in p.tables}
-    held = await leases.held(conn, leases.Lease.REBUILD)
-    found = []
-    for row in await conn.fetch(_SHADOWS):
-        name = owners.get(row["name"])
-        busy = name is not None and name in held
-        found.append(Shadow(row["name"], name, int(row["bytes"]), busy))
-    return found
-
-
-async def drop_orphan_shadows(
-    conn: asyncpg.Connection, projections: Sequence[Projection]
-) -> list[str]:
-    """Drop the shadows of ``projections`` that no rebuild holds (left by a rebuild that was
-    killed), taking each projection's rebuild lock meanwhile so that no rebuild starts on
-    them (its rebuild lease); returns the tables dropped. One that cannot be dropped (another role's) is logged
-    and left for ``doctor`` to name."""
-    dropped = []
-    for shadow in await shadows(conn, projections):
-        if shadow.projection is None or shadow.rebuilding:
-            continue
-        name = [shadow.projection]
-        owner = next(p for p in projections if p.name == shadow.projection)
-        await checkpoints.ensure(conn, owner)  # a lease lives on the checkpoint row
-        if not await leases.take(conn, name, leases.Lease.REBUILD):
-            continue  # a rebuild started meanwhile: the shadow is its own
-        try:
-            await conn.execute(f'DROP TABLE IF EXISTS crashlog."{shadow.table}"')
-            dropped.append(shadow.table)
-            log.warning("crashlog projections: dropped crashlog.%s (%s bytes), left by a "
-                        "rebuild of %s that did not finish", shadow.table, f"{shadow.bytes:,}",
-                        shadow.projection)
-        except asyncpg.InsufficientPrivilegeError as error:
-            log.warning("crashlog projections: cannot drop crashlog.%s, left by a rebuild "
-                        "that did not finish: %s", shadow.table, error)
-        finally:
-            await leases.release(conn, name, leases.Lease.REBUILD)
-    return dropped

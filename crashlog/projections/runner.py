@@ -34,6 +34,7 @@ from crashlog.errors import (
     ConnectFailed,
     NotFlushed,
     ProjectionStopped,
+    RebuildBusy,
     RebuildRefused,
     StaleCheckpoint,
 )
@@ -41,12 +42,8 @@ from crashlog.projections import NAMES, PROJECTIONS, checkpoints, guard, leases,
 from crashlog.projections.base import Projection, share
 from crashlog.projections.checkpoints import Position, State
 from crashlog.projections.leases import Lease
-from crashlog.projections.rebuild import (
-    Progress,
-    analyze,
-    drop_orphan_shadows,
-    rebuild_projections,
-)
+from crashlog.projections.rebuild import Progress, analyze, rebuild_projections
+from crashlog.projections.shadows import drop_orphan_shadows
 
 log = logging.getLogger("crashlog.projections")
 
@@ -85,6 +82,9 @@ WHERE s.relid = ANY($1::regclass[]) AND s.n_mod_since_analyze > greatest(c.reltu
 FIRST_RETRY, MAX_RETRY = 0.1, 5.0
 #: How often a runner looks again at a stopped projection (a rebuild elsewhere may restart it).
 STOPPED_RECHECK = 5.0
+#: Waits before trying again a version rebuild that was refused (a user's view, a role that
+#: cannot give the grants, a stopped projection) or a projection newer than this code.
+REBUILD_RETRY, MAX_REBUILD_RETRY = 30.0, 600.0
 
 # What a lost or refused connection raises: logged briefly, and retried.
 _FAILURES = (ConnectFailed, OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -128,6 +128,10 @@ class Runner:
         #: name -> (monotonic time before which it is not applied, its current retry delay):
         #: projections whose last attempt failed (not for their data), or that stopped.
         self._resting: dict[str, tuple[float, float]] = {}
+        # Projections whose version rebuild was refused, or whose tables are at a newer
+        # version: when to try again, and the wait before that.
+        self._rebuild_after: dict[str, float] = {}
+        self._rebuild_waits: dict[str, float] = {}
         #: The delay the last reconnection waited (the next outage starts again from
         #: FIRST_RETRY once a session has worked).
         self.last_retry_delay = 0.0
@@ -212,10 +216,19 @@ class Runner:
             for p in self._projections:
                 await checkpoints.ensure(conn, p)
             self._ensured = True
-        wanted = [p.name for p in self._projections if p.name not in self.held]
+        now = time.monotonic()
+        wanted = [p.name for p in self._projections
+                  if p.name not in self.held and self._rebuild_after.get(p.name, 0.0) <= now]
         taken = await leases.take(conn, wanted, Lease.APPLY)
         for p in (p for p in self._projections if p.name in taken):
             version, checkpoint = await checkpoints.ensure(conn, p)
+            if version > p.version:
+                # Newer code has rebuilt it (a rolling upgrade): rebuilding it back would
+                # only start a tug of war. Stand by; the newer runners apply it.
+                await leases.release(conn, [p.name], Lease.APPLY)
+                self._defer_rebuild(p.name, f"its tables are at version {version}, this code's "
+                                    f"is {p.version} (older): standing by for newer runners")
+                continue
             if version != p.version:
                 # Rebuilt on connections of its own, under its rebuild lease: this
                 # connection beats no heartbeat meanwhile, so give the apply lease back.
@@ -238,10 +251,24 @@ class Runner:
                     p.name, version, p.version)
         try:
             await rebuild_with_keeper(self._dsn, [p], progress=self._progress, connections=1)
-        except RebuildRefused as refused:
-            log.info("crashlog projections: %s", refused)
+        except RebuildBusy as busy:
+            log.info("crashlog projections: %s", busy)
             return False
+        except RebuildRefused as refused:  # needs a fix (a view, a role, a stop): back off
+            self._defer_rebuild(p.name, str(refused))
+            return False
+        self._rebuild_after.pop(p.name, None)
+        self._rebuild_waits.pop(p.name, None)
         return True
+
+    def _defer_rebuild(self, name: str, why: str) -> None:
+        """Try ``name`` again only after a wait that doubles each time (30 s up to 10 min):
+        a refusal that needs an operator's fix must not rebuild the whole log every pass."""
+        wait = min(self._rebuild_waits.get(name, REBUILD_RETRY / 2) * 2, MAX_REBUILD_RETRY)
+        self._rebuild_waits[name] = wait
+        self._rebuild_after[name] = time.monotonic() + wait
+        log.warning("crashlog projections: not applying %s: %s; trying again in %.0f s",
+                    name, why, wait, extra={"projection": name, "retry_seconds": wait})
 
     async def _heartbeat(self, conn: asyncpg.Connection) -> None:
         """Refresh the held leases when due; stop applying those another runner took."""

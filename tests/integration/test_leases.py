@@ -152,3 +152,33 @@ async def _is(value: bool) -> bool:
 
 async def _equals(awaitable, expected: int) -> bool:
     return await awaitable == expected
+
+
+async def test_a_runner_of_older_code_stands_by_instead_of_rebuilding_a_newer_version(
+        dsn, conn, caplog):
+    """A rolling upgrade: newer runners rebuilt ``rounds`` at a higher version. A runner still
+    on the old code must not rebuild it back (a tug of war over the whole log): it leaves
+    ``rounds`` alone, says why, and applies the projections whose versions it shares."""
+    for p in PROJECTIONS:
+        await checkpoints.ensure(conn, p)
+    newer = next(p for p in PROJECTIONS if p.name == "rounds").version + 1
+    await conn.execute(
+        "UPDATE crashlog.projection_checkpoints SET version = $1 WHERE name = 'rounds'", newer)
+    runner = Runner(dsn, poll_interval=0.02, standby_interval=0.05)
+    runner.start()
+    try:
+        async with crashlog.connect(dsn, project=False, flush_interval=0.01) as log:
+            for n in range(20):
+                await log.emit(settled("b", n))
+        await until(lambda: _equals(_count(conn, "bot_stats"), 1))
+        await asyncio.sleep(0.3)
+        assert "rounds" not in runner.held and await rounds(conn) == 0
+        assert await conn.fetchval(
+            "SELECT version FROM crashlog.projection_checkpoints WHERE name = 'rounds'") == newer
+        assert any("standing by for newer runners" in r.getMessage() for r in caplog.records)
+    finally:
+        await runner.stop()
+
+
+async def _count(conn: asyncpg.Connection, table: str) -> int:
+    return int(await conn.fetchval(f"SELECT count(*) FROM crashlog.{table}"))

@@ -12,7 +12,7 @@ from test_projections_property import snapshot
 import crashlog
 from crashlog.errors import CrashlogError
 from crashlog.events import Outcome, RoundObserved, RoundSettled
-from crashlog.projections import PROJECTIONS
+from crashlog.projections import PROJECTIONS, leases
 from crashlog.projections.runner import rebuild
 
 
@@ -202,3 +202,52 @@ async def test_a_rebuild_lane_that_fails_stops_the_other_and_leaves_nothing_behi
     assert await conn.fetchval("SELECT count(*) FROM crashlog.round_multipliers") == before == 50
     await rebuild(dsn, ["all"], connections=2)  # nothing held: the next rebuild runs
     assert await conn.fetchval("SELECT count(*) FROM crashlog.round_multipliers") == 50
+
+
+async def test_a_rebuild_that_lost_its_lease_swaps_nothing_and_leaves_the_new_holders_shadows(
+        dsn, conn, monkeypatch):
+    """A rebuild's keeper connection dies after the fill (a network blip, a terminated
+    backend): the lease is free, and a second rebuild takes it and makes its own shadows.
+    The first must not swap (it would swap the second's half-filled shadow and move the
+    checkpoint to its own end: an empty table for good), nor drop the second's shadows."""
+    from crashlog.projections import rebuild as rebuilding
+
+    async with crashlog.connect(dsn) as log:
+        for n in range(40):
+            await log.emit(settled(n % 4, n))
+        await log.sync(timeout=30)
+    before = await conn.fetch("SELECT * FROM crashlog.bot_stats ORDER BY bot_id, strategy_name")
+    swap = rebuilding._swap
+    filled, second_has_shadows = asyncio.Event(), asyncio.Event()
+
+    async def swap_after_the_takeover(*args, **kwargs):
+        filled.set()
+        await second_has_shadows.wait()
+        return await swap(*args, **kwargs)
+
+    monkeypatch.setattr(rebuilding, "_swap", swap_after_the_takeover)
+    first = asyncio.create_task(rebuild(dsn, ["bot_stats"]))
+    await asyncio.wait_for(filled.wait(), 30)
+    keeper = await conn.fetchval(
+        "SELECT rebuild_pid FROM crashlog.projection_checkpoints WHERE name = 'bot_stats'")
+    assert await conn.fetchval("SELECT pg_terminate_backend($1)", keeper)
+    # The second rebuild: its lease and its shadow, as _create_shadows makes them.
+    second = await asyncpg.connect(dsn)
+    try:
+        for _ in range(100):  # until the server has seen the keeper go
+            taken = await leases.take(second, ["bot_stats"], leases.Lease.REBUILD)
+            if taken:
+                break
+            await asyncio.sleep(0.05)
+        assert taken == {"bot_stats"}
+        await second.execute("DROP TABLE crashlog.bot_stats__rebuild")
+        await second.execute(
+            "CREATE TABLE crashlog.bot_stats__rebuild (LIKE crashlog.bot_stats INCLUDING ALL)")
+        second_has_shadows.set()
+        with pytest.raises(CrashlogError, match="lost its rebuild lease"):
+            await first
+        assert await conn.fetchval("SELECT to_regclass('crashlog.bot_stats__rebuild')") is not None
+    finally:
+        await second.close()
+    after = await conn.fetch("SELECT * FROM crashlog.bot_stats ORDER BY bot_id, strategy_name")
+    assert after == before and len(after) > 0
