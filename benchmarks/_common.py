@@ -8,7 +8,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +19,7 @@ import asyncpg
 import crashlog
 from crashlog import migrations
 from crashlog.database import mask_dsn, resolve_dsn
-from crashlog.events import Event, Outcome, RoundSettled
+from crashlog.events import Event, OcrRead, Outcome, RoundObserved, RoundSettled, SignalRaised
 from crashlog.events.fields import MULTIPLIER_CAP
 
 
@@ -93,6 +93,58 @@ def sample_rounds(count: int, *, bots: int = 10, seed: int = 7) -> list[RoundSet
             )
         )
     return events
+
+
+def fleet_stream(*, bots: int = 10, observers: int = 2, prefix: str = "fleet",
+                 seed: int = 11) -> Iterator[Event]:
+    """An endless fleet-like log, game round after game round: ``bots`` bots each settle the
+    round (all watching the same ``game_round_id``), ``observers`` more only observe it, one
+    signal is raised for it before it starts, and two OCR readings (the multiplier and the
+    balance) are taken: 10 + 2 + 1 + 2 = 15 events a round, two thirds RoundSettled. Crash
+    points by the real law capped at the catalogue's cap; the same events every run."""
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    balance = [Decimal("1000.00")] * bots
+    stake, target = Decimal("10.00"), Decimal("1.50")
+    n = 0
+    while True:
+        at = start + timedelta(seconds=10 * n)
+        crash = min(MULTIPLIER_CAP, max(Decimal("1.00"), Decimal(int(97 / (1 - rng.random()))) / 100))
+        game_round = f"{prefix}-r{n:09d}"
+        yield SignalRaised(
+            bot_id=f"{prefix}-bot-0", session_id=f"{prefix}-session-0", game="aviator",
+            platform="demo", signal_id=f"{prefix}-s{n:09d}", signal_type="streak",
+            confidence_score=rng.random(), predicted_multiplier=Decimal("2.00"),
+            for_game_round_id=game_round, for_round_number=n, occurred_at=at)
+        win = crash >= target
+        for bot in range(bots):
+            profit = stake * (target - 1) if win else -stake
+            before, balance[bot] = balance[bot], balance[bot] + profit
+            yield RoundSettled(
+                bot_id=f"{prefix}-bot-{bot}", session_id=f"{prefix}-session-{bot}",
+                game="aviator", platform="demo", round_number=n, game_round_id=game_round,
+                strategy_name="fixed-1.5", stake=stake, target_multiplier=target,
+                crash_multiplier=crash, cashout_multiplier=target if win else None,
+                outcome=Outcome.WIN if win else Outcome.LOSS, profit_loss=profit,
+                balance_before=before, balance_after=balance[bot],
+                ocr_confidence=0.99, detection_latency_ms=40, occurred_at=at)
+        for watcher in range(observers):
+            yield RoundObserved(
+                bot_id=f"{prefix}-watcher-{watcher}", game="aviator", platform="demo",
+                crash_multiplier=crash, game_round_id=game_round, round_number=n,
+                occurred_at=at)
+        for field, value in (("multiplier", crash), ("balance", balance[0])):
+            yield OcrRead(
+                bot_id=f"{prefix}-bot-0", session_id=f"{prefix}-session-0", field=field,
+                raw_text=str(value), parsed_value=value, confidence=0.97, latency_ms=35,
+                occurred_at=at)
+        n += 1
+
+
+def fleet_events(count: int) -> list[Event]:
+    """The first ``count`` events of ``fleet_stream()``: the same events every run."""
+    stream = fleet_stream()
+    return [next(stream) for _ in range(count)]
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -1,10 +1,13 @@
-"""Projection throughput: rebuild of every read table from N events, against crashlog's own
-write throughput (emit -> flush of the same events) in the same run; then the projection
-lag while events are written at a steady rate.
+"""Projection throughput: the rebuild of every read table against its floor, on a fleet-like
+log, in the same run on the same server; the live lag while a rebuild runs beside a writer;
+then the projection lag while events are written at a steady rate.
 
-    python benchmarks/projection_throughput.py [--events 1000000] [--rate 10000]
-                                               [--lag-seconds 10] [--dsn DSN]
+    python benchmarks/projection_throughput.py [--events 220000] [--mix fleet|rounds]
+        [--writer-rate 1000] [--rate 10000] [--lag-seconds 10] [--no-each] [--dsn DSN]
 
+The floor (``_floor.py``): read every payload once, load the rebuilt tables' rows into empty
+tables by binary COPY on two connections, build their indexes after. No rebuild that
+materialises those tables can beat it; floor / rebuild says how close the rebuild is.
 Figures only: nothing here asserts a time.
 """
 
@@ -15,10 +18,13 @@ import sys
 import time
 from decimal import Decimal
 
+import _floor
 import asyncpg
 from _common import (
     base_arguments,
     environment_note,
+    fleet_events,
+    fleet_stream,
     percentile,
     sample_rounds,
     scratch_database,
@@ -27,8 +33,9 @@ from _common import (
 
 import crashlog
 from crashlog.events import Outcome, RoundSettled
-from crashlog.projections import NAMES
-from crashlog.projections.runner import rebuild
+from crashlog.projections import NAMES, PROJECTIONS
+from crashlog.projections.rebuild import rebuild_projections
+from crashlog.projections.runner import REBUILD_SETTINGS, rebuild
 
 # Age of the oldest event that some projection has not applied yet (0 when none).
 _LAG = """
@@ -36,6 +43,13 @@ SELECT coalesce(extract(epoch FROM clock_timestamp() - min(e.recorded_at)), 0)::
 FROM crashlog.events e,
      (SELECT tx_id, position FROM crashlog.projection_checkpoints ORDER BY 1, 2 LIMIT 1) cp
 WHERE (e.tx_id, e.position) > (cp.tx_id, cp.position)
+"""
+
+# Whether some backend of this database is building an index (or the key it backs) now.
+_INDEX_BUILD = r"""
+SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+               WHERE datname = current_database() AND state = 'active'
+                 AND query ~* '^\s*(CREATE (UNIQUE )?INDEX|ALTER TABLE \S+ ADD (PRIMARY KEY|UNIQUE|CONSTRAINT))')
 """
 
 
@@ -142,32 +156,179 @@ async def lag_under_load(dsn: str, rate: int, seconds: float) -> tuple[list[floa
     return sorted(lags), sorted(visible), written
 
 
+async def rebuild_each(dsn: str) -> dict[str, float]:
+    """Each projection rebuilt alone on one connection: seconds per projection."""
+    conn = await asyncpg.connect(dsn, server_settings=REBUILD_SETTINGS)
+    seconds = {}
+    try:
+        for projection in PROJECTIONS:
+            started = time.perf_counter()
+            await rebuild_projections(conn, [projection])
+            seconds[projection.name] = time.perf_counter() - started
+    finally:
+        await conn.close()
+    return seconds
+
+
+async def vacuum_log(dsn: str) -> None:
+    """Vacuum and analyse the log, and read it once: the rebuild and the floor then start
+    from the same warm, visible-all log."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("VACUUM ANALYZE crashlog.events")
+    finally:
+        await conn.close()
+    await _floor.read_payloads(dsn)
+
+
+class Horizon:
+    """Samples, every 20 ms, the projection lag and whether an index build runs, and how long
+    the index builds ran (stretches of consecutive samples that saw one)."""
+
+    def __init__(self) -> None:
+        self.outside: list[float] = []
+        self.during: list[float] = []
+        self.stretches: list[float] = []
+        self._since: float | None = None
+
+    async def sample(self, dsn: str, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            while not stop.is_set():
+                building = await conn.fetchval(_INDEX_BUILD)
+                lag = await conn.fetchval(_LAG)
+                now = time.perf_counter()
+                (self.during if building else self.outside).append(lag)
+                if building and self._since is None:
+                    self._since = now
+                elif not building and self._since is not None:
+                    self.stretches.append(now - self._since)
+                    self._since = None
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+
+
+async def rebuild_beside_writer(dsn: str, rate: int) -> tuple[float, Horizon, int]:
+    """A full rebuild while a logger writes ``rate`` fleet events/s and projects them live:
+    the rebuild's seconds, the horizon samples, events written."""
+    horizon, stop = Horizon(), asyncio.Event()
+    stream = fleet_stream(prefix="live")
+    written = 0
+    async with crashlog.connect(dsn) as log:
+        await log.sync(timeout=600)
+
+        async def write() -> None:
+            nonlocal written
+            started, per_tick = time.perf_counter(), max(1, rate // 100)
+            while not stop.is_set():
+                for _ in range(per_tick):
+                    await log.emit(next(stream))
+                written += per_tick
+                await asyncio.sleep(max(0.0, started + written / rate - time.perf_counter()))
+
+        tasks = [asyncio.create_task(write()), asyncio.create_task(horizon.sample(dsn, stop))]
+        await asyncio.sleep(1.0)  # the live runner in its steady state first
+        started = time.perf_counter()
+        await rebuild(dsn, ["all"])
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*tasks)
+        await log.sync(timeout=600)
+    return elapsed, horizon, written
+
+
+def _ms(samples: list[float]) -> str:
+    if not samples:
+        return "-"
+    ordered = sorted(samples)
+    p50, p99 = percentile(ordered, 0.5) * 1e3, percentile(ordered, 0.99) * 1e3
+    return f"{p50:,.0f} / {p99:,.0f}"
+
+
+def report_floor(count: int, rebuilt: float, floor: _floor.Floor) -> None:
+    print(f"{'rebuild of all read tables (s, events/s)':<58}{rebuilt:>8.2f}{count / rebuilt:>10,.0f}")
+    print(f"{'floor (s)':<58}{floor.total:>8.2f}")
+    print(f"{'  (a) read every payload once':<58}{floor.read:>8.2f}")
+    print(f"{'  (b) + (c) on two connections, wall':<58}{floor.lanes:>8.2f}")
+    print(f"{'      (b) binary COPY load, summed over lanes':<58}{floor.load:>8.2f}")
+    print(f"{'      (c) index builds, summed over lanes':<58}{floor.index:>8.2f}")
+    print(f"{'floor / rebuild':<58}{floor.total / rebuilt:>8.2f}")
+    rows = sum(t.rows for t in floor.tables)
+    print(f"{'rows the rebuild produces, per event':<58}{rows / count:>8.2f}")
+
+
+def report_each(count: int, each: dict[str, float], floor: _floor.Floor) -> None:
+    """µs/event of each projection rebuilt alone, beside its tables' share of the floor."""
+    by_table = {t.table: t for t in floor.tables}
+    print(f"\n{'projection (alone, one connection)':<36}{'µs/event':>10}{'floor µs/event':>16}"
+          f"{'load':>8}{'index':>8}")
+    for p in PROJECTIONS:
+        mine = [by_table[t] for t in p.tables if t in by_table]
+        load, index = sum(t.load for t in mine), sum(t.index for t in mine)
+        print(f"{p.name:<36}{each[p.name] / count * 1e6:>10.1f}{(load + index) / count * 1e6:>16.1f}"
+              f"{load / count * 1e6:>8.1f}{index / count * 1e6:>8.1f}")
+    total = sum(each.values())
+    print(f"{'sum':<36}{total / count * 1e6:>10.1f}"
+          f"{(floor.load + floor.index) / count * 1e6:>16.1f}"
+          f"{floor.load / count * 1e6:>8.1f}{floor.index / count * 1e6:>8.1f}")
+    print(f"{'(a) payload read, once for all':<36}{'':>10}{floor.read / count * 1e6:>16.1f}")
+
+
+def report_beside(rate: int, seconds: float, horizon: Horizon, written: int) -> None:
+    print(f"\nfull rebuild beside a {rate:,} events/s writer (projecting live):")
+    print(f"{'  rebuild (s)':<58}{seconds:>8.2f}")
+    print(f"{'  live lag outside index builds p50 / p99 (ms)':<58}{_ms(horizon.outside):>16}")
+    print(f"{'  live lag during index builds p50 / p99 (ms)':<58}{_ms(horizon.during):>16}")
+    held = sum(horizon.stretches)
+    longest = max(horizon.stretches, default=0.0)
+    print(f"{'  index builds hold the horizon: total / longest (s)':<58}{f'{held:.2f} / {longest:.2f}':>16}")
+    print(f"{'  events written meanwhile':<58}{written:>16,}")
+
+
 async def main() -> None:
     parser = base_arguments(__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="events to rebuild from")
+    parser.add_argument("--events", type=int, default=220_000, help="events to rebuild from")
+    parser.add_argument("--mix", choices=["fleet", "rounds"], default="fleet",
+                        help="fleet: settled, observed, signals, OCR; rounds: RoundSettled only")
+    parser.add_argument("--writer-rate", type=int, default=1_000,
+                        help="events/s written while a full rebuild runs (0: skip)")
     parser.add_argument("--rate", type=int, default=10_000, help="events/s written while lag is measured")
-    parser.add_argument("--lag-seconds", type=float, default=10.0)
+    parser.add_argument("--lag-seconds", type=float, default=10.0, help="(0: skip)")
+    parser.add_argument("--no-each", action="store_true", help="skip each projection alone")
     args = parser.parse_args()
-    print(f"building {args.events:,} RoundSettled events (not timed) ...", file=sys.stderr)
-    events = sample_rounds(args.events)
+    print(f"building {args.events:,} {args.mix} events (not timed) ...", file=sys.stderr)
+    events = fleet_events(args.events) if args.mix == "fleet" else sample_rounds(args.events)
     async with scratch_database(args.dsn) as dsn:
         written = await write_events(dsn, events)
         del events
+        await vacuum_log(dsn)
         rebuilt = await rebuild_all(dsn, args.events)
+        tables = [t for p in PROJECTIONS for t in p.tables]
+        floor = await _floor.measure(dsn, tables)
+        each = {} if args.no_each else await rebuild_each(dsn)
         await settle(dsn)
-        lags, visible, live = await lag_under_load(dsn, args.rate, args.lag_seconds)
+        beside = await rebuild_beside_writer(dsn, args.writer_rate) if args.writer_rate else None
+        if args.lag_seconds:
+            await settle(dsn)
+            lags, visible, live = await lag_under_load(dsn, args.rate, args.lag_seconds)
     print()
-    print(f"{len(NAMES)} projections, {args.events:,} events, {environment_note()}")
+    print(f"{len(NAMES)} projections, {args.events:,} {args.mix} events, {environment_note()}")
     print(f"{'measure':<58}{'value':>16}")
     print(f"{'crashlog write, emit -> flush (events/s)':<58}{written:>16,.0f}")
-    print(f"{'rebuild of all read tables (events/s)':<58}{rebuilt:>16,.0f}")
-    print(f"{'rebuild / write':<58}{rebuilt / written:>15.2f}x")
-    achieved = live / args.lag_seconds
-    print(f"{f'lag while writing {achieved:,.0f} events/s for {args.lag_seconds:g} s:':<58}")
-    for label, samples in [("  oldest unapplied event's age", lags), ("  emit -> visible in crashlog.rounds", visible)]:
-        if samples:
-            p50, p99 = percentile(samples, 0.5) * 1e3, percentile(samples, 0.99) * 1e3
-            print(f"{label + ' p50 / p99 (ms)':<58}{f'{p50:,.0f} / {p99:,.0f}':>16}")
+    report_floor(args.events, args.events / rebuilt, floor)
+    if each:
+        report_each(args.events, each, floor)
+    if beside:
+        report_beside(args.writer_rate, *beside)
+    if args.lag_seconds:
+        achieved = live / args.lag_seconds
+        print(f"\n{f'lag while writing {achieved:,.0f} events/s for {args.lag_seconds:g} s:':<58}")
+        for label, samples in [("  oldest unapplied event's age", lags),
+                               ("  emit -> visible in crashlog.rounds", visible)]:
+            if samples:
+                print(f"{label + ' p50 / p99 (ms)':<58}{_ms(samples):>16}")
 
 
 if __name__ == "__main__":

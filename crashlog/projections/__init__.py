@@ -15,7 +15,6 @@ from crashlog.projections import (
     game_configs,
     ocr_readings,
     round_multipliers,
-    round_outcomes,
     round_signals,
     rounds,
     sessions,
@@ -27,7 +26,6 @@ PROJECTIONS: tuple[Projection, ...] = (
     game_configs.PROJECTION,
     sessions.PROJECTION,
     rounds.PROJECTION,
-    round_outcomes.PROJECTION,
     round_multipliers.PROJECTION,
     round_signals.PROJECTION,
     ocr_readings.PROJECTION,
@@ -38,6 +36,9 @@ PROJECTIONS: tuple[Projection, ...] = (
 
 NAMES: tuple[str, ...] = tuple(p.name for p in PROJECTIONS)
 
+#: Old names that still select a projection: round_outcomes became a view over rounds (016).
+ALIASES: dict[str, str] = {"round_outcomes": "rounds"}
+
 
 def select(names: list[str] | tuple[str, ...] | None) -> list[Projection]:
     """The projections called ``names`` (``None`` or ``["all"]``: every one), in registry order.
@@ -46,6 +47,7 @@ def select(names: list[str] | tuple[str, ...] | None) -> list[Projection]:
     """
     if not names or "all" in names:
         return list(PROJECTIONS)
+    names = [ALIASES.get(name, name) for name in names]
     unknown = sorted(set(names) - set(NAMES))
     if unknown:
         raise UnknownProjection(
@@ -54,4 +56,4 @@ def select(names: list[str] | tuple[str, ...] | None) -> list[Projection]:
     return [p for p in PROJECTIONS if p.name in names]
 
 
-__all__ = ["NAMES", "PROJECTIONS", "Projection", "select"]
+__all__ = ["ALIASES", "NAMES", "PROJECTIONS", "Projection", "select"]

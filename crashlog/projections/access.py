@@ -5,8 +5,12 @@ Promises:
 - ``check_rebuildable`` raises ``RebuildRefused`` before anything is created when a table to
   rebuild has a dependent view (or a foreign key from another table) that its ``DROP TABLE``
   would trip over, naming it; or when the role running the rebuild cannot give the new
-  table the old one's owner and grants, naming the role to run it as. crashlog's own
-  migrations define no view over a read table, so every such view is a user's.
+  table the old one's owner and grants, naming the role to run it as. crashlog's own views
+  (``OWN_VIEWS``, made by its migrations) are not refused: the swap recreates them.
+- ``own_views(conn, table)`` names crashlog's own views over ``table`` with their definitions,
+  read before the swap; ``replace_views`` recreates them over the table now of that name
+  with ``CREATE OR REPLACE VIEW`` (the same view: its owner, grants, comment, and the
+  users' views over it, are kept), as the view's owner.
 - ``copy_access(conn, table, shadow)``, in the swap's transaction before the old table is
   dropped, gives the shadow the old table's owner and exactly its table and column
   privileges (grantee, privilege, grant option, grantor), read from ``pg_class.relacl`` and
@@ -19,8 +23,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
+import attrs
 
 from crashlog.errors import RebuildRefused
+
+#: crashlog's own views over read tables (migration 016): a rebuild's swap recreates them.
+OWN_VIEWS: frozenset[str] = frozenset({"crashlog.round_outcomes"})
 
 # Views over the tables $1 (and tables whose foreign keys reference them), outside the set.
 _DEPENDENTS = """
@@ -95,13 +103,15 @@ WHERE c.oid = $1::regclass
 async def check_rebuildable(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
     """Refuse (``RebuildRefused``) a rebuild of ``tables`` (qualified names) that could not
     be swapped in, or would take access away; see the module's promises."""
-    found = await conn.fetch(_DEPENDENTS, list(tables))
+    found = [r for r in await conn.fetch(_DEPENDENTS, list(tables))
+             if not (r["kind"] == "view" and r["dependent"] in OWN_VIEWS)]
+    views = [v for t in tables for v in await own_views(conn, t)]
     if found:
         names = "; ".join(f"{r['kind']} {r['dependent']} (on {r['of']})" for r in found)
         raise RebuildRefused(
             f"cannot rebuild: {names} depends on a table to rebuild, and the swap drops the "
             "table; drop it first (and create it again after the rebuild)")
-    for table in tables:
+    for table in [*tables, *(v.name for v in views)]:
         refused = [r["role"] for r in await conn.fetch(_ROLES_NEEDED, table) if not r["can"]]
         if refused:
             user = await conn.fetchval("SELECT current_user")
@@ -135,3 +145,47 @@ async def copy_access(conn: asyncpg.Connection, table: str, shadow: str) -> None
             await conn.execute(statement)
         finally:
             await conn.execute("RESET ROLE")
+
+
+@attrs.frozen
+class OwnView:
+    """One of crashlog's own views over a table being rebuilt, as it is defined now."""
+
+    name: str
+    owner: str
+    definition: str
+
+
+# crashlog's own views over the table $1, with the definition and the owner to recreate them as.
+_OWN_VIEWS = """
+SELECT DISTINCT format('%I.%I', v.relnamespace::regnamespace, v.relname) AS name,
+       quote_ident(pg_get_userbyid(v.relowner)) AS owner, pg_get_viewdef(v.oid) AS definition
+FROM pg_depend d
+JOIN pg_rewrite r ON r.oid = d.objid
+JOIN pg_class v ON v.oid = r.ev_class
+WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+  AND d.refobjid = $1::regclass AND v.oid <> d.refobjid
+  AND format('%I.%I', v.relnamespace::regnamespace, v.relname) = ANY($2::text[])
+ORDER BY 1
+"""
+
+
+async def own_views(conn: asyncpg.Connection, table: str) -> list[OwnView]:
+    """crashlog's own views over ``table`` (qualified), defined as they are now: read them
+    before the table is renamed away (a definition names the table it was read over)."""
+    rows = await conn.fetch(_OWN_VIEWS, table, sorted(OWN_VIEWS))
+    return [OwnView(r["name"], r["owner"], r["definition"]) for r in rows]
+
+
+async def replace_views(conn: asyncpg.Connection, views: Sequence[OwnView]) -> None:
+    """Point ``views`` at the tables their definitions name now, within the caller's
+    transaction, each as its owner."""
+    current = await conn.fetchval("SELECT quote_ident(current_user)")
+    for view in views:
+        if view.owner != current:
+            await conn.execute(f"SET LOCAL ROLE {view.owner}")
+        try:
+            await conn.execute(f"CREATE OR REPLACE VIEW {view.name} AS {view.definition}")
+        finally:
+            if view.owner != current:
+                await conn.execute("RESET ROLE")

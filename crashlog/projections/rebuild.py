@@ -448,8 +448,15 @@ async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
             "its rebuild is dropped; rebuild it again")
     await access.check_rebuildable(conn, [f"crashlog.{table}"])  # a view made meanwhile
     await access.copy_access(conn, f"crashlog.{table}", f"crashlog.{shadow}")
-    await conn.execute(f"DROP TABLE crashlog.{table}")
-    await conn.execute(f"ALTER TABLE crashlog.{shadow} RENAME TO {table}")
+    views = await access.own_views(conn, f"crashlog.{table}")
+    if views:  # crashlog's own views follow the old table away, then come back to the new one
+        await conn.execute(f"ALTER TABLE crashlog.{table} RENAME TO {shadow_name(table + '_old')}")
+        await conn.execute(f"ALTER TABLE crashlog.{shadow} RENAME TO {table}")
+        await access.replace_views(conn, views)
+        await conn.execute(f"DROP TABLE crashlog.{shadow_name(table + '_old')}")
+    else:
+        await conn.execute(f"DROP TABLE crashlog.{table}")
+        await conn.execute(f"ALTER TABLE crashlog.{shadow} RENAME TO {table}")
     for index in new_indexes:
         target = old_names.get(_shape(index["definition"]))
         if target and target != index["name"]:

@@ -26,6 +26,7 @@ from crashlog.projections.base import (
     text,
     timestamptz,
 )
+from crashlog.projections.round_outcomes import READ_TABLE as ROUND_OUTCOMES
 
 #: The columns of ``crashlog.rounds`` a reader gets, in order, with their kind: uuid, int, text,
 #: decimal, float, time, bool, json or texts (an array of text). Exports write them as listed.
@@ -122,5 +123,7 @@ PROJECTION = Projection(
     handler=apply,
     weight=8,
     reads={"RoundSettled": 1},
-    read_tables=(ReadTable("rounds", time="occurred_at", order=("occurred_at", "position")),),
+    # round_outcomes is a view over rounds (migration 016), recreated by rounds' swap.
+    read_tables=(ReadTable("rounds", time="occurred_at", order=("occurred_at", "position")),
+                 ROUND_OUTCOMES),
 )

@@ -28,7 +28,8 @@ from crashlog.store import Row
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 TABLES = [t for p in PROJECTIONS for t in p.tables]
-ROUND_READERS = {"rounds", "round_outcomes", "round_multipliers", "bot_stats"}
+#: round_outcomes is a view over rounds (migration 016): what rounds skips, it lacks too.
+ROUND_READERS = {"rounds", "round_multipliers", "bot_stats"}
 #: Malformed rows, and the projections that cannot read them. round_signals reads only
 #: rounds that name a round (``game_round_id`` or ``round_number``), which these do not:
 #: it has nothing to read in them, so nothing to record.
@@ -186,7 +187,8 @@ async def test_a_readable_field_is_kept_by_the_projections_that_read_only_it(con
     while not await caught_up(conn):
         await checkpoints.apply_next_batches(conn, PROJECTIONS, 100)
         await asyncio.sleep(0.01)
-    assert (await recorded(conn))[event.event_id] == {"rounds", "round_outcomes", "bot_stats"}
+    assert (await recorded(conn))[event.event_id] == {"rounds", "bot_stats"}
+    assert await conn.fetchval("SELECT count(*) FROM crashlog.round_outcomes") == 1
     assert await conn.fetchval("SELECT count(*) FROM crashlog.rounds") == 1
     assert await conn.fetchval(
         "SELECT count(*) FROM crashlog.round_multiplier_readings WHERE event_id = $1",
