@@ -10,7 +10,7 @@ import attrs
 
 from crashlog.analytics import SignalReport
 from crashlog.report.data import FLAGS, BotReport, GameReport, ReportData
-from crashlog.report.svg import Axis, Band, Chart, Series, colour, date_tick, thin
+from crashlog.report.svg import Axis, Band, Chart, Series, colour, thin, time_tick
 
 #: Points of a survival curve drawn at most (log-spaced over the values).
 SURVIVAL_POINTS = 300
@@ -76,7 +76,8 @@ def survival(game: GameReport) -> Figure:
 def quality(data: ReportData) -> Figure:
     """The share of rounds carrying each quality flag, per time bucket."""
     moments = list(data.flags)
-    chart = Chart(Axis(f"time (UTC, per {data.flag_bucket})", fmt=date_tick),
+    span = moments[-1].timestamp() - moments[0].timestamp()
+    chart = Chart(Axis(f"time first seen (UTC, per {data.flag_bucket})", fmt=time_tick(span)),
                   Axis("rounds flagged (% of the rounds seen)", low=0.0, fmt=lambda v: f"{v:g}%"),
                   label="quality flags over time")
     for i, flag in enumerate(("any", *FLAGS)):
@@ -120,19 +121,20 @@ def reliability(report: SignalReport) -> Figure | None:
 
 
 def log_growth(data: ReportData) -> Figure:
-    """The log's size over time: events committed, cumulative, per day."""
+    """The log's size over time: events committed, cumulative."""
     total, points = 0, []
-    for day, events in data.log_per_day:
+    for moment, events in data.log_growth:
         total += events
-        points.append((day.timestamp(), float(total)))
-    chart = Chart(Axis("day recorded (UTC)", fmt=date_tick),
+        points.append((moment.timestamp(), float(total)))
+    span = points[-1][0] - points[0][0]
+    chart = Chart(Axis("time committed (UTC)", fmt=time_tick(span)),
                   Axis("events in the log (count, cumulative)", low=0.0, fmt=lambda v: f"{v:,.0f}"),
                   label="the log's size")
     chart.add(Series("events", points, colour(2), markers=len(points) < 40))
     return Figure(
         "log", "The log's size over time",
-        "The log only grows: a flat stretch is a day nothing was recorded (a bot down?), a "
-        "jump is a busy day or a replayed spool.",
+        "The log only grows: a flat stretch is a time nothing was recorded (a bot down?), a "
+        "jump a busy time or a replayed spool.",
         chart,
     )
 

@@ -39,15 +39,20 @@ _ROUND_COLUMNS = ["bot_id", "strategy_name", "outcome", "stake", "profit_loss",
                   "target_multiplier", "cashout_multiplier", "occurred_at"]
 _MULTIPLIER_COLUMNS = ["game", "platform", "multiplier", "first_seen_at", "quality_flags"]
 
-# The log's size: rows, bytes with indexes, rejected rows; and events per day (the growth curve).
+# The log's size: rows, bytes with indexes, rejected rows; and its growth: events committed in
+# each of 60 equal stretches of time between the first commit and the last, whatever the span.
 _LOG_SIZE = """
 SELECT (SELECT count(*) FROM crashlog.events) AS events,
        pg_total_relation_size('crashlog.events') AS bytes,
        (SELECT count(*) FROM crashlog.rejected_events) AS rejected
 """
-_LOG_PER_DAY = """
-SELECT date_trunc('day', recorded_at) AS day, count(*) AS events
-FROM crashlog.events GROUP BY 1 ORDER BY 1
+_LOG_GROWTH = """
+WITH span AS (SELECT extract(epoch FROM min(recorded_at)) AS lo,
+                     extract(epoch FROM max(recorded_at)) + 0.001 AS hi FROM crashlog.events)
+SELECT max(e.recorded_at) AS until, count(*) AS events
+FROM crashlog.events e, span
+GROUP BY width_bucket(extract(epoch FROM e.recorded_at), span.lo, span.hi, 60)
+ORDER BY 1
 """
 
 
@@ -110,7 +115,7 @@ class ReportData:
     log_events: int
     log_bytes: int
     rejected: int
-    log_per_day: list[tuple[datetime, int]]
+    log_growth: list[tuple[datetime, int]]  # (last commit in a stretch, events in it)
 
     @property
     def empty(self) -> bool:
@@ -132,7 +137,7 @@ async def gather(reader: AsyncReader, filters: Filters) -> ReportData:
     """Read everything the report shows (see the module)."""
     async with reader.pool.acquire() as conn:
         size = await conn.fetchrow(_LOG_SIZE)
-        per_day = [(r["day"], int(r["events"])) for r in await conn.fetch(_LOG_PER_DAY)]
+        growth = [(r["until"], int(r["events"])) for r in await conn.fetch(_LOG_GROWTH)]
         lag = await runner.lag(conn)
     bots = await _bots(reader, filters)
     games, flags, bucket = await _games(reader, filters)
@@ -142,7 +147,7 @@ async def gather(reader: AsyncReader, filters: Filters) -> ReportData:
         filters=filters, made_at=datetime.now(UTC), bots=bots, games=games, flags=flags,
         flag_bucket=bucket, signals=signals if signals.signals or signals.unresolved else None,
         lag=lag, log_events=int(size["events"]), log_bytes=int(size["bytes"]),
-        rejected=int(size["rejected"]), log_per_day=per_day,
+        rejected=int(size["rejected"]), log_growth=growth,
     )
 
 

@@ -227,7 +227,7 @@ def _operations(data: ReportData) -> str:
     rows = [[escape(name), f"{events:,}", f"{seconds:,.1f}"] for name, (events, seconds) in data.lag.items()]
     size = (f"<p>The log holds {data.log_events:,} events in {data.log_bytes / 1e6:,.1f} MB (table and "
             f"indexes); {data.rejected:,} rejected events.</p>")
-    growth = _figure(charts.log_growth(data)) if data.log_per_day else ""
+    growth = _figure(charts.log_growth(data)) if data.log_growth else ""
     return _section(
         "operations", "Projections and the log",
         '<p class="look">Lag is what each projection has not applied yet: the read tables above '

@@ -65,10 +65,10 @@ def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def date_tick(value: float) -> str:
-    """An epoch-seconds tick as a UTC date (and hour when it is not midnight)."""
-    moment = datetime.fromtimestamp(value, UTC)
-    return moment.strftime("%m-%d %H:%M" if moment.hour or moment.minute else "%Y-%m-%d")
+def time_tick(span: float) -> Callable[[float], str]:
+    """Epoch-seconds ticks as UTC times, as precise as an axis spanning ``span`` seconds needs."""
+    pattern = "%H:%M:%S" if span < 3600 else "%m-%d %H:%M" if span < 4 * 86400 else "%Y-%m-%d"
+    return lambda value: datetime.fromtimestamp(value, UTC).strftime(pattern)
 
 
 class Chart:

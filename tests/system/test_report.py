@@ -1,0 +1,168 @@
+"""``crashlog report``: the HTML file, opened in a real headless chromium (tests/helpers/browser.py),
+loads with no request leaving the machine, holds every section, and draws every chart; bad input
+gets a clear message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from helpers.browser import browser
+
+import crashlog
+from crashlog.demo import run_demo
+from crashlog.events import RoundObserved, SignalRaised
+from crashlog.simulator import CrashGame
+
+SECTIONS = ("fleet", "bankroll", "multipliers", "quality", "signals", "operations")
+ROOT = Path(crashlog.__file__).resolve().parent.parent
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+# Per chart in the page: its kind, its title, its sentence, its axis labels, and the points of
+# each drawn series (polyline) — what a reader sees, as the browser laid it out.
+CHARTS_JS = """
+[...document.querySelectorAll('figure.chart')].map(f => ({
+  kind: f.dataset.kind,
+  title: f.querySelector('h3')?.textContent ?? '',
+  look: f.querySelector('p.look')?.textContent ?? '',
+  axes: [...f.querySelectorAll('svg text.axis-label')].map(t => t.textContent),
+  width: f.querySelector('svg').getBoundingClientRect().width,
+  series: [...f.querySelectorAll('svg polyline.series')].map(p => p.points.numberOfItems),
+  bands: [...f.querySelectorAll('svg polygon.band')].map(p => p.points.numberOfItems),
+}))
+"""
+
+
+def crashlog_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``crashlog ARGS`` as a user runs it, importing this checkout's package."""
+    env = {k: v for k, v in os.environ.items() if k != "CRASHLOG_DSN"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "crashlog.cli", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+async def record(dsn: str) -> None:
+    """Three simulated bots (simulator + connect + sync), and a watched game with signals
+    (with confidences) and one round two observers read differently (a quality flag)."""
+    await run_demo(dsn, bots=3, rounds=300, seed=5)
+    crashes = list(CrashGame(seed=9).crashes(200))
+    common = {"game": "aviator", "platform": "spribe"}
+    async with crashlog.connect(dsn) as log:
+        for i, crash in enumerate(crashes):
+            at, rid = START + timedelta(minutes=i), f"r{i}"
+            await log.emit(SignalRaised(bot_id="sig", signal_type="hunch", predicted_multiplier=Decimal("2.00"),
+                                        confidence_score=0.3 + 0.5 * (i % 3) / 2, for_game_round_id=rid,
+                                        occurred_at=at, **common))
+            await log.emit(RoundObserved(bot_id="obs1", crash_multiplier=crash, game_round_id=rid,
+                                         occurred_at=at + timedelta(seconds=5), **common))
+            if i % 50 == 0:  # a second reader that misreads every 50th round
+                await log.emit(RoundObserved(bot_id="obs2", crash_multiplier=crash + Decimal("0.10"),
+                                             game_round_id=rid, occurred_at=at + timedelta(seconds=6), **common))
+        await log.sync()
+
+
+async def test_report_opens_offline_with_every_section_and_chart(dsn: str, tmp_path: Path) -> None:
+    await record(dsn)
+    out = tmp_path / "report.html"
+    done = crashlog_cli("report", "--dsn", dsn, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "3 bots, 2 games" in done.stderr
+    html = out.read_text(encoding="utf-8")
+    # No address of any kind in the file: nothing it could fetch, whatever the browser does.
+    assert "http:" not in html and "https:" not in html and "//" not in html.replace("file://", "")
+    assert "<script" not in html and "<link" not in html
+    assert out.stat().st_size < 500_000
+
+    async with browser() as page:
+        await page.load(out.as_uri())
+        requested = page.requested()
+        assert requested and all(url.startswith(("file:", "data:")) for url in requested), requested
+        found = await page.evaluate("[...document.querySelectorAll('section')].map(s => s.id)")
+        assert found == list(SECTIONS)
+        charts = await page.evaluate(CHARTS_JS)
+        fits_laptop = await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+    kinds = [c["kind"] for c in charts]
+    assert kinds.count("bankroll") == 3 and kinds.count("survival") == 2
+    assert {"quality", "reliability", "log"} <= set(kinds)
+    for chart in charts:
+        assert chart["title"] and len(chart["look"]) > 40, chart
+        assert len(chart["axes"]) == 2 and all("(" in label for label in chart["axes"]), chart  # a unit
+        assert chart["width"] > 300, chart  # laid out at a readable size
+        assert chart["series"] and max(chart["series"]) >= 2, chart  # data drawn, not only a frame
+    survival = [c for c in charts if c["kind"] == "survival"]
+    assert all(c["bands"] and c["bands"][0] > 4 for c in survival)  # the law's band is drawn
+    assert fits_laptop
+
+
+async def test_the_browser_check_sees_a_request_leaving_the_machine(tmp_path: Path) -> None:
+    """The recorder the test above relies on does see an outside request."""
+    page_file = tmp_path / "leaky.html"
+    page_file.write_text('<!DOCTYPE html><img src="http://127.0.0.1:9/pixel.png">', encoding="utf-8")
+    async with browser() as page:
+        await page.load(page_file.as_uri())
+        assert "http://127.0.0.1:9/pixel.png" in page.requested()
+
+
+async def test_filters_narrow_the_report(dsn: str, tmp_path: Path) -> None:
+    await record(dsn)
+    out = tmp_path / "one.html"
+    conn_bots = crashlog_cli("report", "--dsn", dsn, "-o", str(out), "--game", "aviator", "--platform", "spribe")
+    assert conn_bots.returncode == 0, conn_bots.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "aviator on spribe" in html and "aviator on demo" not in html
+    assert "No settled round matches." in html  # spribe was only watched, never played
+
+
+async def test_empty_database_says_nothing_yet(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "empty.html"
+    done = crashlog_cli("report", "--dsn", dsn, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "nothing recorded yet" in done.stderr
+    assert "Nothing recorded yet: the log is empty." in out.read_text(encoding="utf-8")
+
+
+async def test_a_filter_matching_nothing_says_so(dsn: str, tmp_path: Path) -> None:
+    await record(dsn)
+    out = tmp_path / "none.html"
+    done = crashlog_cli("report", "--dsn", dsn, "-o", str(out), "--bot", "nobody", "--since", "2030-01-01")
+    assert done.returncode == 0, done.stderr
+    assert "nothing matches --bot nobody --since 2030-01-01T00:00:00+00:00" in done.stderr
+    assert "Nothing matches the filters --bot nobody" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("where", ["missing/report.html", "."])
+async def test_an_unwritable_output_is_one_clear_line(dsn: str, tmp_path: Path, where: str) -> None:
+    target = tmp_path / where
+    done = crashlog_cli("report", "--dsn", dsn, "-o", str(target))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"crashlog report: error: cannot write the report to {target}")
+    assert "no folder" in lines[0] or "is a folder" in lines[0]
+
+
+def test_a_bad_time_names_the_option(tmp_path: Path) -> None:
+    done = crashlog_cli("report", "-o", str(tmp_path / "r.html"), "--since", "yesterday")
+    assert done.returncode == 2 and "--since" in done.stderr and "'yesterday'" in done.stderr
+
+
+async def test_demo_writes_its_report(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "demo.html"
+    done = crashlog_cli("demo", "--dsn", dsn, "--bots", "2", "--rounds", "60", "--seed", "1", "--report", str(out))
+    assert done.returncode == 0, done.stderr
+    html = out.read_text(encoding="utf-8")
+    assert html.count('data-kind="bankroll"') == 2 and 'data-kind="survival"' in html
+
+
+def test_import_crashlog_loads_no_report() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, crashlog; print(sorted(m for m in sys.modules "
+         "if m.startswith(('crashlog.report', 'crashlog.analytics'))))"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+    )
+    assert done.stdout.strip() == "[]"
