@@ -7,21 +7,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from helpers.browser import browser
+from helpers.report_data import record
 
 import crashlog
-from crashlog.demo import run_demo
-from crashlog.events import RoundObserved, SignalRaised
-from crashlog.simulator import CrashGame
 
 SECTIONS = ("fleet", "bankroll", "multipliers", "quality", "signals", "operations")
 ROOT = Path(crashlog.__file__).resolve().parent.parent
-START = datetime(2026, 11, 1, tzinfo=UTC)
 
 # Per chart in the page: its kind, its title, its sentence, its axis labels, and the points of
 # each drawn series (polyline) — what a reader sees, as the browser laid it out.
@@ -44,26 +39,6 @@ def crashlog_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "crashlog.cli", *args], capture_output=True, text=True,
                           timeout=300, env=env)
-
-
-async def record(dsn: str) -> None:
-    """Three simulated bots (simulator + connect + sync), and a watched game with signals
-    (with confidences) and one round two observers read differently (a quality flag)."""
-    await run_demo(dsn, bots=3, rounds=300, seed=5)
-    crashes = list(CrashGame(seed=9).crashes(200))
-    common = {"game": "aviator", "platform": "spribe"}
-    async with crashlog.connect(dsn) as log:
-        for i, crash in enumerate(crashes):
-            at, rid = START + timedelta(minutes=i), f"r{i}"
-            await log.emit(SignalRaised(bot_id="sig", signal_type="hunch", predicted_multiplier=Decimal("2.00"),
-                                        confidence_score=0.3 + 0.5 * (i % 3) / 2, for_game_round_id=rid,
-                                        occurred_at=at, **common))
-            await log.emit(RoundObserved(bot_id="obs1", crash_multiplier=crash, game_round_id=rid,
-                                         occurred_at=at + timedelta(seconds=5), **common))
-            if i % 50 == 0:  # a second reader that misreads every 50th round
-                await log.emit(RoundObserved(bot_id="obs2", crash_multiplier=crash + Decimal("0.10"),
-                                             game_round_id=rid, occurred_at=at + timedelta(seconds=6), **common))
-        await log.sync()
 
 
 async def test_report_opens_offline_with_every_section_and_chart(dsn: str, tmp_path: Path) -> None:
