@@ -31,7 +31,7 @@ def bankroll(bot: BotReport) -> Figure:
     """Cumulative profit over the bot's rounds, its worst drawdown shaded."""
     money = bot.statistics.total_profit
     chart = Chart(Axis("round (n-th of the bot's rounds)"),
-                  Axis("cumulative profit (money units)", fmt=lambda v: f"{v:,.6g}"),
+                  Axis("profit (money units)", fmt=lambda v: f"{v:,.6g}"),
                   label=f"bankroll of {bot.bot_id}")
     chart.add(Series("cumulative profit", thin(bot.curve), colour(0)))
     chart.add(Series("break-even", [(0.0, 0.0), (bot.curve[-1][0], 0.0)], "#777777", dash="4 4", width=1))
@@ -56,7 +56,7 @@ def survival(game: GameReport) -> Figure:
     half = [Z95 * math.sqrt(p * (1 - p) / n) for _, p in law]
     floor = 0.5 / n
     chart = Chart(Axis("crash multiplier x (×, log scale)", log=True, fmt=lambda v: f"{v:g}×"),
-                  Axis("P(X ≥ x): share of rounds (log)", log=True, low=floor, high=1.0,
+                  Axis("P(X ≥ x) (share, log scale)", log=True, low=floor, high=1.0,
                        fmt=_share),
                   label=f"multipliers of {game.game} on {game.platform}")
     chart.band(Band("95% band for this many rounds",
@@ -78,7 +78,7 @@ def quality(data: ReportData) -> Figure:
     moments = list(data.flags)
     span = moments[-1].timestamp() - moments[0].timestamp()
     chart = Chart(Axis(f"time first seen (UTC, per {data.flag_bucket})", fmt=time_tick(span)),
-                  Axis("rounds flagged (% of the rounds seen)", low=0.0, fmt=lambda v: f"{v:g}%"),
+                  Axis("rounds flagged (%)", low=0.0, fmt=lambda v: f"{v:g}%"),
                   label="quality flags over time")
     for i, flag in enumerate(("any", *FLAGS)):
         points = [(m.timestamp(), 100 * data.flags[m][flag] / data.flags[m]["rounds"]) for m in moments]
@@ -128,7 +128,7 @@ def log_growth(data: ReportData) -> Figure:
         points.append((moment.timestamp(), float(total)))
     span = points[-1][0] - points[0][0]
     chart = Chart(Axis("time committed (UTC)", fmt=time_tick(span)),
-                  Axis("events in the log (count, cumulative)", low=0.0, fmt=lambda v: f"{v:,.0f}"),
+                  Axis("events in the log (count)", low=0.0, fmt=lambda v: f"{v:,.0f}"),
                   label="the log's size")
     chart.add(Series("events", points, colour(2), markers=len(points) < 40))
     return Figure(
@@ -153,4 +153,4 @@ def _share_at_least(values: Sequence[float], x: float) -> float:
 
 
 def _share(value: float) -> str:
-    return f"{value * 100:.2g}%"
+    return f"{value * 100:.3g}%"

@@ -22,13 +22,14 @@ from crashlog.report.data import ReportData
 
 _STYLE = """
 :root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1a1a1a; }
-body { max-width: 1180px; margin: 0 auto; padding: 16px 24px 48px; line-height: 1.4; }
+body { max-width: 1240px; margin: 0 auto; padding: 16px 24px 48px; line-height: 1.4; }
 h1 { font-size: 1.6em; margin: 0.2em 0; } h2 { border-bottom: 2px solid #0072B2; padding-bottom: 2px; }
 h3 { font-size: 1.05em; margin: 0 0 2px; } .meta, .look { color: #444; font-size: 0.92em; }
 nav a { margin-right: 1em; } .note { background: #fff6db; border-left: 4px solid #E69F00; padding: 6px 10px; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 6px 0 12px; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child, td.text { text-align: left; } td.warn { color: #9a3b00; white-space: normal; }
+table { border-collapse: collapse; font-size: 0.84em; margin: 6px 0 12px; }
+th, td { border-bottom: 1px solid #ddd; padding: 3px 6px; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child, td.text { text-align: left; } th { white-space: normal; }
+td small { color: #555; } td.warn { color: #9a3b00; white-space: normal; }
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 18px; }
 figure.chart { margin: 0; padding: 8px; border: 1px solid #e3e3e3; border-radius: 6px; }
 svg.plot { width: 100%; height: auto; font-size: 14px; }
@@ -88,6 +89,11 @@ def _figure(figure: charts.Figure) -> str:
             f"{figure.chart.render()}{figure.chart.legend()}</figure>")
 
 
+def _figures(*figures: charts.Figure) -> str:
+    """Figures in the page's grid: side by side where the screen is wide, each readable."""
+    return f'<div class="figures">{"".join(_figure(f) for f in figures)}</div>'
+
+
 def _table(head: Sequence[str], rows: Iterable[Sequence[str]], classes: Sequence[str] = ()) -> str:
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join(
@@ -109,7 +115,7 @@ def _fleet(data: ReportData) -> str:
     warnings = [(b.bot_id, b.statistics.warning) for b in data.bots if b.statistics.warning]
     marks = {bot: f"⚠ {i}" for i, (bot, _) in enumerate(warnings, start=1)}
     rows = [[*_bot_row(b.bot_id, b.strategy, b.statistics), marks.get(b.bot_id, "")] for b in data.bots]
-    head = ["bot", "strategy", "rounds", "bets", "win rate [95%]", "ROI [95%]", "EV per bet [95%]",
+    head = ["bot", "strategy", "rounds", "bets", "win rate (95%)", "ROI (95%)", "EV per bet (95%)",
             "profit", "max drawdown", "losing streak (chance)", "small sample"]
     notes = "".join(f"<li>{escape(bot)}: {escape(text or '')}</li>" for bot, text in warnings)
     return _section(
@@ -136,14 +142,14 @@ def _rate(value: float | None, interval: Interval | None) -> str:
     if value is None:
         return "–"
     shown = f"{value:.1%}"
-    return f"{shown} [{interval.low:.1%}, {interval.high:.1%}]" if interval else shown
+    return f"{shown}<br><small>{interval.low:.1%} to {interval.high:.1%}</small>" if interval else shown
 
 
 def _value(value: float | None, interval: Interval | None) -> str:
     if value is None:
         return "–"
     shown = f"{value:,.3g}"
-    return f"{shown} [{interval.low:,.3g}, {interval.high:,.3g}]" if interval else shown
+    return f"{shown}<br><small>{interval.low:,.3g} to {interval.high:,.3g}</small>" if interval else shown
 
 
 def _money(value: Decimal) -> str:
@@ -200,7 +206,7 @@ def _quality(data: ReportData) -> str:
     rows = [[escape(g.game), escape(g.platform), f"{len(g.values):,}", escape(g.quality_verdict),
              escape(", ".join(g.quality_suspects) or "–")] for g in data.games]
     return _section(
-        "quality", "Data quality over time", _figure(charts.quality(data)),
+        "quality", "Data quality over time", _figures(charts.quality(data)),
         "<h3>The quality report's verdicts</h3>",
         _table(["game", "platform", "rounds", "verdict", "suspect checks"], rows, ("text", "text", "", "text", "text")),
     )
@@ -215,8 +221,8 @@ def _signals(data: ReportData) -> str:
              escape(t.verdict), "–" if t.brier_skill is None else f"{t.brier_skill:+.3f}"] for t in report.types]
     return _section(
         "signals", "Signal reliability",
-        _figure(figure) if figure else _note("No signal carried a confidence_score: no reliability curve."),
-        _table(["signal type", "scored", "hit rate [95%]", "chance (r/c)", "verdict", "Brier skill"], rows,
+        _figures(figure) if figure else _note("No signal carried a confidence_score: no reliability curve."),
+        _table(["signal type", "scored", "hit rate (95%)", "chance (r/c)", "verdict", "Brier skill"], rows,
                ("text", "", "", "", "text")),
         f'<p class="look">{report.unresolved:,} signals wait for their round; {report.unscored:,} predicted '
         "no multiplier.</p>",
@@ -227,7 +233,7 @@ def _operations(data: ReportData) -> str:
     rows = [[escape(name), f"{events:,}", f"{seconds:,.1f}"] for name, (events, seconds) in data.lag.items()]
     size = (f"<p>The log holds {data.log_events:,} events in {data.log_bytes / 1e6:,.1f} MB (table and "
             f"indexes); {data.rejected:,} rejected events.</p>")
-    growth = _figure(charts.log_growth(data)) if data.log_growth else ""
+    growth = _figures(charts.log_growth(data)) if data.log_growth else ""
     return _section(
         "operations", "Projections and the log",
         '<p class="look">Lag is what each projection has not applied yet: the read tables above '

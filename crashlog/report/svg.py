@@ -141,8 +141,11 @@ def _placeable(value: float, log: bool) -> bool:
 def _bounds(values: list[float], axis: Axis) -> tuple[float, float]:
     low = axis.low if axis.low is not None else min(values, default=1.0 if axis.log else 0.0)
     high = axis.high if axis.high is not None else max(values, default=low + 1)
-    if high <= low:  # one value: give it room on both sides
-        high, low = (low * 10, low / 10) if axis.log else (low + 1, low - 1)
+    if high <= low:  # one value: give it room (on both sides, unless the low end is fixed)
+        if axis.log:
+            high, low = low * 10, (low if axis.low is not None else low / 10)
+        else:
+            high, low = low + 1, (low if axis.low is not None else low - 1)
     return low, high
 
 
@@ -226,8 +229,8 @@ def _span(sx: _Scale, sy: _Scale, span: tuple[float, float, str]) -> str:
 
 
 def thin(points: Sequence[Point], most: int = 800) -> list[Point]:
-    """At most about ``most`` points of a curve in x order, keeping each stretch's lowest and
-    highest point, so peaks and troughs (a drawdown) survive the thinning."""
+    """At most about ``most`` points of a curve in x order, keeping the ends and each stretch's
+    lowest and highest point, so peaks and troughs (a drawdown) survive the thinning."""
     if len(points) <= most:
         return list(points)
     size = math.ceil(len(points) / (most // 2))
@@ -236,6 +239,8 @@ def thin(points: Sequence[Point], most: int = 800) -> list[Point]:
         chunk = points[start:start + size]
         low, high = min(chunk, key=lambda p: p[1]), max(chunk, key=lambda p: p[1])
         kept.extend(sorted({low, high}, key=lambda p: p[0]))
+    if kept[0] != points[0]:
+        kept.insert(0, points[0])
     if kept[-1] != points[-1]:
         kept.append(points[-1])
     return kept

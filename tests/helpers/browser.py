@@ -148,3 +148,17 @@ async def _port(profile: Path, process: subprocess.Popen[bytes]) -> int:
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - 127.0.0.1 only
         return response.read().decode()
+
+
+async def _shoot(html: Path, out: Path, selector: str | None) -> None:
+    async with browser() as page:
+        await page.load(html.resolve().as_uri())
+        await page.screenshot(out, selector=selector)
+
+
+if __name__ == "__main__":  # docs/report.md: how docs/report*.png were made
+    import sys
+
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python tests/helpers/browser.py REPORT.html OUT.png [CSS-SELECTOR]")
+    asyncio.run(_shoot(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) == 4 else None))
