@@ -124,8 +124,10 @@ class ReportData:
 
     @property
     def matched(self) -> bool:
-        """The filters matched some rounds, multipliers or signals."""
-        return bool(self.bots or self.games or (self.signals and self.signals.signals))
+        """The filters matched some rounds, signals or (without ``--bot``, which the merged
+        multipliers cannot honour) multipliers."""
+        signals = bool(self.signals and (self.signals.signals or self.signals.unresolved))
+        return bool(self.bots or signals or (self.games and self.filters.bot is None))
 
 
 def law_of(game: str, platform: str) -> Law:

@@ -87,11 +87,23 @@ async def test_the_browser_check_sees_a_request_leaving_the_machine(tmp_path: Pa
 async def test_filters_narrow_the_report(dsn: str, tmp_path: Path) -> None:
     await record(dsn)
     out = tmp_path / "one.html"
-    conn_bots = crashlog_cli("report", "--dsn", dsn, "-o", str(out), "--game", "aviator", "--platform", "spribe")
-    assert conn_bots.returncode == 0, conn_bots.stderr
+    done = crashlog_cli("report", "--dsn", dsn, "-o", str(out), "--game", "aviator", "--platform", "spribe")
+    assert done.returncode == 0, done.stderr
     html = out.read_text(encoding="utf-8")
     assert "aviator on spribe" in html and "aviator on demo" not in html
     assert "No settled round matches." in html  # spribe was only watched, never played
+
+    async with crashlog.reader(dsn) as r:
+        bots = [row["bot_id"] for row in await r.bot_summaries()]
+        chosen = await r.bot_statistics(bots[1])
+    done = crashlog_cli("report", "--dsn", dsn, "-o", str(out), "--bot", bots[1])
+    assert done.returncode == 0, done.stderr
+    html = out.read_text(encoding="utf-8")
+    assert html.count('data-kind="bankroll"') == 1 and f"Bankroll: {bots[1]}" in html
+    assert not any(other in html for other in bots if other != bots[1])
+    # the same figures as `crashlog stats --bot`
+    assert f"<td>{chosen.win_rate:.1%}<br><small>{chosen.win_rate_interval.low:.1%} to" in html
+    assert f"<td>{chosen.total_profit:,.2f}</td>" in html
 
 
 async def test_empty_database_says_nothing_yet(dsn: str, tmp_path: Path) -> None:
@@ -102,13 +114,19 @@ async def test_empty_database_says_nothing_yet(dsn: str, tmp_path: Path) -> None
     assert "Nothing recorded yet: the log is empty." in out.read_text(encoding="utf-8")
 
 
-async def test_a_filter_matching_nothing_says_so(dsn: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("filters,said", [
+    (["--bot", "nobody"], "--bot nobody"),
+    (["--since", "2030-01-01"], "--since 2030-01-01T00:00:00+00:00"),
+    (["--game", "aviator", "--platform", "nowhere"], "--game aviator --platform nowhere"),
+])
+async def test_a_filter_matching_nothing_says_so(dsn: str, tmp_path: Path, filters: list[str], said: str) -> None:
     await record(dsn)
     out = tmp_path / "none.html"
-    done = crashlog_cli("report", "--dsn", dsn, "-o", str(out), "--bot", "nobody", "--since", "2030-01-01")
+    done = crashlog_cli("report", "--dsn", dsn, "-o", str(out), *filters)
     assert done.returncode == 0, done.stderr
-    assert "nothing matches --bot nobody --since 2030-01-01T00:00:00+00:00" in done.stderr
-    assert "Nothing matches the filters --bot nobody" in out.read_text(encoding="utf-8")
+    assert f"nothing matches {said}" in done.stderr
+    html = out.read_text(encoding="utf-8")
+    assert f"Nothing matches the filters {said}" in html and "<figure" in html  # the log's growth still
 
 
 @pytest.mark.parametrize("where", ["missing/report.html", "."])
