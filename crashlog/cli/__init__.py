@@ -1,5 +1,5 @@
 """The ``crashlog`` command: demo, migrate, roles, project, stats, signals, quality, export,
-bench, tail, subscriptions, verify, doctor.
+report, bench, tail, subscriptions, verify, doctor.
 
 Every verb takes ``--dsn`` (default ``CRASHLOG_DSN``, else the embedded PostgreSQL).
 Errors are one line on stderr, with any password masked, and exit status 1 (``--debug``
