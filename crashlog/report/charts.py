@@ -80,13 +80,21 @@ def quality(data: ReportData) -> Figure:
     chart = Chart(Axis(f"time first seen (UTC, per {data.flag_bucket})", fmt=time_tick(span)),
                   Axis("rounds flagged (%)", low=0.0, fmt=lambda v: f"{v:g}%"),
                   label="quality flags over time")
+    step = 3600 if data.flag_bucket == "hour" else 86400
     for i, flag in enumerate(("any", *FLAGS)):
-        points = [(m.timestamp(), 100 * data.flags[m][flag] / data.flags[m]["rounds"]) for m in moments]
-        chart.add(Series("any flag" if flag == "any" else flag, points, colour(i),
-                         markers=len(points) < 40, width=3 if flag == "any" else 1.5))
+        points: list[tuple[float, float]] = []
+        for m in moments:
+            if points and m.timestamp() - points[-1][0] > step:  # no rounds seen in between: a gap
+                points.append((m.timestamp() - step, math.nan))
+            points.append((m.timestamp(), 100 * data.flags[m][flag] / data.flags[m]["rounds"]))
+        if flag == "any":  # a wide pale line under the others: each flag's share of it shows on top
+            chart.add(Series("any flag", points, "#b8b8b8", width=7))
+        else:
+            chart.add(Series(flag, points, colour(i), markers=len(moments) < 40))
     return Figure(
         "quality", f"Data quality: flagged rounds per {data.flag_bucket}",
-        "Flat near zero is healthy. A jump on one day points at that day's collection: "
+        "Flat near zero is healthy; a gap is a time no round was seen. A jump points at that "
+        "time's collection: "
         "off_grid (a value with more than two decimals), disagreement (bots read the round "
         "differently), low_ocr_confidence (the screen reader was unsure).",
         chart,

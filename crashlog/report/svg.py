@@ -7,7 +7,8 @@ point markers) and filled bands, and renders to one ``<svg>`` element sized by i
 test in a browser) can tell a chart that drew its data from one that drew only a frame.
 
 Promises: the output is well-formed SVG text with every string escaped; values that cannot be
-placed (NaN, or not positive on a log axis) are left out, never drawn at the origin.
+placed (not positive on a log axis, infinite) are left out, never drawn at the origin; a NaN y
+breaks a line in two (a gap in the data is not drawn across).
 """
 
 from __future__ import annotations
@@ -203,12 +204,25 @@ def _pixels(sx: _Scale, sy: _Scale, points: Sequence[Point]) -> list[str]:
 
 
 def _series(sx: _Scale, sy: _Scale, s: Series) -> str:
-    pixels = _pixels(sx, sy, s.points)
+    """One polyline per stretch of the series between NaN y values (a NaN is a gap)."""
     dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
-    line = (f'<polyline class="series" data-name="{escape(s.name)}" points="{" ".join(pixels)}"'
-            f' fill="none" stroke="{s.color}" stroke-width="{s.width}"{dash}/>')
+    stretches: list[list[Point]] = [[]]
+    for point in s.points:
+        if math.isnan(point[1]):
+            stretches.append([])
+        else:
+            stretches[-1].append(point)
+    line = "".join(
+        f'<polyline class="series" data-name="{escape(s.name)}" points="{" ".join(_pixels(sx, sy, part))}"'
+        f' fill="none" stroke="{s.color}" stroke-width="{s.width}" stroke-linejoin="round"{dash}/>'
+        for part in stretches if part
+    )
+    # A stretch of one point draws no line: a dot shows it (one bucket between two gaps).
+    line += "".join(f'<circle cx="{px.split(",")[0]}" cy="{px.split(",")[1]}" r="{max(s.width, 3)}" fill="{s.color}"/>'
+                    for part in stretches if len(part) == 1 for px in _pixels(sx, sy, part))
     if not s.markers:
         return line
+    pixels = _pixels(sx, sy, s.points)
     dots = "".join(f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="3.5" fill="{s.color}"/>'
                    for p in pixels)
     return f"{line}<g class=\"markers\">{dots}</g>"

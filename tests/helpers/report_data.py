@@ -10,7 +10,8 @@ from crashlog.demo import run_demo
 from crashlog.events import RoundObserved, SignalRaised
 from crashlog.simulator import CrashGame
 
-START = datetime(2026, 11, 1, tzinfo=UTC)
+# The watched game's rounds end about when the demo's start: the flags' hours touch.
+START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
 
 
 async def record(dsn: str) -> None:

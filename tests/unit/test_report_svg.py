@@ -30,11 +30,12 @@ def test_thinning_keeps_the_extremes_and_the_ends(ys: list[float]) -> None:
     assert [x for x, _ in kept] == sorted(x for x, _ in kept)
 
 
-def test_values_that_cannot_be_placed_are_left_out() -> None:
+def test_values_that_cannot_be_placed_are_left_out_and_a_nan_is_a_gap() -> None:
     chart = Chart(Axis("x (×)", log=True), Axis("p (share)", log=True), label="t")
-    chart.add(Series("s", [(1.0, 1.0), (2.0, math.nan), (0.0, 0.5), (4.0, 0.0), (10.0, 0.1)]))
+    chart.add(Series("s", [(1.0, 1.0), (1.5, 0.7), (2.0, math.nan), (0.0, 0.5), (4.0, 0.0), (10.0, 0.1)]))
     lines = polyline_points(chart.render())
-    assert len(lines[0]) == 2  # only (1, 1) and (10, 0.1)
+    assert [len(line) for line in lines] == [2, 1]  # (1, 1)-(1.5, 0.7); then (10, 0.1): x=0 and y=0 left out
+    assert lines[0][1][0] < lines[1][0][0]
 
 
 def test_a_fixed_low_end_holds_for_flat_data() -> None:
