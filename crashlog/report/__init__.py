@@ -10,27 +10,48 @@ numbers can be trusted (``crashlog report -o report.html``, ``crashlog demo --re
 
 Promises: the file opens offline — no script, no font, no image, no link leaves it (every
 chart is inline SVG, every style inline); an empty log gives a page saying nothing is
-recorded yet, filters that match nothing a page saying so (both still written); an output
-that cannot be written raises ``ReportUnwritable`` naming the path, before anything is read.
+recorded yet (so does a database without the crashlog schema), filters that match nothing a
+page saying so (both still written); an output that cannot be written raises
+``ReportUnwritable`` naming the path, before anything is read.
 Nothing in the core imports this package (``import crashlog`` loads no analytics).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
-from crashlog.errors import ReportUnwritable
+from crashlog.errors import ReportUnwritable, SchemaNotReady
 from crashlog.report.data import Filters, ReportData, gather
 from crashlog.report.page import render
 
 
 async def make_report(dsn: str | None = None, filters: Filters | None = None) -> ReportData:
-    """Read what the report shows from the server at ``dsn`` (read-only)."""
+    """Read what the report shows from the server at ``dsn`` (read-only). A database that
+    never had the crashlog schema has nothing recorded yet (an older schema is an error)."""
     from crashlog.reading import AsyncReader
 
-    async with await AsyncReader.connect(dsn) as reader:
-        return await gather(reader, filters or Filters())
+    filters = filters or Filters()
+    try:
+        reader = await AsyncReader.connect(dsn)
+    except SchemaNotReady:
+        if await _never_migrated(dsn):
+            return ReportData.nothing(filters)
+        raise
+    async with reader:
+        return await gather(reader, filters)
+
+
+async def _never_migrated(dsn: str | None) -> bool:
+    from crashlog import migrations
+    from crashlog.database import open_connection, resolve_dsn
+
+    conn = await open_connection(await asyncio.to_thread(resolve_dsn, dsn))
+    try:
+        return not await migrations.applied_migrations(conn)
+    finally:
+        await conn.close()
 
 
 def check_writable(path: str | Path) -> Path:

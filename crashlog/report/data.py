@@ -117,6 +117,12 @@ class ReportData:
     rejected: int
     log_growth: list[tuple[datetime, int]]  # (last commit in a stretch, events in it)
 
+    @classmethod
+    def nothing(cls, filters: Filters) -> ReportData:
+        """The report of a database where nothing was ever recorded."""
+        return cls(filters=filters, made_at=datetime.now(UTC), bots=[], games=[], flags={}, flag_bucket="day",
+                   signals=None, lag={}, log_events=0, log_bytes=0, rejected=0, log_growth=[])
+
     @property
     def empty(self) -> bool:
         """Nothing recorded at all: no event in the log."""

@@ -106,9 +106,10 @@ async def test_filters_narrow_the_report(dsn: str, tmp_path: Path) -> None:
     assert f"<td>{chosen.total_profit:,.2f}</td>" in html
 
 
-async def test_empty_database_says_nothing_yet(dsn: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("schema", [True, False], ids=["migrated", "no-schema"])
+async def test_empty_database_says_nothing_yet(dsn: str, empty_dsn: str, tmp_path: Path, schema: bool) -> None:
     out = tmp_path / "empty.html"
-    done = crashlog_cli("report", "--dsn", dsn, "-o", str(out))
+    done = crashlog_cli("report", "--dsn", dsn if schema else empty_dsn, "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert "nothing recorded yet" in done.stderr
     assert "Nothing recorded yet: the log is empty." in out.read_text(encoding="utf-8")
