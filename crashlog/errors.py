@@ -156,6 +156,10 @@ class MissingExtra(CrashlogError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class ReportUnwritable(CrashlogError, OSError):
+    """The report's output file cannot be written; the message names the path and why."""
+
+
 def _short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 3]}...(len {len(text)})"

@@ -1,5 +1,5 @@
 """The ``crashlog`` command: demo, migrate, roles, project, stats, signals, quality, export,
-bench, tail, subscriptions, verify, doctor.
+report, bench, tail, subscriptions, verify, doctor.
 
 Every verb takes ``--dsn`` (default ``CRASHLOG_DSN``, else the embedded PostgreSQL).
 Errors are one line on stderr, with any password masked, and exit status 1 (``--debug``
@@ -27,6 +27,7 @@ from crashlog.cli import (
     export,
     migrate,
     project,
+    report,
     stats,
     subscriptions,
     tail,
@@ -37,7 +38,7 @@ from crashlog.database import mask_error
 from crashlog.errors import CrashlogError
 
 # In the order ``crashlog --help`` lists them: each adds its verbs.
-_VERB_MODULES = (demo, migrate, project, stats, export, bench, tail, subscriptions, verify, doctor)
+_VERB_MODULES = (demo, migrate, project, stats, export, report, bench, tail, subscriptions, verify, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

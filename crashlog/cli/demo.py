@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crashlog.cli.common import add_verb
@@ -39,11 +40,19 @@ def register(verbs: Verbs) -> None:
         "--rtp", type=float, default=DEFAULT_RTP, help="return to player (default 0.97)"
     )
     demo.add_argument("--seed", type=int, default=None, help="seed of the game (default random)")
+    demo.add_argument(
+        "--report", type=Path, default=None, metavar="FILE",
+        help="at the end, write the HTML report of the database to FILE (as `crashlog report -o FILE`)",
+    )
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     from crashlog.demo import run_demo
 
+    if args.report is not None:  # refuse an unwritable FILE before playing, not after
+        from crashlog.report import check_writable
+
+        check_writable(args.report)
     dsn = await asyncio.to_thread(resolve_dsn, args.dsn)
     say(f"demo: {args.bots} bots x {args.rounds} rounds, rtp {args.rtp}, on {mask_dsn(dsn)}", console=err)
     with progress_bar("playing", "rounds") as bar:
@@ -66,4 +75,9 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         f"{result.events:,} events written in {result.write_seconds:.2f} s "
         f"({result.write_rate:,.0f} events/s), projected after {result.sync_seconds:.2f} s"
     )
+    if args.report is not None:
+        from crashlog.cli.report import tell
+        from crashlog.report import write_report
+
+        tell(args.report, await write_report(args.report, dsn))
     return 0

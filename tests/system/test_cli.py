@@ -47,7 +47,7 @@ async def count(dsn: str, query: str) -> int:
 
 
 VERBS = [
-    "demo", "migrate", "roles", "project", "stats", "signals", "quality", "export", "bench", "tail",
+    "demo", "migrate", "roles", "project", "stats", "signals", "quality", "export", "report", "bench", "tail",
     "subscriptions", "verify", "doctor",
 ]
 
