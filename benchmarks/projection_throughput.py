@@ -34,6 +34,7 @@ from _common import (
 import crashlog
 from crashlog.events import Outcome, RoundSettled
 from crashlog.projections import NAMES, PROJECTIONS
+from crashlog.projections.checkpoints import COMMIT_SAFE
 from crashlog.projections.rebuild import rebuild_projections
 from crashlog.projections.runner import REBUILD_SETTINGS, rebuild
 
@@ -176,6 +177,10 @@ async def vacuum_log(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("VACUUM ANALYZE crashlog.events")
+        # Every event below the reading horizon first (an open transaction elsewhere on the
+        # server holds it back), so that the rebuild reads the whole log, as the floor does.
+        while await conn.fetchval(f"SELECT EXISTS (SELECT FROM crashlog.events WHERE NOT ({COMMIT_SAFE}))"):
+            await asyncio.sleep(0.1)
     finally:
         await conn.close()
     await _floor.read_payloads(dsn)
