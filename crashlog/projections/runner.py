@@ -32,12 +32,21 @@ from crashlog import store
 from crashlog.database import mask_error, open_connection
 from crashlog.errors import (
     ConnectFailed,
+    InvalidProjection,
     NotFlushed,
     ProjectionStopped,
     RebuildRefused,
     StaleCheckpoint,
 )
-from crashlog.projections import NAMES, PROJECTIONS, checkpoints, guard, leases, select
+from crashlog.projections import (
+    NAMES,
+    PROJECTIONS,
+    checkpoints,
+    guard,
+    leases,
+    registry,
+    select,
+)
 from crashlog.projections.base import Projection, share
 from crashlog.projections.checkpoints import Position, State
 from crashlog.projections.leases import Lease
@@ -209,7 +218,9 @@ class Runner:
     async def _claim(self, conn: asyncpg.Connection) -> None:
         """Take the lease of every projection no other runner holds; rebuild stale versions."""
         if not self._ensured:
-            for p in self._projections:
+            for p in list(self._projections):
+                if p.declaration is not None and not await self._prepare(conn, p):
+                    continue
                 await checkpoints.ensure(conn, p)
             self._ensured = True
         wanted = [p.name for p in self._projections if p.name not in self.held]
@@ -230,6 +241,17 @@ class Runner:
                     continue
             self.held[p.name] = checkpoint
         self._next_beat = time.monotonic() + leases.HEARTBEAT_INTERVAL
+
+    async def _prepare(self, conn: asyncpg.Connection, p: Projection) -> bool:
+        """Create a user's projection's tables on its first run; False (and no longer
+        applied) if its declaration changed without a new version."""
+        try:
+            await registry.prepare(conn, p)
+        except InvalidProjection as refused:
+            log.error("crashlog projections: %s; no longer applying it", refused)
+            self._projections = [q for q in self._projections if q.name != p.name]
+            return False
+        return True
 
     async def _rebuild(self, p: Projection, version: int) -> bool:
         """Rebuild ``p``, whose stored version is ``version``; False if another process is
@@ -373,13 +395,17 @@ async def follow(
     progress: Progress | None = None,
     names: Sequence[str] | None = None,
     connections: int = RUNNER_CONNECTIONS,
+    extra: Sequence[Projection] = (),
 ) -> None:
     """Keep the read tables current until ``stop_event`` is set (forever without one).
 
-    ``progress(done, total)`` hears of rebuilds of projections whose version changed.
+    ``extra``: users' projections to apply beside the built-ins (checked first:
+    ``registry.check``). ``progress(done, total)`` hears of rebuilds of projections whose
+    version changed.
     """
-    runners = side_by_side(
-        dsn, select(list(names) if names else None), connections=connections, progress=progress)
+    await _check(dsn, extra)
+    runners = side_by_side(dsn, select(list(names) if names else None, extra),
+                           connections=connections, progress=progress)
     for runner in runners:
         runner.start()
     try:
@@ -395,8 +421,10 @@ async def rebuild(
     *,
     progress: Progress | None = None,
     connections: int = REBUILD_CONNECTIONS,
+    extra: Sequence[Projection] = (),
 ) -> None:
-    """Rebuild the projections ``names`` (``["all"]`` for every one) from the log, then swap.
+    """Rebuild the projections ``names`` (``["all"]`` for every one, ``extra``: users'
+    projections among them) from the log, then swap.
 
     ``connections`` server connections fill the shadow tables side by side (the server
     does the work: use about as many as it has cores to spare).
@@ -404,7 +432,19 @@ async def rebuild(
     Bots may keep writing and runners keep applying meanwhile; readers see the old
     tables until the swap. ``progress(done, total)`` is called after each batch.
     """
-    await rebuild_with_keeper(dsn, select(list(names)), progress=progress, connections=connections)
+    chosen = select(list(names), extra)
+    await _check(dsn, [p for p in chosen if p.declaration is not None])
+    await rebuild_with_keeper(dsn, chosen, progress=progress, connections=connections)
+
+
+async def _check(dsn: str, projections: Sequence[Projection]) -> None:
+    """``registry.check`` of users' projections, before anything runs."""
+    if projections:
+        conn = await open_connection(dsn, init=store.init_connection)
+        try:
+            await registry.check(conn, projections)
+        finally:
+            await conn.close()
 
 
 async def rebuild_with_keeper(
@@ -430,8 +470,9 @@ async def rebuild_with_keeper(
 
 
 async def lag(conn: asyncpg.Connection) -> dict[str, tuple[int, float]]:
-    """Per projection: (events in the log it has not applied yet, age in seconds of the oldest)."""
-    return await checkpoints.lag(conn, NAMES)
+    """Per projection (the built-ins, then any other with a checkpoint, listed from the
+    database): (events in the log it has not applied yet, age in seconds of the oldest)."""
+    return await checkpoints.lag(conn, await checkpoints.known(conn, NAMES))
 
 
 async def states(conn: asyncpg.Connection) -> dict[str, State]:
@@ -453,11 +494,12 @@ async def wait_projected(
     deadline = None if timeout is None else time.monotonic() + timeout
     # Every transaction that committed before now has an id below this snapshot's xmax.
     target = await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())")
+    names = await checkpoints.known(conn, NAMES)  # a user's projection, run anywhere, too
     while True:
         for row in await checkpoints.stopped(conn):
             raise ProjectionStopped(row["name"], row["stopped_error"], row["stopped_event_id"],
                                     row["stopped_position"], row["stopped_at"])
-        pending = await checkpoints.unprojected(conn, NAMES, target)
+        pending = await checkpoints.unprojected(conn, names, target)
         if pending == 0:
             return
         if deadline is not None and time.monotonic() >= deadline:
