@@ -276,7 +276,8 @@ class Logger:
             runner.wake()
         remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
         async with self.pool.acquire() as conn:
-            await wait_projected(conn, remaining)
+            await wait_projected(conn, remaining,
+                                 also=[p.name for p in self._user_projections if self._project])
 
     def metrics(self) -> Metrics:
         """Counters: emitted, committed, duplicates, retried, rejected, spooled, buffered, ..."""

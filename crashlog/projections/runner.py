@@ -482,19 +482,22 @@ async def states(conn: asyncpg.Connection) -> dict[str, State]:
 
 
 async def wait_projected(
-    conn: asyncpg.Connection, timeout: float | None, *, poll: float = 0.01
+    conn: asyncpg.Connection, timeout: float | None, *, poll: float = 0.01,
+    also: Sequence[str] = (),
 ) -> None:
     """Return once every projection has applied every event committed before this call.
 
     Raises ``NotFlushed`` with the number of events not yet projected after ``timeout``
     seconds. An open transaction anywhere on the server holds the horizon back, and
-    with it this wait. Raises ``ProjectionStopped`` naming a stopped projection (any
+    with it this wait. ``also``: more projections to wait for (the caller's own, whose
+    checkpoint may not exist yet). Raises ``ProjectionStopped`` naming a stopped projection (any
     with a checkpoint, listed from the database) rather than wait for it.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     # Every transaction that committed before now has an id below this snapshot's xmax.
     target = await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())")
-    names = await checkpoints.known(conn, NAMES)  # a user's projection, run anywhere, too
+    # A user's projection, run anywhere, too; ``also``: the caller's own, checkpoint or not.
+    names = await checkpoints.known(conn, [*NAMES, *also])
     while True:
         for row in await checkpoints.stopped(conn):
             raise ProjectionStopped(row["name"], row["stopped_error"], row["stopped_event_id"],

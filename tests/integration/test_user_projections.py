@@ -234,7 +234,8 @@ async def test_two_runners_apply_each_event_once(dsn, conn):
 
 
 async def test_a_declaration_changed_without_a_new_version_is_refused(dsn, conn):
-    async with crashlog.connect(dsn, projections=[rounds_per_bot(1)]) as log:
+    async with crashlog.connect(dsn, projections=[rounds_per_bot(1)], flush_interval=0.01) as log:
+        await log.emit(settled("b1", 1))
         await log.sync(timeout=30)
     with pytest.raises(InvalidProjection, match="bot_rounds.*without a new version"):
         async with crashlog.connect(dsn, projections=[rounds_per_bot(1, extra_column=True)]):
