@@ -27,7 +27,7 @@ import asyncpg
 import attrs
 
 from crashlog.errors import RebuildRefused
-from crashlog.projections import access, checkpoints, guard, leases
+from crashlog.projections import access, checkpoints, declared, guard, leases
 from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name, share
 from crashlog.projections.checkpoints import ORIGIN, LogSpan, Position
 
@@ -94,7 +94,7 @@ async def rebuild_projections(
     """
     # Before the leases: a role that cannot give the tables away may not take a lease either,
     # and this names the role to use instead.
-    await access.check_rebuildable(conn, await _existing(conn, projections))
+    await access.check_rebuildable(conn, await declared.existing(conn, projections))
     async with _rebuild_leases(projections, conn, keeper):
         deferred, read = await _create_shadows(conn, projections)
         try:
@@ -201,13 +201,11 @@ async def _create_shadows(
     index, which their handlers read (the others they only append to)."""
     await _drop_shadows(conn, projections)
     deferred: dict[str, list[_Deferred]] = {}
-    read = set()
+    read: set[str] = set()
     for p in projections:
         deferred[p.name] = []
         if p.declaration is not None:  # a user's: made from its (new) declaration
-            for statement in p.declaration.statements(p.shadow_tables()):
-                await conn.execute(statement)
-            read.update(p.shadow_tables().values())
+            read.update(await declared.create_shadows(conn, p))
             continue
         for table, shadow in p.shadow_tables().items():
             # Logged from the start: an unlogged shadow made logged before the swap is
@@ -371,23 +369,17 @@ async def _swap(
                 caught_up = max(caught_up, await _count_between(conn, cursor, live))
             final[p.name] = max(live, cursor)
         for p in ordered:
-            for table in p.tables:
-                if p.declaration is None:
-                    await _swap_table(conn, table)
-                else:
-                    await _swap_declared(conn, table)
-            for table in obsolete[p.name]:
-                await conn.execute(f'DROP TABLE IF EXISTS crashlog."{table}"')
-            declared = p.declaration
+            if p.declaration is not None:
+                await declared.swap(conn, p, obsolete[p.name])
+            for table in p.tables if p.declaration is None else ():
+                await _swap_table(conn, table)
             await conn.execute(
                 "UPDATE crashlog.projection_checkpoints SET version = $2, tx_id = $3::xid8,"
                 " position = $4, updated_at = now(), stopped_error = NULL,"
                 " stopped_event_id = NULL, stopped_position = NULL, stopped_at = NULL,"
                 " declaration = $5, tables = $6"
                 " WHERE name = $1",
-                p.name, p.version, *final[p.name], declared.checksum() if declared else None,
-                list(p.tables) if declared else None,
-            )
+                p.name, p.version, *final[p.name], *declared.remembered(p))
     return caught_up
 
 
@@ -442,32 +434,6 @@ async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
         target = old_names.get(_shape(index["definition"]))
         if target and target != index["name"]:
             await conn.execute(f'ALTER INDEX crashlog."{index["name"]}" RENAME TO "{target}"')
-
-
-async def _swap_declared(conn: asyncpg.Connection, table: str) -> None:
-    """Replace a user's table (if it exists yet) by its shadow, made from the projection's
-    current declaration (its columns may differ from the old table's): the shadow takes the
-    old table's owner and grants, and its indexes lose the shadow's name."""
-    shadow = shadow_name(table)
-    if await conn.fetchval(_EXISTS, table):
-        await access.check_rebuildable(conn, [f"crashlog.{table}"])
-        await access.copy_access(conn, f"crashlog.{table}", f"crashlog.{shadow}")
-        await conn.execute(f"DROP TABLE crashlog.{table}")
-    await conn.execute(f"ALTER TABLE crashlog.{shadow} RENAME TO {table}")
-    for index in await _indexes(conn, f"crashlog.{table}"):
-        if index["name"].startswith(shadow):
-            renamed = table + index["name"][len(shadow):]
-            await conn.execute(f'ALTER INDEX crashlog."{index["name"]}" RENAME TO "{renamed}"')
-
-
-_EXISTS = "SELECT to_regclass(format('crashlog.%I', $1::text)) IS NOT NULL"
-
-
-async def _existing(conn: asyncpg.Connection, projections: Sequence[Projection]) -> list[str]:
-    """The live tables of ``projections``, qualified, that exist (a user's projection may
-    not have made its tables yet, or declares new ones in a new version)."""
-    return [f"crashlog.{t}" for p in projections for t in p.tables
-            if p.declaration is None or await conn.fetchval(_EXISTS, t)]
 
 
 # Shadow tables in schema crashlog, with their size.
