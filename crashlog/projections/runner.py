@@ -134,6 +134,8 @@ class Runner:
         self.batches_applied = 0
         self._batches: dict[str, int] = {}  # per projection, in this session
         self._analysing: asyncio.Task[None] | None = None
+        #: name -> the task rebuilding it (a version change), beside the passes.
+        self._rebuilding: dict[str, asyncio.Task[None]] = {}
         #: name -> (monotonic time before which it is not applied, its current retry delay):
         #: projections whose last attempt failed (not for their data), or that stopped.
         self._resting: dict[str, tuple[float, float]] = {}
@@ -156,6 +158,9 @@ class Runner:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for task in list(self._rebuilding.values()):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if self._analysing is not None:
             self._analysing.cancel()
             await asyncio.gather(self._analysing, return_exceptions=True)
@@ -223,24 +228,33 @@ class Runner:
                     continue
                 await checkpoints.ensure(conn, p)
             self._ensured = True
-        wanted = [p.name for p in self._projections if p.name not in self.held]
+        wanted = [p.name for p in self._projections
+                  if p.name not in self.held and p.name not in self._rebuilding]
         taken = await leases.take(conn, wanted, Lease.APPLY)
         for p in (p for p in self._projections if p.name in taken):
             version, checkpoint = await checkpoints.ensure(conn, p)
             if version != p.version:
-                # Rebuilt on connections of its own, under its rebuild lease: this
-                # connection beats no heartbeat meanwhile, so give the apply lease back.
+                # Rebuilt beside the passes, on connections of its own, under its rebuild
+                # lease (the other projections keep going); claimed again once swapped.
                 await leases.release(conn, [p.name], Lease.APPLY)
-                if not await self._rebuild(p, version):
-                    continue
-                if not await leases.take(conn, [p.name], Lease.APPLY):
-                    continue
-                version, checkpoint = await checkpoints.ensure(conn, p)
-                if version != p.version:
-                    await leases.release(conn, [p.name], Lease.APPLY)
-                    continue
+                self._rebuild_aside(p, version)
+                continue
             self.held[p.name] = checkpoint
         self._next_beat = time.monotonic() + leases.HEARTBEAT_INTERVAL
+
+    def _rebuild_aside(self, p: Projection, version: int) -> None:
+        """Rebuild ``p`` in a task of its own; the next claim after it takes ``p`` again."""
+        async def rebuild() -> None:
+            try:
+                await self._rebuild(p, version)
+            except Exception as error:  # retried at a later claim
+                log.error("crashlog projections: rebuilding %s failed: %s", p.name,
+                          mask_error(error, self._dsn))
+            finally:
+                del self._rebuilding[p.name]
+                self._wake.set()
+        self._rebuilding[p.name] = asyncio.get_running_loop().create_task(
+            rebuild(), name=f"crashlog-rebuild-{p.name}")
 
     async def _prepare(self, conn: asyncpg.Connection, p: Projection) -> bool:
         """Create a user's projection's tables on its first run; False (and no longer

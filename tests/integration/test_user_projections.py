@@ -298,3 +298,39 @@ async def test_drop_removes_tables_checkpoint_and_errors_and_refuses_a_builtin(d
     assert await conn.fetchval("SELECT count(*) FROM crashlog.projection_errors") == 0
     with pytest.raises(InvalidProjection, match="'rounds' is a built-in"):
         await registry.drop(conn, "rounds")
+
+
+async def test_a_version_rebuild_does_not_hold_up_the_other_projections(dsn, conn):
+    runner = Runner(dsn, [*PROJECTIONS, rounds_per_bot(1)], poll_interval=0.02)
+    runner.start()
+    for n in range(10):
+        await conn.execute(_INSERT, *row_of(settled("b1", n)))
+    await wait_projected(conn, 30)
+    await runner.stop()
+    reader = await connect(dsn)  # a reader of the old table: the swap waits for it
+    tx = reader.transaction(readonly=True)
+    await tx.start()
+    await reader.fetch("SELECT * FROM crashlog.bot_rounds")
+    runner = Runner(dsn, [*PROJECTIONS, rounds_per_bot(2)], poll_interval=0.02)
+    runner.start()
+    try:
+        for n in range(10, 20):
+            await conn.execute(_INSERT, *row_of(settled("b2", n)))
+        # The built-ins keep going while the new version waits to swap in.
+        await until(lambda: _count_is(conn, "rounds", 20))
+        assert (await checkpoint(conn, "bot_rounds"))["version"] == 1
+    finally:
+        await tx.rollback()
+        await reader.close()
+    await until(lambda: _version_is(conn, "bot_rounds", 2))
+    await wait_projected(conn, 30)
+    await runner.stop()
+    assert await per_bot(conn) == {"b1": 10, "b2": 10}
+
+
+async def _count_is(conn: asyncpg.Connection, table: str, n: int) -> bool:
+    return await conn.fetchval(f"SELECT count(*) FROM crashlog.{table}") == n
+
+
+async def _version_is(conn: asyncpg.Connection, name: str, version: int) -> bool:
+    return (await checkpoint(conn, name))["version"] == version
