@@ -81,15 +81,17 @@ def register(projections: Sequence[Projection]) -> list[Projection]:
     """Check ``projections`` against the built-ins and each other, then remember them (for
     ``crashlog.reader``'s catalogue); returns them. See the module's promises."""
     builtin_tables = {t: p.name for p in PROJECTIONS for t in p.tables}
-    names: set[str] = set()
+    names: dict[str, Projection] = {}
     owners: dict[str, str] = {}
     for p in projections:
         if not isinstance(p, Projection) or p.declaration is None:
             raise InvalidProjection(f"{p!r} is not a projection made with @projection")
+        if names.get(p.name) is p:  # the same one named twice (--with and the environment)
+            continue
         if p.name in NAMES or p.name in names:
             what = "a built-in projection" if p.name in NAMES else "another one registered"
             raise InvalidProjection(f"duplicate projection name {p.name!r}: {what} has it")
-        names.add(p.name)
+        names[p.name] = p
         for table in p.tables:
             other = builtin_tables.get(table) or owners.get(table)
             if other:
@@ -97,8 +99,8 @@ def register(projections: Sequence[Projection]) -> list[Projection]:
                     f"projection {p.name!r}: table name {table!r} is already used by "
                     f"projection {other}; pick another")
             owners[table] = p.name
-    _registered.update((p.name, p) for p in projections)
-    return list(projections)
+    _registered.update(names)
+    return list(names.values())
 
 
 def registered() -> list[Projection]:
