@@ -135,26 +135,22 @@ def refuse_changed(p: Projection, stored: asyncpg.Record | None) -> None:
             f"without a new version (still {p.version}); bump version= to rebuild it")
 
 
-class _RolledBack(Exception):
-    pass
-
-
 async def _try_declaration(conn: asyncpg.Connection, p: Projection) -> None:
     """Create ``p``'s tables in the session's temporary schema and roll them back."""
     assert p.declaration is not None
     probes = {t: f"pg_temp.{t}" for t in p.tables}
+    tx = conn.transaction()
+    await tx.start()
     try:
-        async with conn.transaction():
-            for statement in p.declaration.statements(probes):
-                try:
-                    await conn.execute(statement)  # pg_temp.t: a temporary table
-                except asyncpg.PostgresError as error:
-                    raise InvalidProjection(
-                        f"projection {p.name!r}: PostgreSQL refuses its declaration "
-                        f"({statement}): {error}") from None
-            raise _RolledBack
-    except _RolledBack:
-        pass
+        for statement in p.declaration.statements(probes):
+            try:
+                await conn.execute(statement)  # pg_temp.t: a temporary table
+            except asyncpg.PostgresError as error:
+                raise InvalidProjection(
+                    f"projection {p.name!r}: PostgreSQL refuses its declaration "
+                    f"({statement}): {error}") from None
+    finally:
+        await tx.rollback()
 
 
 async def prepare(conn: asyncpg.Connection, p: Projection) -> None:
