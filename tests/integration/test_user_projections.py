@@ -96,7 +96,7 @@ async def test_a_user_projection_equals_the_builtin_and_the_reference(server_dsn
                 async with conn.transaction():
                     for event in chunk:
                         await conn.execute(_INSERT, *row_of(event))
-            await wait_projected(conn, 60)
+            await wait_projected(conn, 60, also=["bot_rounds"])
             await runner.stop()
             reference = Counter(bot for bot, _ in dict.fromkeys(log))
             incremental = await per_bot(conn)
@@ -123,7 +123,7 @@ async def test_a_late_commit_is_applied_once(dsn, conn):
         await tx.commit()
     finally:
         await holder.close()
-    await wait_projected(conn, 30)
+    await wait_projected(conn, 30, also=["bot_rounds"])
     await runner.stop()
     assert await per_bot(conn) == {"late": 1, "b1": 3}
     assert (await checkpoint(conn, "bot_rounds"))["events_applied"] == 4
@@ -168,7 +168,7 @@ async def test_skip_records_exactly_the_failing_event(dsn, conn):
     runner.start()
     for event in events:
         await conn.execute(_INSERT, *row_of(event))
-    await wait_projected(conn, 30)
+    await wait_projected(conn, 30, also=["stakes"])
     await runner.stop()
     errors = await conn.fetch("SELECT projection, event_id, sqlstate FROM crashlog.projection_errors")
     assert [tuple(r) for r in errors] == [("stakes", events[7].event_id, "23514")]
@@ -222,11 +222,11 @@ async def test_two_runners_apply_each_event_once(dsn, conn):
     second.start()
     for n in range(200):
         await conn.execute(_INSERT, *row_of(settled(f"b{n % 4}", n)))
-    await wait_projected(conn, 30)
+    await wait_projected(conn, 30, also=["bot_rounds"])
     first.abort()
     for n in range(200, 300):
         await conn.execute(_INSERT, *row_of(settled(f"b{n % 4}", n)))
-    await wait_projected(conn, 30)
+    await wait_projected(conn, 30, also=["bot_rounds"])
     await first.stop()
     await second.stop()
     assert await per_bot(conn) == {f"b{i}": 75 for i in range(4)}
@@ -305,7 +305,7 @@ async def test_a_version_rebuild_does_not_hold_up_the_other_projections(dsn, con
     runner.start()
     for n in range(10):
         await conn.execute(_INSERT, *row_of(settled("b1", n)))
-    await wait_projected(conn, 30)
+    await wait_projected(conn, 30, also=["bot_rounds"])
     await runner.stop()
     reader = await connect(dsn)  # a reader of the old table: the swap waits for it
     tx = reader.transaction(readonly=True)
@@ -323,7 +323,7 @@ async def test_a_version_rebuild_does_not_hold_up_the_other_projections(dsn, con
         await tx.rollback()
         await reader.close()
     await until(lambda: _version_is(conn, "bot_rounds", 2))
-    await wait_projected(conn, 30)
+    await wait_projected(conn, 30, also=["bot_rounds"])
     await runner.stop()
     assert await per_bot(conn) == {"b1": 10, "b2": 10}
 
@@ -334,3 +334,33 @@ async def _count_is(conn: asyncpg.Connection, table: str, n: int) -> bool:
 
 async def _version_is(conn: asyncpg.Connection, name: str, version: int) -> bool:
     return (await checkpoint(conn, name))["version"] == version
+
+
+async def test_a_lost_connection_or_a_timeout_is_retried_and_skips_nothing(dsn, conn):
+    from crashlog.projections.user import projection
+
+    faults = ["kill", "timeout"]  # the first two batches fail so, once each
+
+    @projection("flaky", version=1, events=[RoundSettled], on_error="skip",
+                tables={"flaky": "event_id uuid PRIMARY KEY"})
+    async def flaky(batch):
+        if faults:
+            fault = faults.pop(0)
+            if fault == "kill":  # the runner's own connection dies mid-batch
+                await batch.conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            await batch.conn.execute("SET LOCAL statement_timeout = '1ms'")
+            await batch.conn.execute("SELECT pg_sleep(0.2)")  # 57014: not the data's doing
+        await batch.conn.executemany(f"INSERT INTO {batch.table('flaky')} VALUES ($1)",
+                                     [(e.event_id,) for e in batch.events])
+
+    events = [settled("b1", n) for n in range(12)]
+    for event in events:
+        await conn.execute(_INSERT, *row_of(event))
+    runner = Runner(dsn, [*PROJECTIONS, flaky], poll_interval=0.02)
+    runner.start()
+    await wait_projected(conn, 60, also=["flaky"])
+    await runner.stop()
+    assert faults == [] and runner.failed_attempts >= 1
+    assert {r[0] for r in await conn.fetch("SELECT event_id FROM crashlog.flaky")} == {
+        e.event_id for e in events}
+    assert await conn.fetchval("SELECT count(*) FROM crashlog.projection_errors") == 0
