@@ -198,6 +198,9 @@ async def test_a_version_bump_rebuilds_over_the_whole_history(dsn, conn):
         for n in range(30):
             await log.emit(settled(f"b{n % 3}", n))
         await log.sync(timeout=30)
+        # A reader sees its table like a built-in's.
+        assert "bot_rounds" in await log.reader.tables()
+        assert await log.reader.count("bot_rounds") == 3
     await conn.execute("DELETE FROM crashlog.bot_rounds")  # what the new version must not keep
     v2 = rounds_per_bot(2, extra_column=True)
     async with crashlog.connect(dsn, projections=[v2], flush_interval=0.01) as log:
