@@ -85,6 +85,13 @@ class UnknownProjection(CrashlogError, ValueError):
     lists the known ones."""
 
 
+class InvalidProjection(CrashlogError, ValueError):
+    """A user's projection refused at registration (nothing created): an unknown ``--with``
+    target, a table name crashlog already uses, a table PostgreSQL refuses, an ``events=``
+    entry that is not an event type, a duplicate name, or a declaration changed without a
+    new version. The message names the projection and what is wrong."""
+
+
 class StaleCheckpoint(CrashlogError):
     """The checkpoint moved under this runner, or its version is not this code's."""
 

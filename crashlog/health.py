@@ -152,9 +152,9 @@ async def shadows_check(conn: asyncpg.Connection) -> Check:
     """Fails if a rebuild killed midway left shadow tables that no rebuild holds, naming
     them and their size (a runner's next start, or a rebuild of their projection, drops
     them)."""
-    from crashlog.projections import PROJECTIONS, shadows
+    from crashlog.projections import PROJECTIONS, registry, shadows
 
-    found = await shadows.shadows(conn, PROJECTIONS)
+    found = await shadows.shadows(conn, [*PROJECTIONS, *registry.registered()])
     left = [s for s in found if not s.rebuilding]
     busy = len(found) - len(left)
     doing = f"{busy} being rebuilt now" if busy else "none"

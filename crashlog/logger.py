@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -18,6 +18,8 @@ from crashlog.appender import is_transient
 from crashlog.database import mask_error, open_pool, resolve_dsn
 from crashlog.errors import ConnectFailed, InvalidEvent, LoggerClosed, MigrationError, NotFlushed
 from crashlog.events import Event, encode_payload
+from crashlog.projections import PROJECTIONS, registry
+from crashlog.projections.base import Projection
 from crashlog.projections.runner import Runner, side_by_side, wait_projected
 from crashlog.reading import AsyncReader
 from crashlog.settings import Settings
@@ -35,21 +37,37 @@ log = logging.getLogger("crashlog")
 # bot that only writes never loads them (thousands of lines, and pyarrow for Parquet).
 
 
-def connect(dsn: str | None = None, *, project: bool = True, **options: Any) -> Logger:
+def connect(
+    dsn: str | None = None,
+    *,
+    project: bool = True,
+    projections: Sequence[Projection] | None = None,
+    **options: Any,
+) -> Logger:
     """A logger for the server at ``dsn`` (else ``CRASHLOG_DSN``, else the embedded one).
 
     Use it as ``async with crashlog.connect() as log:`` or ``log = await crashlog.connect()``;
     ``options`` are the fields of ``Settings``. With ``project=True`` (the default) this
     process also keeps the read tables current; with ``project=False`` it only writes.
+    ``projections``: your own (``@projection``), applied beside the built-ins (default: those
+    ``CRASHLOG_PROJECTIONS`` names); a bad one raises ``InvalidProjection`` naming it, here or
+    at open, before anything is created.
     """
-    return Logger(dsn, Settings(**options), project=project)
+    if projections is None:
+        projections = registry.from_environment() if project else []
+    return Logger(dsn, Settings(**options), project=project,
+                  projections=registry.register(list(projections)))
 
 
 class Logger:
     """Validates, buffers and appends events. Open it with ``connect()``."""
 
-    def __init__(self, dsn: str | None, settings: Settings, *, project: bool = True) -> None:
+    def __init__(
+        self, dsn: str | None, settings: Settings, *, project: bool = True,
+        projections: Sequence[Projection] = (),
+    ) -> None:
         self._project = project
+        self._user_projections = list(projections)
         self._runners: list[Runner] = []
         self._dsn_argument = dsn
         self.settings = settings
@@ -106,7 +124,8 @@ class Logger:
 
     def _start_projections(self, dsn: str) -> None:
         if self._project:  # the projections, in-process, on connections of their own
-            self._runners = side_by_side(dsn, connections=self.settings.projection_connections)
+            self._runners = side_by_side(dsn, [*PROJECTIONS, *self._user_projections],
+                                         connections=self.settings.projection_connections)
             for runner in self._runners:
                 runner.start()
 
@@ -141,11 +160,14 @@ class Logger:
     async def _prepare_schema(self, conn: asyncpg.Connection) -> None:
         if self.settings.migrate:
             await migrations.migrate(conn)
-            return
-        pending = await migrations.pending_migrations(conn)
-        if pending:
-            names = ", ".join(m.name for m in pending)
-            raise MigrationError(f"the database needs migrations first: {names} (crashlog migrate)")
+        else:
+            pending = await migrations.pending_migrations(conn)
+            if pending:
+                names = ", ".join(m.name for m in pending)
+                raise MigrationError(
+                    f"the database needs migrations first: {names} (crashlog migrate)")
+        if self._project and self._user_projections:
+            await registry.check(conn, self._user_projections)
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Commit everything emitted, then release the connections.
@@ -254,7 +276,8 @@ class Logger:
             runner.wake()
         remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
         async with self.pool.acquire() as conn:
-            await wait_projected(conn, remaining)
+            await wait_projected(conn, remaining,
+                                 also=[p.name for p in self._user_projections if self._project])
 
     def metrics(self) -> Metrics:
         """Counters: emitted, committed, duplicates, retried, rejected, spooled, buffered, ..."""

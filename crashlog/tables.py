@@ -29,7 +29,7 @@ import asyncpg
 import attrs
 
 from crashlog.errors import InvalidRead, UnknownTable
-from crashlog.projections import PROJECTIONS
+from crashlog.projections import PROJECTIONS, registry, user
 from crashlog.projections.base import ReadTable, shadow_name
 from crashlog.projections.checkpoints import READING_ORDER
 
@@ -37,10 +37,7 @@ SCHEMA = "crashlog"
 #: The log, read by ``Reader.events``.
 EVENTS = ReadTable("events", time="occurred_at", order=tuple(READING_ORDER.split(", ")))
 #: Tables of schema crashlog that are crashlog's own bookkeeping, never read as tables.
-INTERNAL = frozenset({
-    "events", "rejected_events", "schema_migrations", "projection_checkpoints",
-    "projection_errors", "subscription_checkpoints",
-})
+INTERNAL = user.INTERNAL
 
 _registered: dict[str, ReadTable] = {}
 
@@ -54,8 +51,9 @@ def register_table(name: str, *, time: str | None = None, order: Sequence[str] =
 
 
 def declared() -> dict[str, ReadTable]:
-    """The tables declared so far: the built-in projections', then registered ones."""
-    found = {t.name: t for p in PROJECTIONS for t in p.read_tables}
+    """The tables declared so far: the built-in projections', users' registered projections'
+    (``connect(projections=...)``, ``--with``), then tables registered here."""
+    found = {t.name: t for p in [*PROJECTIONS, *registry.registered()] for t in p.read_tables}
     found.update(_registered)
     return found
 

@@ -15,7 +15,10 @@ from crashlog.cli.render import DataTable, err, make_table, out, plain, progress
 from crashlog.database import mask_dsn, open_connection, resolve_dsn
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from crashlog.cli.common import Verbs
+    from crashlog.projections.base import Projection
     from crashlog.projections.checkpoints import State
 
 
@@ -38,22 +41,48 @@ def register(verbs: Verbs) -> None:
     project.add_argument(
         "--lag", action="store_true", help="show how far each projection is behind"
     )
+    project.add_argument(
+        "--with", dest="with_", action="append", default=[], metavar="MODULE:ATTR",
+        help="a projection of your own (@projection) to follow or rebuild too (repeatable; "
+        "also CRASHLOG_PROJECTIONS, comma-separated)",
+    )
+    project.add_argument(
+        "--drop", metavar="NAME",
+        help="remove a projection of your own: its tables, checkpoint and recorded errors",
+    )
 
 
 async def cmd_project(args: argparse.Namespace) -> int:
+    from crashlog.projections import registry
+
     dsn = await asyncio.to_thread(resolve_dsn, args.dsn)
     conn = await open_connection(dsn)  # reach the server first: a clear error if it is not there
     await conn.close()
+    extra = registry.register([*registry.from_environment(), *registry.load_all(args.with_)])
+    if args.drop:
+        await drop(dsn, args.drop)
     if args.rebuild:
-        await rebuild(dsn, [n for part in args.rebuild for n in part.split(",")])
+        await rebuild(dsn, [n for part in args.rebuild for n in part.split(",")], extra)
     if args.follow:
-        await follow(dsn, args.seconds)
-    if args.lag or not (args.rebuild or args.follow):
+        await follow(dsn, args.seconds, extra)
+    if args.lag or not (args.rebuild or args.follow or args.drop):
         await show_lag(dsn)
     return 0
 
 
-async def rebuild(dsn: str, names: list[str]) -> None:
+async def drop(dsn: str, name: str) -> None:
+    """Remove the user's projection ``name`` and say which tables went with it."""
+    from crashlog.projections import registry
+
+    conn, _ = await connection(dsn)
+    try:
+        tables = await registry.drop(conn, name)
+    finally:
+        await conn.close()
+    say(f"dropped projection {name}" + (f" and its tables: {', '.join(tables)}" if tables else ""))
+
+
+async def rebuild(dsn: str, names: list[str], extra: Sequence[Projection] = ()) -> None:
     """Rebuild ``names`` with a progress bar, then say how many events it took and how fast."""
     from crashlog.projections import runner
 
@@ -65,13 +94,13 @@ async def rebuild(dsn: str, names: list[str]) -> None:
             events[0] = done
             bar.update(task, completed=done, total=total)
 
-        await runner.rebuild(dsn, names, progress=advance)
+        await runner.rebuild(dsn, names, progress=advance, extra=extra)
     took = time.monotonic() - started
     say(f"rebuilt: {', '.join(names)} ({events[0]:,} events in {took:.1f} s, "
         f"{events[0] / max(took, 1e-9):,.0f} events/s)")
 
 
-async def follow(dsn: str, seconds: float | None) -> None:
+async def follow(dsn: str, seconds: float | None, extra: Sequence[Projection] = ()) -> None:
     """Apply new events until Ctrl-C, or for ``seconds``."""
     from crashlog.projections import runner
 
@@ -80,7 +109,7 @@ async def follow(dsn: str, seconds: float | None) -> None:
         asyncio.get_running_loop().call_later(seconds, stop.set)
     say(f"following the log on {mask_dsn(dsn)} (Ctrl-C to stop)", console=err)
     with contextlib.suppress(asyncio.CancelledError):
-        await runner.follow(dsn, stop_event=stop)
+        await runner.follow(dsn, stop_event=stop, extra=extra)
 
 
 async def show_lag(dsn: str) -> None:

@@ -1,10 +1,13 @@
 """Projections: the read tables derived from the event log, and the runner that feeds them.
 
-``PROJECTIONS`` lists every read model; ``crashlog.projections.runner`` applies them
+``PROJECTIONS`` lists every built-in read model (``@projection`` and ``Batch`` make a user's
+own: ``crashlog.projections.user``); ``crashlog.projections.runner`` applies them
 (``follow``), rebuilds them (``rebuild``) and reports how far behind they are (``lag``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from crashlog.errors import UnknownProjection
 from crashlog.projections import (
@@ -20,6 +23,7 @@ from crashlog.projections import (
     sessions,
 )
 from crashlog.projections.base import Projection
+from crashlog.projections.user import Batch, projection
 
 PROJECTIONS: tuple[Projection, ...] = (
     bots.PROJECTION,
@@ -40,20 +44,26 @@ NAMES: tuple[str, ...] = tuple(p.name for p in PROJECTIONS)
 ALIASES: dict[str, str] = {"round_outcomes": "rounds"}
 
 
-def select(names: list[str] | tuple[str, ...] | None) -> list[Projection]:
-    """The projections called ``names`` (``None`` or ``["all"]``: every one), in registry order.
+def select(
+    names: list[str] | tuple[str, ...] | None, extra: Sequence[Projection] = ()
+) -> list[Projection]:
+    """The projections called ``names`` (``None`` or ``["all"]``: every one), among the
+    built-ins and ``extra`` (users' projections), in registry order.
 
     Raises ``UnknownProjection`` (a ``CrashlogError``) naming an unknown projection and the known ones.
     """
+    known = [*PROJECTIONS, *extra]
     if not names or "all" in names:
-        return list(PROJECTIONS)
+        return known
     names = [ALIASES.get(name, name) for name in names]
-    unknown = sorted(set(names) - set(NAMES))
+    unknown = sorted(set(names) - {p.name for p in known})
     if unknown:
+        listed = ", ".join(p.name for p in known)
         raise UnknownProjection(
-            f"unknown projection {unknown[0]!r}; known: {', '.join(NAMES)} (or 'all')"
+            f"unknown projection {unknown[0]!r}; known: {listed} (or 'all'; a projection of "
+            "your own needs --with module:attribute)"
         )
-    return [p for p in PROJECTIONS if p.name in names]
+    return [p for p in known if p.name in names]
 
 
-__all__ = ["ALIASES", "NAMES", "PROJECTIONS", "Projection", "select"]
+__all__ = ["ALIASES", "NAMES", "PROJECTIONS", "Batch", "Projection", "projection", "select"]

@@ -18,6 +18,7 @@ rebuild are its own.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
@@ -80,6 +81,9 @@ class Projection:
     #: The tables readers may read (``crashlog.reader``), each with its time column and order;
     #: a table of ``tables`` not listed here is the projection's own (e.g. a reading copy).
     read_tables: tuple[ReadTable, ...] = ()
+    #: A user's projection (``crashlog.projections.user``): its tables' declared columns and
+    #: indexes, from which its tables and its rebuild shadows are made. None for a built-in.
+    declaration: Declaration | None = None
 
     def live_tables(self) -> dict[str, str]:
         return {t: f"crashlog.{t}" for t in self.tables}
@@ -141,6 +145,32 @@ def timestamptz(key: str) -> str:
 
 def json_object(key: str) -> str:
     return f"coalesce(e.payload->'{key}', jsonb_build_object())"
+
+
+@attrs.frozen
+class Declaration:
+    """The tables a user's projection declared: per table its column definitions (SQL, as
+    in CREATE TABLE) and its indexes (what follows ``ON table`` in CREATE INDEX, e.g.
+    ``(game, hour)``; ``UNIQUE (...)`` for a unique one)."""
+
+    columns: tuple[tuple[str, str], ...]
+    indexes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def statements(self, tables: Tables) -> list[str]:
+        """CREATE TABLE and CREATE INDEX statements that make each table as ``tables``
+        qualifies it (the live table, a shadow, a probe)."""
+        made = [f"CREATE TABLE {tables[t]} ({columns})" for t, columns in self.columns]
+        for table, specs in self.indexes:
+            for spec in specs:
+                unique = "UNIQUE " if spec.upper().startswith("UNIQUE ") else ""
+                body = spec[len(unique):] if unique else spec
+                made.append(f"CREATE {unique}INDEX ON {tables[table]} {body}")
+        return made
+
+    def checksum(self) -> str:
+        """A checksum of the declaration (kept on the checkpoint row)."""
+        text = repr((self.columns, self.indexes)).encode()
+        return hashlib.sha256(text).hexdigest()[:32]
 
 
 @attrs.frozen

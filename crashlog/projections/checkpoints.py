@@ -60,9 +60,13 @@ FROM b ORDER BY {READING_ORDER_DESC} LIMIT 1
 _ANY_AFTER = f"SELECT EXISTS (SELECT 1 FROM crashlog.events WHERE {AFTER} AND {COMMIT_SAFE})"
 
 _ENSURE = """
-INSERT INTO crashlog.projection_checkpoints (name, version) VALUES ($1, $2)
+INSERT INTO crashlog.projection_checkpoints (name, version, declaration, tables)
+VALUES ($1, $2, $3, $4)
 ON CONFLICT (name) DO NOTHING
 """
+
+# Every projection with a checkpoint, built-in or a user's, wherever its runner is.
+_NAMES = "SELECT name FROM crashlog.projection_checkpoints ORDER BY name"
 
 _READ = "SELECT version, tx_id, position FROM crashlog.projection_checkpoints WHERE name = $1"
 
@@ -187,7 +191,10 @@ async def any_after(conn: asyncpg.Connection, after: Position) -> bool:
 
 async def ensure(conn: asyncpg.Connection, projection: Projection) -> tuple[int, Position]:
     """The projection's (version, checkpoint), creating a row at the origin if it has none."""
-    await conn.execute(_ENSURE, projection.name, projection.version)
+    declaration = projection.declaration
+    await conn.execute(_ENSURE, projection.name, projection.version,
+                       declaration.checksum() if declaration else None,
+                       list(projection.tables) if declaration else None)
     row = await conn.fetchrow(_READ, projection.name)
     return row["version"], Position(row["tx_id"], row["position"])
 
@@ -259,6 +266,13 @@ async def apply_next_batches(
 def _stop_of(row: asyncpg.Record) -> guard.Failed:
     return guard.Failed(row["stopped_event_id"], row["stopped_tx_id"] or 0,
                         row["stopped_position"], row["stopped_error"], None)
+
+
+async def known(conn: asyncpg.Connection, builtin: Sequence[str]) -> list[str]:
+    """``builtin``, then every other projection with a checkpoint (a user's, run here or by
+    a runner elsewhere), listed from the database."""
+    listed = [r["name"] for r in await conn.fetch(_NAMES)]
+    return [*builtin, *(n for n in listed if n not in builtin)]
 
 
 async def stopped(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -27,7 +27,7 @@ import asyncpg
 import attrs
 
 from crashlog.errors import RebuildBusy, RebuildRefused
-from crashlog.projections import access, checkpoints, guard, leases
+from crashlog.projections import access, checkpoints, declared, guard, leases
 from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name, share
 from crashlog.projections.checkpoints import ORIGIN, LogSpan, Position
 
@@ -94,7 +94,7 @@ async def rebuild_projections(
     """
     # Before the leases: a role that cannot give the tables away may not take a lease either,
     # and this names the role to use instead.
-    await access.check_rebuildable(conn, [t for p in projections for t in p.live_tables().values()])
+    await access.check_rebuildable(conn, await declared.existing(conn, projections))
     holder = (keeper or conn).get_server_pid()
     async with _rebuild_leases(projections, conn, keeper):
         deferred, read = await _create_shadows(conn, projections)
@@ -220,9 +220,12 @@ async def _create_shadows(
     index, which their handlers read (the others they only append to)."""
     await _drop_shadows(conn, projections)
     deferred: dict[str, list[_Deferred]] = {}
-    read = set()
+    read: set[str] = set()
     for p in projections:
         deferred[p.name] = []
+        if p.declaration is not None:  # a user's: made from its (new) declaration
+            read.update(await declared.create_shadows(conn, p))
+            continue
         for table, shadow in p.shadow_tables().items():
             # Logged from the start: an unlogged shadow made logged before the swap is
             # rewritten whole, with its kept indexes, which costs more than the WAL saved.
@@ -375,9 +378,10 @@ async def _swap(
         # Between two batches of the live runner: it locks the same row first.
         await conn.execute("SET LOCAL lock_timeout = '60s'")
         final, caught_up, budget = {}, 0, guard.Budget()
+        obsolete: dict[str, list[str]] = {}  # a user's tables its new version no longer has
         for p in ordered:
             row = await conn.fetchrow(
-                "SELECT tx_id, position, rebuild_pid FROM crashlog.projection_checkpoints"
+                "SELECT tx_id, position, tables, rebuild_pid FROM crashlog.projection_checkpoints"
                 " WHERE name = $1 FOR UPDATE",
                 p.name,
             )
@@ -385,21 +389,24 @@ async def _swap(
                 raise RebuildRefused(
                     f"the rebuild of {p.name} lost its rebuild lease (its heartbeat stopped) and"
                     " another process took it: nothing was swapped; rebuild again")
+            obsolete[p.name] = [t for t in row["tables"] or () if t not in p.tables]
             live, cursor = Position(row["tx_id"], row["position"]), cursors[p.name]
             if live > cursor:  # the live tables are further on: bring the shadow there too
                 await _catch_up(conn, p, cursor, live, budget)
                 caught_up = max(caught_up, await _count_between(conn, cursor, live))
             final[p.name] = max(live, cursor)
         for p in ordered:
-            for table in p.tables:
+            if p.declaration is not None:
+                await declared.swap(conn, p, obsolete[p.name])
+            for table in p.tables if p.declaration is None else ():
                 await _swap_table(conn, table)
             await conn.execute(
                 "UPDATE crashlog.projection_checkpoints SET version = $2, tx_id = $3::xid8,"
                 " position = $4, updated_at = now(), stopped_error = NULL,"
-                " stopped_event_id = NULL, stopped_position = NULL, stopped_at = NULL"
+                " stopped_event_id = NULL, stopped_position = NULL, stopped_at = NULL,"
+                " declaration = $5, tables = $6"
                 " WHERE name = $1",
-                p.name, p.version, *final[p.name],
-            )
+                p.name, p.version, *final[p.name], *declared.remembered(p))
     return caught_up
 
 

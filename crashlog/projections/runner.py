@@ -32,18 +32,26 @@ from crashlog import store
 from crashlog.database import mask_error, open_connection
 from crashlog.errors import (
     ConnectFailed,
-    NotFlushed,
-    ProjectionStopped,
+    InvalidProjection,
     RebuildBusy,
     RebuildRefused,
     StaleCheckpoint,
 )
-from crashlog.projections import NAMES, PROJECTIONS, checkpoints, guard, leases, select
+from crashlog.projections import (
+    PROJECTIONS,
+    checkpoints,
+    guard,
+    leases,
+    registry,
+    select,
+)
 from crashlog.projections.base import Projection, share
-from crashlog.projections.checkpoints import Position, State
+from crashlog.projections.checkpoints import Position
 from crashlog.projections.leases import Lease
-from crashlog.projections.rebuild import Progress, analyze, rebuild_projections
+from crashlog.projections.progress import lag, states, wait_projected
+from crashlog.projections.rebuild import Progress, rebuild_projections
 from crashlog.projections.shadows import drop_orphan_shadows
+from crashlog.projections.statistics import StatisticsKeeper
 
 log = logging.getLogger("crashlog.projections")
 
@@ -71,12 +79,6 @@ REBUILD_SETTINGS = {**SERVER_SETTINGS, "application_name": "crashlog-rebuild",
 REBUILD_CONNECTIONS = 2
 #: Connections the live projections are shared out between (``side_by_side``).
 RUNNER_CONNECTIONS = 2
-
-# Tables changed by more rows since their last analysis than they had then (or never analysed).
-_DOUBLED = """
-SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-WHERE s.relid = ANY($1::regclass[]) AND s.n_mod_since_analyze > greatest(c.reltuples, 0) + 500
-"""
 
 #: Reconnect delays: the first retry after a session that worked, and the most.
 FIRST_RETRY, MAX_RETRY = 0.1, 5.0
@@ -123,8 +125,9 @@ class Runner:
         self._ensured = False  # every checkpoint row exists (a lease lives on one)
         #: Batches applied, over all projections (for tests and metrics).
         self.batches_applied = 0
-        self._batches: dict[str, int] = {}  # per projection, in this session
-        self._analysing: asyncio.Task[None] | None = None
+        self._statistics = StatisticsKeeper(dsn, SERVER_SETTINGS)
+        #: name -> the task rebuilding it (a version change), beside the passes.
+        self._rebuilding: dict[str, asyncio.Task[None]] = {}
         #: name -> (monotonic time before which it is not applied, its current retry delay):
         #: projections whose last attempt failed (not for their data), or that stopped.
         self._resting: dict[str, tuple[float, float]] = {}
@@ -151,10 +154,10 @@ class Runner:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._analysing is not None:
-            self._analysing.cancel()
-            await asyncio.gather(self._analysing, return_exceptions=True)
-            self._analysing = None
+        for task in list(self._rebuilding.values()):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._statistics.stop()
 
     def abort(self) -> None:
         """Stop at once, mid-batch if need be, as a killed process would (its transaction
@@ -213,12 +216,15 @@ class Runner:
     async def _claim(self, conn: asyncpg.Connection) -> None:
         """Take the lease of every projection no other runner holds; rebuild stale versions."""
         if not self._ensured:
-            for p in self._projections:
+            for p in list(self._projections):
+                if p.declaration is not None and not await self._prepare(conn, p):
+                    continue
                 await checkpoints.ensure(conn, p)
             self._ensured = True
         now = time.monotonic()
         wanted = [p.name for p in self._projections
-                  if p.name not in self.held and self._rebuild_after.get(p.name, 0.0) <= now]
+                  if p.name not in self.held and p.name not in self._rebuilding
+                  and self._rebuild_after.get(p.name, 0.0) <= now]
         taken = await leases.take(conn, wanted, Lease.APPLY)
         for p in (p for p in self._projections if p.name in taken):
             version, checkpoint = await checkpoints.ensure(conn, p)
@@ -230,19 +236,37 @@ class Runner:
                                     f"is {p.version} (older): standing by for newer runners")
                 continue
             if version != p.version:
-                # Rebuilt on connections of its own, under its rebuild lease: this
-                # connection beats no heartbeat meanwhile, so give the apply lease back.
+                # Rebuilt beside the passes, on connections of its own, under its rebuild
+                # lease (the other projections keep going); claimed again once swapped.
                 await leases.release(conn, [p.name], Lease.APPLY)
-                if not await self._rebuild(p, version):
-                    continue
-                if not await leases.take(conn, [p.name], Lease.APPLY):
-                    continue
-                version, checkpoint = await checkpoints.ensure(conn, p)
-                if version != p.version:
-                    await leases.release(conn, [p.name], Lease.APPLY)
-                    continue
+                self._rebuild_aside(p, version)
+                continue
             self.held[p.name] = checkpoint
         self._next_beat = time.monotonic() + leases.HEARTBEAT_INTERVAL
+
+    def _rebuild_aside(self, p: Projection, version: int) -> None:
+        """Rebuild ``p`` in a task of its own; the next claim after it takes ``p`` again."""
+        async def rebuild() -> None:
+            try:
+                await self._rebuild(p, version)
+            except Exception as error:  # retried at a later claim, after a wait
+                self._defer_rebuild(p.name, f"rebuilding it failed: {mask_error(error, self._dsn)}")
+            finally:
+                del self._rebuilding[p.name]
+                self._wake.set()
+        self._rebuilding[p.name] = asyncio.get_running_loop().create_task(
+            rebuild(), name=f"crashlog-rebuild-{p.name}")
+
+    async def _prepare(self, conn: asyncpg.Connection, p: Projection) -> bool:
+        """Create a user's projection's tables on its first run; False (and no longer
+        applied) if its declaration changed without a new version."""
+        try:
+            await registry.prepare(conn, p)
+        except InvalidProjection as refused:
+            log.error("crashlog projections: %s; no longer applying it", refused)
+            self._projections = [q for q in self._projections if q.name != p.name]
+            return False
+        return True
 
     async def _rebuild(self, p: Projection, version: int) -> bool:
         """Rebuild ``p``, whose stored version is ``version``; False if another process is
@@ -319,7 +343,7 @@ class Runner:
             self._heed(p, outcome)
             if outcome.passed:
                 self.batches_applied += 1
-                await self._refresh_statistics(conn, p)
+                await self._statistics.after_batch(conn, p)
             largest = max(largest, outcome.passed)
         return largest
 
@@ -344,33 +368,6 @@ class Runner:
                         mask_error(outcome.failure, self._dsn), delay)
         else:
             self._resting.pop(p.name, None)
-
-    async def _refresh_statistics(self, conn: asyncpg.Connection, p: Projection) -> None:
-        """Analyse a projection's tables that have doubled since their last analysis, looking
-        after its batch 1, 2, 4, ... 1024 of a session.
-
-        Fresh tables have no statistics until autovacuum comes by (a minute or more); the
-        planner then joins growing tables by nested loops, which costs more every batch.
-        The analysis runs on a connection of its own, beside the passes: analysing a large
-        table takes a few hundred milliseconds that the lag would otherwise show.
-        """
-        n = self._batches[p.name] = self._batches.get(p.name, 0) + 1
-        if n <= 1024 and n & (n - 1) == 0:
-            stale = await conn.fetch(_DOUBLED, list(p.live_tables().values()))
-            if stale and (self._analysing is None or self._analysing.done()):
-                tables = [f"crashlog.{r['relname']}" for r in stale]
-                self._analysing = asyncio.get_running_loop().create_task(self._analyse(tables))
-
-    async def _analyse(self, tables: list[str]) -> None:
-        try:
-            conn = await open_connection(self._dsn, server_settings=SERVER_SETTINGS)
-            try:
-                await analyze(conn, tables)
-            finally:
-                await conn.close()
-        except _FAILURES as error:  # only the planner's statistics wait for the next time
-            log.warning("crashlog projections: analysing %s failed: %s", ", ".join(tables),
-                        mask_error(error, self._dsn))
 
     def _on_notify(self, *_args: object) -> None:
         self._wake.set()
@@ -400,13 +397,17 @@ async def follow(
     progress: Progress | None = None,
     names: Sequence[str] | None = None,
     connections: int = RUNNER_CONNECTIONS,
+    extra: Sequence[Projection] = (),
 ) -> None:
     """Keep the read tables current until ``stop_event`` is set (forever without one).
 
-    ``progress(done, total)`` hears of rebuilds of projections whose version changed.
+    ``extra``: users' projections to apply beside the built-ins (checked first:
+    ``registry.check``). ``progress(done, total)`` hears of rebuilds of projections whose
+    version changed.
     """
-    runners = side_by_side(
-        dsn, select(list(names) if names else None), connections=connections, progress=progress)
+    await _check(dsn, extra)
+    runners = side_by_side(dsn, select(list(names) if names else None, extra),
+                           connections=connections, progress=progress)
     for runner in runners:
         runner.start()
     try:
@@ -422,8 +423,10 @@ async def rebuild(
     *,
     progress: Progress | None = None,
     connections: int = REBUILD_CONNECTIONS,
+    extra: Sequence[Projection] = (),
 ) -> None:
-    """Rebuild the projections ``names`` (``["all"]`` for every one) from the log, then swap.
+    """Rebuild the projections ``names`` (``["all"]`` for every one, ``extra``: users'
+    projections among them) from the log, then swap.
 
     ``connections`` server connections fill the shadow tables side by side (the server
     does the work: use about as many as it has cores to spare).
@@ -431,7 +434,19 @@ async def rebuild(
     Bots may keep writing and runners keep applying meanwhile; readers see the old
     tables until the swap. ``progress(done, total)`` is called after each batch.
     """
-    await rebuild_with_keeper(dsn, select(list(names)), progress=progress, connections=connections)
+    chosen = select(list(names), extra)
+    await _check(dsn, [p for p in chosen if p.declaration is not None])
+    await rebuild_with_keeper(dsn, chosen, progress=progress, connections=connections)
+
+
+async def _check(dsn: str, projections: Sequence[Projection]) -> None:
+    """``registry.check`` of users' projections, before anything runs."""
+    if projections:
+        conn = await open_connection(dsn, init=store.init_connection)
+        try:
+            await registry.check(conn, projections)
+        finally:
+            await conn.close()
 
 
 async def rebuild_with_keeper(
@@ -456,38 +471,7 @@ async def rebuild_with_keeper(
                 await conn.close()
 
 
-async def lag(conn: asyncpg.Connection) -> dict[str, tuple[int, float]]:
-    """Per projection: (events in the log it has not applied yet, age in seconds of the oldest)."""
-    return await checkpoints.lag(conn, NAMES)
-
-
-async def states(conn: asyncpg.Connection) -> dict[str, State]:
-    """Per projection (the built-ins, then any other with a checkpoint): events it skipped
-    and, if it stopped, where and why (``checkpoints.State``)."""
-    return await checkpoints.states(conn, NAMES)
-
-
-async def wait_projected(
-    conn: asyncpg.Connection, timeout: float | None, *, poll: float = 0.01
-) -> None:
-    """Return once every projection has applied every event committed before this call.
-
-    Raises ``NotFlushed`` with the number of events not yet projected after ``timeout``
-    seconds. An open transaction anywhere on the server holds the horizon back, and
-    with it this wait. Raises ``ProjectionStopped`` naming a stopped projection (any
-    with a checkpoint, listed from the database) rather than wait for it.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    # Every transaction that committed before now has an id below this snapshot's xmax.
-    target = await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())")
-    while True:
-        for row in await checkpoints.stopped(conn):
-            raise ProjectionStopped(row["name"], row["stopped_error"], row["stopped_event_id"],
-                                    row["stopped_position"], row["stopped_at"])
-        pending = await checkpoints.unprojected(conn, NAMES, target)
-        if pending == 0:
-            return
-        if deadline is not None and time.monotonic() >= deadline:
-            raise NotFlushed("sync", timeout or 0, pending, {"unprojected": pending})
-        await asyncio.sleep(poll)
-        poll = min(poll * 1.5, 0.1)
+__all__ = [
+    "CHANNEL", "Runner", "follow", "lag", "rebuild", "rebuild_with_keeper", "side_by_side",
+    "states", "wait_projected",
+]
