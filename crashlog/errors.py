@@ -151,6 +151,16 @@ class MissingExtra(CrashlogError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class InvalidSetting(CrashlogError, ValueError):
+    """A ``CRASHLOG_<FIELD>`` environment variable holds a value its setting cannot take;
+    ``variable`` and ``value`` say which and what (the message names both)."""
+
+    def __init__(self, variable: str, value: str, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        super().__init__(f"{variable}={_short_repr(value)}: {reason}")
+
+
 def _short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 3]}...(len {len(text)})"
