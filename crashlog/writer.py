@@ -30,7 +30,9 @@ Promises:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -73,6 +75,18 @@ class Metrics:
     spool_errors: int = 0
     #: Writer lanes restarted after their task ended unexpectedly.
     writer_restarts: int = 0
+    #: Commit latency of batches as a histogram: per upper bound in ``FLUSH_BUCKETS``
+    #: (seconds), how many batches took at most that long (cumulative, as Prometheus counts).
+    flush_seconds_buckets: tuple[int, ...] = ()
+    flush_seconds_sum: float = 0.0
+    flush_seconds_count: int = 0
+    #: Bytes on disk in the spool, not yet replayed (0 without a spool).
+    spool_bytes: int = 0
+
+
+#: Upper bounds (seconds) of the commit-latency histogram; the last catches everything.
+FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                 30.0, float("inf"))
 
 
 class BatchWriter:
@@ -99,6 +113,8 @@ class BatchWriter:
         self._emitted = 0
         self._batches = 0
         self.last_latency: float | None = None
+        self._latency_counts = [0] * len(FLUSH_BUCKETS)  # per bucket, not cumulative: O(log n) each
+        self._latency_sum = 0.0
         self._room = asyncio.Event()  # the buffer has room again
         self.closing = False
         self.spooler: Spooler | None = None
@@ -209,6 +225,10 @@ class BatchWriter:
             batches=self._batches,
             spool_errors=self.spooler.errors if self.spooler else 0,
             writer_restarts=self.restarts,
+            flush_seconds_buckets=tuple(itertools.accumulate(self._latency_counts)),
+            flush_seconds_sum=self._latency_sum,
+            flush_seconds_count=sum(self._latency_counts),
+            spool_bytes=self.spooler.spool.stats().pending_bytes if self.spooler else 0,
             **attrs.asdict(self.appender.counts),
         )
 
@@ -252,6 +272,8 @@ class BatchWriter:
         when they went to the spool instead)."""
         if latency is not None:
             self.last_latency = latency
+            self._latency_counts[bisect.bisect_left(FLUSH_BUCKETS, latency)] += 1
+            self._latency_sum += latency
         self._batches += 1
         self._held -= size
         if self._held < self._settings.buffer_size:
