@@ -41,12 +41,13 @@ from typing import cast
 import asyncpg
 import attrs
 
+from crashlog import spool_folders
 from crashlog.appender import Appender, may_pass_later
 from crashlog.appender import is_transient as is_transient  # its home before the appender
 from crashlog.errors import BufferFull, LoggerClosed, NotFlushed, WriterFailed
 from crashlog.rows import Row
 from crashlog.settings import Settings
-from crashlog.spool import Spool, Spooler
+from crashlog.spool import Spooler
 from crashlog.store import DecodedRows
 
 log = logging.getLogger("crashlog.writer")
@@ -119,7 +120,8 @@ class BatchWriter:
         self.closing = False
         self.spooler: Spooler | None = None
         if settings.spool_dir is not None:
-            spool = Spool.open(settings.spool_dir, max_bytes=settings.spool_max_bytes)
+            # A subfolder of its own: one folder serves every logger of the host.
+            spool = spool_folders.claim(settings.spool_dir, max_bytes=settings.spool_max_bytes)
             # Replay takes the COPY fast path too: a batch already stored (spooled after an
             # ambiguous failure, or replayed before a crash) fails whole, then goes idempotent.
             self.spooler = Spooler(spool, self._replay, ready=self.ready)
