@@ -132,3 +132,13 @@ def _parse(field: attrs.Attribute[Any], raw: str) -> Any:
     if field.name == "spool_dir":  # empty: no spool, as None
         return text or None
     return text
+
+
+def environment_table() -> list[str]:
+    """The rows of docs/operations.md's table of variables: ``| CRASHLOG_X | default | field |``
+    (a test checks the page holds each, so it cannot drift from the fields)."""
+    rows = []
+    for field in attrs.fields(Settings):
+        default = "unset" if field.default is None else f"`{str(field.default).lower() if isinstance(field.default, bool) else field.default}`"
+        rows.append(f"| `{variable(field.name)}` | {default} | `{field.name}` |")
+    return rows
