@@ -91,7 +91,9 @@ def version() -> str:
     try:
         return installed("crashlog")
     except PackageNotFoundError:
-        return "0+unknown"
+        from crashlog import __version__
+
+        return __version__
 
 
 # The password of any URL-style DSN in a message: scheme://user:PASSWORD@host

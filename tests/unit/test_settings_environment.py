@@ -95,4 +95,4 @@ def test_the_operations_page_lists_every_variable_with_its_default() -> None:
     rows = environment_table()
     assert len(rows) == len(FIELDS)
     missing = [row for row in rows if row not in page]
-    assert not missing, f"docs/operations.md lacks (or has a stale default for):\n" + "\n".join(missing)
+    assert not missing, "docs/operations.md lacks (or has a stale default for):\n" + "\n".join(missing)
