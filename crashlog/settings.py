@@ -139,6 +139,7 @@ def environment_table() -> list[str]:
     (a test checks the page holds each, so it cannot drift from the fields)."""
     rows = []
     for field in attrs.fields(Settings):
-        default = "unset" if field.default is None else f"`{str(field.default).lower() if isinstance(field.default, bool) else field.default}`"
+        shown = str(field.default).lower() if isinstance(field.default, bool) else field.default
+        default = "unset" if field.default is None else f"`{shown}`"
         rows.append(f"| `{variable(field.name)}` | {default} | `{field.name}` |")
     return rows
