@@ -323,7 +323,7 @@ class Spool:
             log.warning(
                 "crashlog: cutting a torn tail of %d bytes off %s (a write cut short by a crash;"
                 " it was never acknowledged)", size - end, segment,
-            )
+                extra={"spool_dir": str(self.directory), "torn_bytes": size - end})
             with segment.open("r+b") as file:
                 file.truncate(end)
                 file.flush()
@@ -371,7 +371,7 @@ class Spooler:
         """The buffer is full and the policy says spool: stop waiting for the server."""
         if not self.spill_event.is_set():
             log.warning("crashlog: the buffer is full; batches go to the spool at %s",
-                        self.spool.directory)
+                        self.spool.directory, extra={"spool_dir": str(self.spool.directory)})
             self.spill_event.set()
         self.backlog = True  # the lanes spool from now on; their first append starts the replayer
 
@@ -384,7 +384,8 @@ class Spooler:
                     await direct(batch)
                     return "committed"
                 except Exception as error:  # past the retry deadline (or spilling): spool it
-                    log.warning("crashlog: %d events go to the spool: %s", len(batch), error)
+                    log.warning("crashlog: %d events go to the spool: %s", len(batch), error,
+                                extra={"events": len(batch), "spool_dir": str(self.spool.directory)})
                     self.backlog = True
             elif self._server_ok and not self.spill_event.is_set():
                 await self._wait_drained(1.0)  # the replayer is catching up: keep order
@@ -434,7 +435,7 @@ class Spooler:
             except Exception as error:  # the server is still away: try again later
                 self._server_ok = False
                 log.info("crashlog: spool replay paused (%d events wait on disk): %s",
-                         self.spool.pending_events, error)
+                         self.spool.pending_events, error, extra={"pending_events": self.spool.pending_events})
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
                 continue
@@ -458,7 +459,8 @@ class Spooler:
                 await asyncio.wait_for(self.spool.replay(self._append), timeout)
             except Exception as error:
                 log.warning("crashlog: %d events stay in the spool at %s for the next start: %s",
-                            self.spool.pending_events, self.spool.directory, error)
+                            self.spool.pending_events, self.spool.directory, error,
+                            extra={"pending_events": self.spool.pending_events})
         self.spool.close()
 
 

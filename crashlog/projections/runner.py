@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
 import asyncpg
@@ -140,7 +140,8 @@ class Runner:
         self.skipped_events = 0
         self.failed_attempts = 0
         #: The same and batches applied, per projection (``crashlog.metrics`` exposes them).
-        self.counters: dict[str, Counter[str]] = {p.name: Counter() for p in self._projections}
+        self.counters: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.counters.update((p.name, Counter()) for p in self._projections)
         #: Lag of the projections this runner applies, (events, seconds), refreshed on its own
         #: connection every ``LAG_REFRESH`` seconds; only the applier reports a projection's lag.
         self.lag: dict[str, tuple[int, float]] = {}
