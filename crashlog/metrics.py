@@ -1,8 +1,9 @@
 """Prometheus metrics of a logger and of the projection runners (the ``metrics`` extra).
 
 ``register(log, registry=None, labels=None)`` exposes a logger's counters on ``registry``
-(None: prometheus_client's default ``REGISTRY``); ``register_runners(runners, ...)`` the
-projections' lag and counters of ``crashlog project --follow``. Nothing is registered
+(None: prometheus_client's default ``REGISTRY``), and those of its in-process projections
+with ``connect(project=True)``; ``register_runners(runners, ...)`` the projections' lag and
+counters of ``crashlog project --follow``. Nothing is registered
 unless asked.
 
 Promises:
@@ -148,6 +149,8 @@ def _logger_metrics(log: Logger, key: Key) -> Samples:
     for name, value_of, text in LOGGER_GAUGES:
         yield name, "gauge", text, name, base, value_of(m)
     yield from _histogram("crashlog_flush_seconds", "Seconds a batch took to commit.", base, m)
+    # connect(project=True): the projections this process applies, as `project --follow` has them.
+    yield from _runner_metrics(list(getattr(log, "_runners", [])), key)
 
 
 def _histogram(name: str, text: str, base: dict[str, str], m: Any) -> Samples:

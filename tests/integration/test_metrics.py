@@ -3,6 +3,7 @@ several loggers share one registry, and nothing is registered unless asked."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -110,3 +111,26 @@ async def test_nothing_is_registered_unless_asked(dsn: str) -> None:
         assert "crashlog_events_emitted" in crashlog_names()
         take_off()
     assert crashlog_names() == set()
+
+
+async def test_a_logger_that_projects_reports_its_projections_lag(dsn: str) -> None:
+    from crashlog.projections import NAMES
+
+    registry = CollectorRegistry()
+    async with crashlog.connect(dsn, project=True) as log:
+        metrics.register(log, registry)
+        for event in errors("p", 10):
+            await log.emit(event)
+        await log.sync(timeout=30)
+        found: dict = {}
+        for _ in range(200):  # the lag is refreshed in the background, every LAG_REFRESH s
+            found = samples(registry)
+            lag = {dict(labels)["projection"]: v for (name, labels), v in found.items()
+                   if name == "crashlog_projection_lag_events"}
+            if set(lag) == set(NAMES) and not any(lag.values()):
+                break
+            await asyncio.sleep(0.05)
+    assert set(lag) == set(NAMES) and not any(lag.values())  # caught up, each reported once
+    applied = {dict(labels)["projection"]: v for (name, labels), v in found.items()
+               if name == "crashlog_projection_batches_applied_total"}
+    assert applied["bot_errors"] >= 1
