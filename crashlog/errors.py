@@ -72,6 +72,11 @@ class SpoolError(CrashlogError):
     """The spool folder cannot be used (locked by another process, or not a spool)."""
 
 
+class LockHeld(CrashlogError):
+    """A file lock (``crashlog.files.FileLock``) is held by another owner: another process,
+    or another open file of this one."""
+
+
 class SpoolFull(SpoolError):
     """A batch would take the spool past its byte cap; nothing of it was written."""
 

@@ -23,9 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-
-class LockHeld(OSError):
-    """Another open file (another process, or another owner in this one) holds the lock."""
+from crashlog.errors import LockHeld as LockHeld  # also importable from here
 
 
 class FileLock:

@@ -21,6 +21,7 @@ import os
 import secrets
 from pathlib import Path
 
+from crashlog.errors import SpoolError
 from crashlog.files import FileLock, LockHeld, sync_dir
 from crashlog.spool import _SUFFIX, DEFAULT_MAX_BYTES, DEFAULT_SEGMENT_BYTES, LOCK_NAME, Spool
 
@@ -50,7 +51,7 @@ def claim_subfolder(folder: Path) -> tuple[Path, FileLock]:
             adopt_orphans(folder, own)
             return own, lock
         lock.release()
-    raise OSError(f"could not take a spool subfolder in {folder}")
+    raise SpoolError(f"could not take a spool subfolder in {folder} (other loggers kept removing it)")
 
 
 def adopt_orphans(folder: Path, own: Path) -> int:
