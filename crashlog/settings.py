@@ -1,12 +1,27 @@
-"""Settings of a logger: one frozen value, given to ``connect(**options)``."""
+"""Settings of a logger: one frozen value, given to ``connect(**options)``.
+
+Promises: every field can also be set by an environment variable ``CRASHLOG_<FIELD>``
+(``CRASHLOG_BATCH_SIZE``, ``CRASHLOG_SPOOL_DIR``, ...), read when ``Settings`` is made. An
+argument given explicitly (even ``None``) wins over the variable, the variable over the
+default. A variable whose value the field cannot take raises ``InvalidSetting`` naming the
+variable and the value.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
 
+from crashlog.errors import InvalidSetting
 from crashlog.events.codec import DEFAULT_MAX_PAYLOAD_BYTES
+
+#: The prefix of the environment variables that set ``Settings`` fields.
+ENV_PREFIX = "CRASHLOG_"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_KINDS = {bool: "true or false (1/0, yes/no, on/off)", int: "a whole number", float: "a number"}
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -14,9 +29,10 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, init=False)
 class Settings:
-    """How a logger buffers, batches and retries. Every option has a sound default."""
+    """How a logger buffers, batches and retries. Every option has a sound default, and each
+    can come from ``CRASHLOG_<FIELD>`` in the environment (see the module's promises)."""
 
     #: Events per batch; one COPY each. 5,000 is where COPY stops getting faster.
     batch_size: int = attrs.field(default=5_000, validator=_positive)
@@ -63,6 +79,67 @@ class Settings:
     #: server (``ALTER DATABASE ... SET``, ``ALTER ROLE ... SET``) reaches the writer.
     connection_max_age: float = attrs.field(default=300.0, validator=_positive)
 
+    def __init__(self, **options: Any) -> None:
+        # An explicit argument wins (even None); a variable fills only what was not given.
+        self.__attrs_init__(**{**from_environment(os.environ, skip=options), **options})
+
     def __attrs_post_init__(self) -> None:
         if self.on_full == "spool" and self.spool_dir is None:
             raise ValueError('on_full="spool" needs spool_dir (a folder for the spool)')
+
+
+def variable(field: str) -> str:
+    """The environment variable that sets ``field``: ``CRASHLOG_`` and its name in capitals."""
+    return ENV_PREFIX + field.upper()
+
+
+def from_environment(environ: Mapping[str, str], *, skip: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006
+    """The fields set in ``environ`` (except those in ``skip``), parsed and checked.
+
+    Raises ``InvalidSetting`` naming the variable and its value when a field cannot take it.
+    """
+    found: dict[str, Any] = {}
+    for field in attrs.fields(Settings):
+        name = variable(field.name)
+        if field.name in skip or name not in environ:
+            continue
+        raw = environ[name]
+        try:
+            value = _parse(field, raw)
+        except ValueError:
+            raise InvalidSetting(name, raw, f"{field.name} must be {_KINDS[type(field.default)]}") from None
+        try:
+            if field.validator is not None:
+                field.validator(None, field, value)
+        except ValueError as error:
+            raise InvalidSetting(name, raw, str(error.args[0])) from None
+        found[field.name] = value
+    return found
+
+
+def _parse(field: attrs.Attribute[Any], raw: str) -> Any:
+    text = raw.strip()
+    if isinstance(field.default, bool):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError("not a yes/no value")
+    if isinstance(field.default, int):
+        return int(text)
+    if isinstance(field.default, float):
+        return float(text)
+    if field.name == "spool_dir":  # empty: no spool, as None
+        return text or None
+    return text
+
+
+def environment_table() -> list[str]:
+    """The rows of docs/operations.md's table of variables: ``| CRASHLOG_X | default | field |``
+    (a test checks the page holds each, so it cannot drift from the fields)."""
+    rows = []
+    for field in attrs.fields(Settings):
+        shown = str(field.default).lower() if isinstance(field.default, bool) else field.default
+        default = "unset" if field.default is None else f"`{shown}`"
+        rows.append(f"| `{variable(field.name)}` | {default} | `{field.name}` |")
+    return rows

@@ -16,15 +16,16 @@ Promises:
   after all its records are committed.
 - The disk format (``encode_batch``/``decode_batch``, ``frame``/``read_records``) is
   plain Python: reading or writing a spool needs neither a driver nor a server.
-- One process at a time owns a spool folder (an ``flock`` that the kernel
-  releases when the owner dies, even by SIGKILL).
+- One owner at a time holds a spool folder (a lock the operating system releases
+  when the owner dies, even by SIGKILL: ``crashlog.files.FileLock``). Writes reach the
+  disk each platform's way (``crashlog.files.sync_file``/``sync_dir``).
+- A folder shared by every logger of a host: ``crashlog.spool_folders.claim``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import struct
@@ -41,6 +42,7 @@ import orjson
 
 from crashlog.errors import SpoolError as SpoolError  # also importable from here
 from crashlog.errors import SpoolFull as SpoolFull
+from crashlog.files import FileLock, LockHeld, sync_dir, sync_file, write_all
 from crashlog.rows import Row
 
 log = logging.getLogger("crashlog.spool")
@@ -50,6 +52,8 @@ _HEADER = struct.Struct(">II")  # payload length, CRC32 of the payload
 _SUFFIX = ".spool"
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
+LOCK_NAME = "lock"
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 Append = Callable[[list[Row]], Awaitable[object]]
 Outcome = Literal["committed", "spooled"]
@@ -122,12 +126,12 @@ class Spool:
     """A folder of append-only segment files. Open it with ``Spool.open(directory)``."""
 
     def __init__(
-        self, directory: Path, *, max_bytes: int, segment_bytes: int, lock_fd: int
+        self, directory: Path, *, max_bytes: int, segment_bytes: int, lock: FileLock
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
-        self._lock_fd = lock_fd
+        self._folder_lock = lock
         self._active: tuple[Path, int] | None = None  # the segment being written, and its fd
         self._active_size = 0
         self._counts = {"spooled_events": 0, "spooled_batches": 0, "replayed_events": 0}
@@ -158,24 +162,27 @@ class Spool:
             raise ValueError("max_bytes and segment_bytes must be positive")
         path = Path(directory).expanduser()
         path.mkdir(mode=0o700, parents=True, exist_ok=True)  # payloads are the bots' own data
-        fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock = FileLock(path / LOCK_NAME)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            lock.acquire()
+        except LockHeld:
             raise SpoolError(f"the spool at {path} is in use by another process") from None
+        return cls.locked(path, lock, max_bytes=max_bytes, segment_bytes=segment_bytes)
+
+    @classmethod
+    def locked(cls, path: Path, lock: FileLock, *, max_bytes: int = DEFAULT_MAX_BYTES,
+               segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> Spool:
+        """The spool in ``path``, whose ``lock`` the caller holds (released on failure)."""
         try:
-            return cls(path, max_bytes=max_bytes, segment_bytes=segment_bytes, lock_fd=fd)
+            return cls(path, max_bytes=max_bytes, segment_bytes=segment_bytes, lock=lock)
         except BaseException:
-            os.close(fd)
+            lock.release()
             raise
 
     def close(self) -> None:
         """Close the active segment and release the folder (segments stay for the next owner)."""
         self.seal()
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = -1
+        self._folder_lock.release()
 
     # -- writing -------------------------------------------------------------------------
 
@@ -199,8 +206,8 @@ class Spool:
             )
         path, fd = self._segment_for(len(record))
         try:
-            _write_all(fd, record)
-            os.fdatasync(fd)
+            write_all(fd, record)
+            sync_file(fd)
         except BaseException:
             # Leave no half record behind a later one: cut back to the last whole record.
             os.ftruncate(fd, self._active_size)
@@ -228,11 +235,11 @@ class Spool:
         if self._active is None:
             path = self.directory / f"{self._next_number:012d}{_SUFFIX}"
             self._next_number += 1
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _BINARY, 0o600)
             try:
-                _write_all(fd, MAGIC)
-                os.fsync(fd)
-                _fsync_dir(self.directory)  # the new file's name must survive a crash too
+                write_all(fd, MAGIC)
+                sync_file(fd)
+                sync_dir(self.directory)  # the new file's name must survive a crash too
             except BaseException:  # a full disk: leave neither a descriptor nor a stub behind
                 os.close(fd)
                 with contextlib.suppress(OSError):
@@ -286,7 +293,7 @@ class Spool:
                     self._pending_events = max(0, self._pending_events - len(batch))
             size = segment.stat().st_size
             segment.unlink()
-            _fsync_dir(self.directory)
+            sync_dir(self.directory)
             self._committed_records.pop(segment, None)
             with self._lock:
                 self._pending_bytes = max(0, self._pending_bytes - size)
@@ -309,18 +316,18 @@ class Spool:
         size = segment.stat().st_size
         if end == 0:  # not even the header made it: an empty segment
             segment.unlink()
-            _fsync_dir(self.directory)
+            sync_dir(self.directory)
             self._torn_bytes += size
             return 0
         if end < size:
             log.warning(
                 "crashlog: cutting a torn tail of %d bytes off %s (a write cut short by a crash;"
                 " it was never acknowledged)", size - end, segment,
-            )
+                extra={"spool_dir": str(self.directory), "torn_bytes": size - end})
             with segment.open("r+b") as file:
                 file.truncate(end)
                 file.flush()
-                os.fsync(file.fileno())
+                sync_file(file.fileno())
             self._torn_bytes += size - end
         return end
 
@@ -364,7 +371,7 @@ class Spooler:
         """The buffer is full and the policy says spool: stop waiting for the server."""
         if not self.spill_event.is_set():
             log.warning("crashlog: the buffer is full; batches go to the spool at %s",
-                        self.spool.directory)
+                        self.spool.directory, extra={"spool_dir": str(self.spool.directory)})
             self.spill_event.set()
         self.backlog = True  # the lanes spool from now on; their first append starts the replayer
 
@@ -377,7 +384,8 @@ class Spooler:
                     await direct(batch)
                     return "committed"
                 except Exception as error:  # past the retry deadline (or spilling): spool it
-                    log.warning("crashlog: %d events go to the spool: %s", len(batch), error)
+                    log.warning("crashlog: %d events go to the spool: %s", len(batch), error,
+                                extra={"events": len(batch), "spool_dir": str(self.spool.directory)})
                     self.backlog = True
             elif self._server_ok and not self.spill_event.is_set():
                 await self._wait_drained(1.0)  # the replayer is catching up: keep order
@@ -427,7 +435,7 @@ class Spooler:
             except Exception as error:  # the server is still away: try again later
                 self._server_ok = False
                 log.info("crashlog: spool replay paused (%d events wait on disk): %s",
-                         self.spool.pending_events, error)
+                         self.spool.pending_events, error, extra={"pending_events": self.spool.pending_events})
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
                 continue
@@ -451,23 +459,9 @@ class Spooler:
                 await asyncio.wait_for(self.spool.replay(self._append), timeout)
             except Exception as error:
                 log.warning("crashlog: %d events stay in the spool at %s for the next start: %s",
-                            self.spool.pending_events, self.spool.directory, error)
+                            self.spool.pending_events, self.spool.directory, error,
+                            extra={"pending_events": self.spool.pending_events})
         self.spool.close()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- a read-only look at a folder, for `crashlog doctor` -----------------------------------
@@ -485,7 +479,8 @@ class SpoolSummary:
 
 
 def inspect_folder(folder: str | Path) -> SpoolSummary:
-    """The events waiting in ``folder``'s segments, read without taking the spool's lock.
+    """The events waiting in ``folder``'s segments (and its loggers' subfolders), read
+    without taking the spool's lock.
 
     Promises: nothing is written, locked or deleted, so it is safe beside the logger that
     owns the folder; a torn tail counts for nothing (it was never acknowledged).
@@ -493,7 +488,7 @@ def inspect_folder(folder: str | Path) -> SpoolSummary:
     folder = Path(folder).expanduser()
     if not folder.exists():
         return SpoolSummary(folder, False, 0, 0, 0)
-    segments = sorted(folder.glob(f"*{_SUFFIX}"))
+    segments = sorted([*folder.glob(f"*{_SUFFIX}"), *folder.glob(f"*/*{_SUFFIX}")])
     events = sum(len(decode_batch(r)) for s in segments for r in read_records(s)[0])
     size = sum(s.stat().st_size for s in segments)
     return SpoolSummary(folder, True, events, len(segments), size)

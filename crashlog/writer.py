@@ -30,7 +30,9 @@ Promises:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -39,12 +41,13 @@ from typing import cast
 import asyncpg
 import attrs
 
+from crashlog import spool_folders
 from crashlog.appender import Appender, may_pass_later
 from crashlog.appender import is_transient as is_transient  # its home before the appender
 from crashlog.errors import BufferFull, LoggerClosed, NotFlushed, WriterFailed
 from crashlog.rows import Row
 from crashlog.settings import Settings
-from crashlog.spool import Spool, Spooler, SpoolFull
+from crashlog.spool import Spooler, SpoolFull
 from crashlog.store import DecodedRows
 
 log = logging.getLogger("crashlog.writer")
@@ -73,6 +76,18 @@ class Metrics:
     spool_errors: int = 0
     #: Writer lanes restarted after their task ended unexpectedly.
     writer_restarts: int = 0
+    #: Commit latency of batches as a histogram: per upper bound in ``FLUSH_BUCKETS``
+    #: (seconds), how many batches took at most that long (cumulative, as Prometheus counts).
+    flush_seconds_buckets: tuple[int, ...] = ()
+    flush_seconds_sum: float = 0.0
+    flush_seconds_count: int = 0
+    #: Bytes on disk in the spool, not yet replayed (0 without a spool).
+    spool_bytes: int = 0
+
+
+#: Upper bounds (seconds) of the commit-latency histogram; the last catches everything.
+FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                 30.0, float("inf"))
 
 
 class BatchWriter:
@@ -99,11 +114,14 @@ class BatchWriter:
         self._emitted = 0
         self._batches = 0
         self.last_latency: float | None = None
+        self._latency_counts = [0] * len(FLUSH_BUCKETS)  # per bucket, not cumulative: O(log n) each
+        self._latency_sum = 0.0
         self._room = asyncio.Event()  # the buffer has room again
         self.closing = False
         self.spooler: Spooler | None = None
         if settings.spool_dir is not None:
-            spool = Spool.open(settings.spool_dir, max_bytes=settings.spool_max_bytes)
+            # A subfolder of its own: one folder serves every logger of the host.
+            spool = spool_folders.claim(settings.spool_dir, max_bytes=settings.spool_max_bytes)
             # Replay takes the COPY fast path too: a batch already stored (spooled after an
             # ambiguous failure, or replayed before a crash) fails whole, then goes idempotent.
             self.spooler = Spooler(spool, self._replay, ready=self.ready)
@@ -231,6 +249,10 @@ class BatchWriter:
             batches=self._batches,
             spool_errors=self.spooler.errors if self.spooler else 0,
             writer_restarts=self.restarts,
+            flush_seconds_buckets=tuple(itertools.accumulate(self._latency_counts)),
+            flush_seconds_sum=self._latency_sum,
+            flush_seconds_count=sum(self._latency_counts),
+            spool_bytes=self.spooler.spool.stats().pending_bytes if self.spooler else 0,
             **attrs.asdict(self.appender.counts),
         )
 
@@ -274,6 +296,8 @@ class BatchWriter:
         when they went to the spool instead)."""
         if latency is not None:
             self.last_latency = latency
+            self._latency_counts[bisect.bisect_left(FLUSH_BUCKETS, latency)] += 1
+            self._latency_sum += latency
         self._batches += 1
         self._held -= size
         if self._held < self._settings.buffer_size:

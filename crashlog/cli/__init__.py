@@ -1,7 +1,9 @@
 """The ``crashlog`` command: demo, migrate, roles, project, stats, signals, quality, export,
 report, bench, tail, subscriptions, verify, doctor.
 
-Every verb takes ``--dsn`` (default ``CRASHLOG_DSN``, else the embedded PostgreSQL).
+Every verb takes ``--dsn`` (default ``CRASHLOG_DSN``, else the embedded PostgreSQL),
+``--debug``, ``--log-level`` and ``--log-format`` (see ``logs``), before or after the verb;
+``crashlog --version`` prints the version.
 Errors are one line on stderr, with any password masked, and exit status 1 (``--debug``
 adds the traceback); tables and progress bars go through rich (progress on stderr, so
 stdout stays clean for data), and data is never read as markup (``render.shown``).
@@ -25,6 +27,7 @@ from crashlog.cli import (
     demo,
     doctor,
     export,
+    logs,
     migrate,
     project,
     report,
@@ -33,6 +36,7 @@ from crashlog.cli import (
     tail,
     verify,
 )
+from crashlog.cli.common import add_global_options
 from crashlog.cli.render import err, say
 from crashlog.database import mask_error
 from crashlog.errors import CrashlogError
@@ -46,10 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crashlog", description="An event-sourced logger for crash-game bots, on PostgreSQL."
     )
-    parser.add_argument(
-        "--debug", action="store_true",
-        help="on a failure, print the whole traceback (also when CRASHLOG_LOG_LEVEL=DEBUG)",
-    )
+    parser.add_argument("--version", action="version", version=f"crashlog {version()}")
+    add_global_options(parser)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for module in _VERB_MODULES:
         module.register(verbs)
@@ -65,16 +67,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     follows that line.
     """
     args = build_parser().parse_args(argv)
+    restore = None
     try:
+        restore = logs.configure(args.log_level, args.log_format)
         status = asyncio.run(args.run(args))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # every failure: one clear line, not a chained traceback
         say(f"crashlog {args.verb}: error: {failure_line(exc, args.dsn)}", console=err)
-        if args.debug or os.environ.get("CRASHLOG_LOG_LEVEL", "").upper() == "DEBUG":
+        if args.debug or (args.log_level or os.environ.get("CRASHLOG_LOG_LEVEL", "")).upper() == "DEBUG":
             err.print_exception(show_locals=False)
         return 1
+    finally:
+        if restore is not None:
+            restore()
     return status or 0
+
+
+def version() -> str:
+    """The installed crashlog's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("crashlog")
+    except PackageNotFoundError:
+        from crashlog import __version__
+
+        return __version__
 
 
 # The password of any URL-style DSN in a message: scheme://user:PASSWORD@host

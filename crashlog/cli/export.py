@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -38,8 +37,6 @@ FEATURE_OPTIONS: dict[str, tuple[Any, str]] = {
     "lags": (int, "5 previous multipliers"),
     "windows": (str, "10,50,100 rounds"),
 }
-#: Seconds between progress lines when stderr is not a terminal (a log, a CI job).
-PROGRESS_EVERY = 5.0
 
 
 def register(verbs: Verbs) -> None:
@@ -125,25 +122,19 @@ def table_filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class progress:  # noqa: N801 - used as a function: `with progress(...) as step`
-    """Where an export reports the rows read: a bar on a terminal, else a line on stderr every
-    ``PROGRESS_EVERY`` seconds (long exports in a log or a CI job show they are moving)."""
+    """Where an export reports the rows read: a bar on a terminal, else a log line every
+    ``render.PROGRESS_EVERY`` seconds (long exports in a log or a CI job show they are moving)."""
 
     def __init__(self, what: str, total: int) -> None:
         self.what, self.total = what, total
         self.bar = progress_bar(f"exporting {what}", "rows")
-        self.last = time.monotonic()
 
     def __enter__(self) -> Callable[[int], None]:
         self.bar.__enter__()
         task = self.bar.add_task(self.what, total=self.total)
-        terminal = err.is_terminal
 
         def step(read: int) -> None:
-            self.bar.update(task, completed=read)
-            now = time.monotonic()
-            if not terminal and now - self.last >= PROGRESS_EVERY:
-                self.last = now
-                err.print(f"exporting {self.what}: {read:,} of {self.total:,} rows", markup=False)
+            self.bar.update(task, completed=read)  # off a terminal: a log line now and then
 
         return step
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import orjson
 from rich.text import Text
 
 from crashlog.cli.common import add_verb, connection
-from crashlog.cli.render import DataTable, err, make_table, out, plain, progress_bar, say
+from crashlog.cli.render import DataTable, err, make_table, out, plain, print_json, progress_bar, say
 from crashlog.database import mask_dsn, open_connection, resolve_dsn
 
 if TYPE_CHECKING:
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
     from crashlog.cli.common import Verbs
     from crashlog.projections.base import Projection
     from crashlog.projections.checkpoints import State
+    from crashlog.projections.runner import Runner
+
+log = logging.getLogger("crashlog.cli")
 
 
 def register(verbs: Verbs) -> None:
@@ -50,6 +56,12 @@ def register(verbs: Verbs) -> None:
         "--drop", metavar="NAME",
         help="remove a projection of your own: its tables, checkpoint and recorded errors",
     )
+    project.add_argument("--json", action="store_true",
+                         help="with --lag: print the lag as JSON (see docs/operations.md)")
+    project.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                         help="with --follow: serve Prometheus metrics at http://HOST:PORT/metrics")
+    project.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                         help="address the metrics server listens on (default 127.0.0.1)")
 
 
 async def cmd_project(args: argparse.Namespace) -> int:
@@ -64,9 +76,9 @@ async def cmd_project(args: argparse.Namespace) -> int:
     if args.rebuild:
         await rebuild(dsn, [n for part in args.rebuild for n in part.split(",")], extra)
     if args.follow:
-        await follow(dsn, args.seconds, extra)
+        await follow(dsn, args.seconds, extra, metrics=_metrics_server(args))
     if args.lag or not (args.rebuild or args.follow or args.drop):
-        await show_lag(dsn)
+        await show_lag(dsn, as_json=args.json)
     return 0
 
 
@@ -100,8 +112,24 @@ async def rebuild(dsn: str, names: list[str], extra: Sequence[Projection] = ()) 
         f"{events[0] / max(took, 1e-9):,.0f} events/s)")
 
 
-async def follow(dsn: str, seconds: float | None, extra: Sequence[Projection] = ()) -> None:
-    """Apply new events until Ctrl-C, or for ``seconds``."""
+def _metrics_server(args: argparse.Namespace) -> Callable[[Sequence[Runner]], object] | None:
+    """With ``--metrics-port``: a function that serves the runners' metrics once they start."""
+    if args.metrics_port is None:
+        return None
+    from crashlog import metrics  # needs the metrics extra: fail before following
+
+    def serve(runners: Sequence[Runner]) -> None:
+        metrics.register_runners(runners)
+        metrics.serve(args.metrics_port, args.metrics_host)
+        log.info("serving metrics at http://%s:%d/metrics", args.metrics_host, args.metrics_port,
+                 extra={"metrics_host": args.metrics_host, "metrics_port": args.metrics_port})
+
+    return serve
+
+
+async def follow(dsn: str, seconds: float | None, extra: Sequence[Projection] = (),
+                 metrics: Callable[[Sequence[Runner]], object] | None = None) -> None:
+    """Apply new events until Ctrl-C, or for ``seconds``; ``metrics`` is given the runners."""
     from crashlog.projections import runner
 
     stop = asyncio.Event()
@@ -109,17 +137,39 @@ async def follow(dsn: str, seconds: float | None, extra: Sequence[Projection] = 
         asyncio.get_running_loop().call_later(seconds, stop.set)
     say(f"following the log on {mask_dsn(dsn)} (Ctrl-C to stop)", console=err)
     with contextlib.suppress(asyncio.CancelledError):
-        await runner.follow(dsn, stop_event=stop, extra=extra)
+        await runner.follow(dsn, stop_event=stop, extra=extra, observe=metrics)
 
 
-async def show_lag(dsn: str) -> None:
+async def show_lag(dsn: str, *, as_json: bool = False) -> None:
     from crashlog.projections import runner
 
     conn, _ = await connection(dsn)
     try:
-        out.print(lag_table(await runner.lag(conn), await runner.states(conn)))
+        lag, states = await runner.lag(conn), await runner.states(conn)
     finally:
         await conn.close()
+    if as_json:
+        print_json(orjson.dumps(lag_json(lag, states)).decode())
+    else:
+        out.print(lag_table(lag, states))
+
+
+def lag_json(lag: dict[str, tuple[int, float]], states: dict[str, State]) -> dict[str, object]:
+    """``{"projections": [{"name", "events_behind", "oldest_waiting_seconds", "skipped_events",
+    "stopped", "stopped_at", "stopped_event_id", "stopped_error"}]}`` (docs/operations.md)."""
+    rows = []
+    for name in dict.fromkeys([*lag, *states]):
+        events, seconds = lag.get(name, (None, None))
+        state = states.get(name)
+        stopped = state is not None and state.stopped_at is not None
+        rows.append({
+            "name": name, "events_behind": events, "oldest_waiting_seconds": seconds,
+            "skipped_events": state.skipped if state else 0, "stopped": stopped,
+            "stopped_at": state.stopped_at.isoformat() if stopped and state and state.stopped_at else None,
+            "stopped_event_id": str(state.stopped_event_id) if stopped and state else None,
+            "stopped_error": state.stopped_error if stopped and state else None,
+        })
+    return {"projections": rows}
 
 
 def lag_table(

@@ -11,8 +11,10 @@ as text, never as rich markup, and its control characters are shown escaped (``s
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
@@ -24,6 +26,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -106,9 +109,52 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed:,.0f} {self.unit}/s" if task.speed else "")
 
 
+#: Seconds between two progress log lines when stderr is not a terminal.
+PROGRESS_EVERY = 5.0
+progress_log = logging.getLogger("crashlog.progress")
+
+
+class LoggedProgress(Progress):
+    """rich's Progress, which, when stderr is not a terminal (a log file, a CI job, systemd),
+    draws nothing and logs a line instead (``crashlog.progress``, INFO, with ``task``,
+    ``done``, ``total`` and ``unit`` as extra fields): at the first step, then at most every
+    ``PROGRESS_EVERY`` seconds, and when it ends. Never a line without a newline."""
+
+    def __init__(self, description: str, unit: str, *columns: Any, **options: Any) -> None:
+        super().__init__(*columns, **options)
+        self._what, self._unit = description, unit
+        self._logged_at: float | None = None
+
+    def update(self, task_id: TaskID, *args: Any, **options: Any) -> None:
+        super().update(task_id, *args, **options)
+        now = time.monotonic()
+        if self.disable and (self._logged_at is None or now - self._logged_at >= PROGRESS_EVERY):
+            self._log(task_id, now)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        self.update(task_id, advance=advance)
+
+    def stop(self) -> None:
+        if self.disable and self._logged_at is not None:
+            for task in self.tasks:
+                self._log(task.id, time.monotonic(), "done")
+        super().stop()
+
+    def _log(self, task_id: TaskID, now: float, how: str = "at") -> None:
+        self._logged_at = now
+        task = self._tasks[task_id]
+        done, total = int(task.completed), None if task.total is None else int(task.total)
+        of = f" of {total:,}" if total is not None else ""
+        progress_log.info("%s: %s %s%s %s", self._what, how, f"{done:,}", of, self._unit,
+                          extra={"task": self._what, "done": done, "total": total, "unit": self._unit})
+
+
 def progress_bar(description: str, unit: str = "items") -> Progress:
-    """A progress bar on stderr: done / total, rate, time (hidden when stderr is not a terminal)."""
-    return Progress(
+    """A progress bar on stderr: done / total, rate, time; when stderr is not a terminal, log
+    lines instead (``LoggedProgress``)."""
+    return LoggedProgress(
+        description,
+        unit,
         TextColumn(shown(description), markup=False),
         BarColumn(),
         MofNCompleteColumn(),

@@ -24,7 +24,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 
 import asyncpg
 
@@ -50,6 +51,7 @@ from crashlog.projections.checkpoints import Position
 from crashlog.projections.leases import Lease
 from crashlog.projections.progress import lag, states, wait_projected
 from crashlog.projections.rebuild import Progress, rebuild_projections
+from crashlog.projections.server_settings import REBUILD_SETTINGS, SERVER_SETTINGS
 from crashlog.projections.shadows import drop_orphan_shadows
 from crashlog.projections.statistics import StatisticsKeeper
 
@@ -59,22 +61,6 @@ CHANNEL = "crashlog_events"
 #: Events per live batch (one transaction per projection and batch).
 BATCH_SIZE = 5_000
 
-# JIT compiling each handler statement costs more (a second and more) than running it.
-SERVER_SETTINGS = {"application_name": "crashlog-projections", "jit": "off",
-                   # A generic plan of a span query may scan the whole log: plan each span.
-                   "plan_cache_mode": "force_custom_plan",
-                   # A batch's sorts and hashes (round recomputations) fit in memory.
-                   "work_mem": "64MB",
-                   # The planner overestimates a span's rows (a row comparison) and would
-                   # start parallel workers, ~20 ms each time, to scan a few thousand events.
-                   "max_parallel_workers_per_gather": "0",
-                   # A pass and its checkpoint commit together or not at all; a pass lost in
-                   # a server crash is applied again from the log, so no need to wait for
-                   # its commit to reach the disk.
-                   "synchronous_commit": "off"}
-# A rebuild also sorts whole tables to build their indexes.
-REBUILD_SETTINGS = {**SERVER_SETTINGS, "application_name": "crashlog-rebuild",
-                    "maintenance_work_mem": "256MB"}
 #: Connections a rebuild fills shadow tables with, side by side.
 REBUILD_CONNECTIONS = 2
 #: Connections the live projections are shared out between (``side_by_side``).
@@ -87,6 +73,8 @@ STOPPED_RECHECK = 5.0
 #: Waits before trying again a version rebuild that was refused (a user's view, a role that
 #: cannot give the grants, a stopped projection) or a projection newer than this code.
 REBUILD_RETRY, MAX_REBUILD_RETRY = 30.0, 600.0
+#: Seconds between two lag queries of a runner (for its metrics).
+LAG_REFRESH = 2.0
 
 # What a lost or refused connection raises: logged briefly, and retried.
 _FAILURES = (ConnectFailed, OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -143,6 +131,14 @@ class Runner:
         #: all projections, in this process.
         self.skipped_events = 0
         self.failed_attempts = 0
+        #: The same and batches applied, per projection (``crashlog.metrics`` exposes them).
+        self.counters: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.counters.update((p.name, Counter()) for p in self._projections)
+        #: Lag of the projections this runner applies, (events, seconds), refreshed on its own
+        #: connection every ``LAG_REFRESH`` seconds; only the applier reports a projection's lag.
+        self.lag: dict[str, tuple[int, float]] = {}
+        self._next_lag = 0.0
+        self._connected = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="crashlog-projections")
@@ -192,7 +188,7 @@ class Runner:
 
     async def _session(self) -> None:
         conn = await open_connection(self._dsn, init=store.init_connection, server_settings=SERVER_SETTINGS)
-        self.held, self._ensured = {}, False
+        self.held, self._ensured, self._connected = {}, False, True
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
             # What a rebuild killed midway left: this runner's projections' shadows that no
@@ -204,13 +200,14 @@ class Runner:
                     await self._claim(conn)
                     next_claim = time.monotonic() + self._standby_interval
                 await self._heartbeat(conn)
+                await self._refresh_lag(conn)
                 self._session_worked = True
                 if self._active() and await self._behind(conn):
                     await self._catch_up(conn)
                     continue
                 await self._sleep(self._poll_interval)
         finally:
-            self.held = {}
+            self.held, self.lag, self._connected = {}, {}, False
             conn.terminate()  # synchronous: safe even while this task is being cancelled
 
     async def _claim(self, conn: asyncpg.Connection) -> None:
@@ -305,6 +302,19 @@ class Runner:
             del self.held[name]
         self._next_beat = time.monotonic() + leases.HEARTBEAT_INTERVAL
 
+    async def _refresh_lag(self, conn: asyncpg.Connection) -> None:
+        """Note the held projections' lag when due (one query per ``LAG_REFRESH`` seconds)."""
+        if time.monotonic() < self._next_lag:
+            return
+        self._next_lag = time.monotonic() + LAG_REFRESH
+        self.lag = await checkpoints.lag(conn, list(self.held)) if self.held else {}
+
+    @property
+    def state(self) -> str:
+        """"applying" (holds a lease), "standby" (holds none), "reconnecting" or "stopped"."""
+        connected = "applying" if self.held else "standby"
+        return "stopped" if self._stop.is_set() else connected if self._connected else "reconnecting"
+
     def _active(self) -> list[Projection]:
         """The held projections to apply now: not resting after a failure or a stop."""
         now = time.monotonic()
@@ -322,6 +332,7 @@ class Runner:
         while busy and self.held and not self._stop.is_set():
             busy = await self._apply_pass(conn) == self._batch_size
             await self._heartbeat(conn)
+            await self._refresh_lag(conn)
 
     async def _apply_pass(self, conn: asyncpg.Connection) -> int:
         """Apply one batch to every held projection; returns the largest batch applied."""
@@ -343,6 +354,7 @@ class Runner:
             self._heed(p, outcome)
             if outcome.passed:
                 self.batches_applied += 1
+                self.counters[p.name]["batches_applied"] += 1
                 await self._statistics.after_batch(conn, p)
             largest = max(largest, outcome.passed)
         return largest
@@ -351,6 +363,7 @@ class Runner:
         """Log what a projection skipped, stopped at or failed on; rest it after a failure
         (backing off, 0.1 s doubling to 5 s) or a stop."""
         self.skipped_events += len(outcome.skipped)
+        self.counters[p.name]["skipped_events"] += len(outcome.skipped)
         for failed in outcome.skipped:
             log.error("crashlog projections: %s skipped event %s (position %s): %s",
                       p.name, failed.event_id, failed.position, failed.error)
@@ -362,6 +375,7 @@ class Runner:
             self._resting[p.name] = (time.monotonic() + STOPPED_RECHECK, STOPPED_RECHECK)
         elif outcome.failure is not None:
             self.failed_attempts += 1
+            self.counters[p.name]["failed_attempts"] += 1
             delay = min(self._resting.get(p.name, (0.0, FIRST_RETRY / 2))[1] * 2, MAX_RETRY)
             self._resting[p.name] = (time.monotonic() + delay, delay)
             log.warning("crashlog projections: %s failed: %s; retrying in %.1fs", p.name,
@@ -398,18 +412,22 @@ async def follow(
     names: Sequence[str] | None = None,
     connections: int = RUNNER_CONNECTIONS,
     extra: Sequence[Projection] = (),
+    observe: Callable[[Sequence[Runner]], object] | None = None,
 ) -> None:
     """Keep the read tables current until ``stop_event`` is set (forever without one).
 
     ``extra``: users' projections to apply beside the built-ins (checked first:
     ``registry.check``). ``progress(done, total)`` hears of rebuilds of projections whose
-    version changed.
+    version changed; ``observe(runners)`` is given the runners once started
+    (``crashlog.metrics`` reads them).
     """
     await _check(dsn, extra)
     runners = side_by_side(dsn, select(list(names) if names else None, extra),
                            connections=connections, progress=progress)
     for runner in runners:
         runner.start()
+    if observe is not None:
+        observe(runners)
     try:
         await (stop_event or asyncio.Event()).wait()
     finally:
@@ -472,6 +490,6 @@ async def rebuild_with_keeper(
 
 
 __all__ = [
-    "CHANNEL", "Runner", "follow", "lag", "rebuild", "rebuild_with_keeper", "side_by_side",
-    "states", "wait_projected",
+    "CHANNEL", "REBUILD_SETTINGS", "SERVER_SETTINGS", "Runner", "follow", "lag", "rebuild",
+    "rebuild_with_keeper", "side_by_side", "states", "wait_projected",
 ]

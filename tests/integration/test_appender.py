@@ -89,7 +89,7 @@ async def test_the_writer_and_the_spool_replay_set_refused_rows_aside_alike(
     assert sorted(await stored_ids(conn)) == sorted(
         e.event_id for e in [*left, *emitted] if e.event_id not in refused)
     assert (metrics.committed, metrics.rejected, metrics.duplicates) == (48, 2, 0)
-    assert not list((tmp_path / "spool").glob("*.spool"))  # the replayed segments are gone
+    assert not list((tmp_path / "spool").rglob("*.spool"))  # the replayed segments are gone
 
 
 def test_only_what_a_later_attempt_may_get_past_is_transient() -> None:

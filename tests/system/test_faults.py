@@ -252,12 +252,12 @@ async def test_c_a_bot_killed_mid_stream_is_replayed_by_the_next_process(
     process.send_signal(signal.SIGKILL)  # mid-stream, possibly mid-write
     await process.wait()
     emitted = await reader
-    spooled_segments = len(list(spool.glob("*.spool")))
+    spooled_segments = len(list(spool.rglob("*.spool")))
     server.start()
     # A new process on the same spool replays it at start.
     log = await crashlog.connect(dsn, project=False, spool_dir=str(spool), flush_interval=0.01)
     for _ in range(300):
-        if not list(spool.glob("*.spool")):
+        if not list(spool.rglob("*.spool")):
             break
         await asyncio.sleep(0.1)
     await log.aclose()
@@ -271,7 +271,7 @@ async def test_c_a_bot_killed_mid_stream_is_replayed_by_the_next_process(
     assert spooled_segments > 0  # the outage really sent events to the spool
     assert len(acked) > 0
     assert (result.lost, result.duplicated) == (0, 0)
-    assert not list(spool.glob("*.spool"))
+    assert not list(spool.rglob("*.spool"))
 
 
 def _rss_bytes() -> int:
@@ -304,10 +304,10 @@ async def test_d_a_long_outage_stays_within_the_buffer_bound_and_spools_the_rest
     await asyncio.wait_for(asyncio.gather(*bots), 120)  # each bot's last flush: all acknowledged
     # The writer replays the spool now that the server is back.
     for _ in range(6000):
-        if not list(spool.glob("*.spool")):
+        if not list(spool.rglob("*.spool")):
             break
         await asyncio.sleep(0.1)
-    left_in_spool = len(list(spool.glob("*.spool")))
+    left_in_spool = len(list(spool.rglob("*.spool")))
     await log.aclose(timeout=120)
     conn = await asyncpg.connect(dsn)
     stored, distinct = await conn.fetchrow(
@@ -341,7 +341,7 @@ async def test_on_full_spool_spills_without_waiting_out_the_retry_deadline(
     spooled = log.metrics().spooled
     server.start()
     for _ in range(600):
-        if not list(spool.glob("*.spool")):
+        if not list(spool.rglob("*.spool")):
             break
         await asyncio.sleep(0.1)
     await log.aclose(timeout=60)

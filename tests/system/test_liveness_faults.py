@@ -76,7 +76,7 @@ async def stored(dsn: str) -> dict[uuid.UUID, int]:
 
 async def spool_empties(folder: Path) -> None:
     for _ in range(1200):
-        if not list(folder.glob("*.spool")):
+        if not list(folder.rglob("*.spool")):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the spool at {folder} was never replayed")
