@@ -27,7 +27,7 @@ from crashlog.logger import Logger, connect
 from crashlog.settings import Settings
 from crashlog.writer import Metrics
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The reading side loads where it is first used: `import crashlog` stays light for a bot.
 _READING = ("reader", "Reader", "AsyncReader")
