@@ -255,7 +255,7 @@ def run_checks(
     lawful = [r for r in rounds if r.lawful]
 
     tests: list[tuple[_Test, bool]] = []
-    busts = instant_busts(lawful, at)
+    busts = instant_busts(lawful, at, len(rounds))
     if busts:
         tests.append(busts)
     tests.extend(exact_values(lawful, at))

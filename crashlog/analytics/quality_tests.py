@@ -99,13 +99,20 @@ def _implied_rtp(busts: int, n: int, law: Law) -> str:
 
 # Not fit's instant_busts check: this one always has an RTP (given, configured or default) and
 # a mid-p p-value for Holm's step-down; fit's also works without one (against r = 1).
-def instant_busts(lawful: Sequence[_Round], law: Law) -> tuple[_Test, bool] | None:
+def instant_busts(
+    lawful: Sequence[_Round], law: Law, recorded: int | None = None
+) -> tuple[_Test, bool] | None:
+    """The 1.00x busts among ``lawful`` against the law's share. The RTP they imply is
+    withheld when most of the ``recorded`` values were refused (as ``fit`` withholds its
+    estimate): a figure from the few left would describe them, not the game."""
     n = len(lawful)
     if not n:
         return None
     busts = sum(1 for r in lawful if r.value == _ONE)
     p, rtp = law.instant_bust_probability(), law.rtp
-    implied = _implied_rtp(busts, n, law)
+    recorded = n if recorded is None else recorded
+    implied = (_implied_rtp(busts, n, law) if 2 * n > recorded else
+               f"no RTP is implied: only {n:,} of {recorded:,} values are usable")
     test = _Test(
         "instant_busts",
         _share(busts, n),

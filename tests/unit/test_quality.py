@@ -279,3 +279,14 @@ def test_the_quality_command_refuses_a_bad_time(capsys: pytest.CaptureFixture[st
 def test_exact_values_cover_whole_and_half_values() -> None:
     assert EXACT_VALUES[0] == D("1.5") and EXACT_VALUES[-1] == D("10")
     assert all((v * 2) % 1 == 0 and v == v.quantize(CENT) for v in EXACT_VALUES)
+
+
+def test_mostly_refused_values_imply_no_rtp() -> None:
+    # Stake-like raw floats: most values off the cent grid. The bust check still reports, but
+    # an RTP from the few on-grid values would describe them, not the game (issue 17, item 5).
+    values = [D("2.00"), D("1.00")] * 10 + [D("2.3456789")] * 200
+    detail = check_quality(values).check("instant_busts").detail
+    assert "no RTP is implied: only 20 of 220 values are usable" in detail
+    assert "implies r =" not in detail
+    fair = check_quality(list(CrashGame(0.97, 8).crashes(3000))).check("instant_busts").detail
+    assert "the share implies r =" in fair
