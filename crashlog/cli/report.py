@@ -51,5 +51,9 @@ def tell(path: Path, data: ReportData) -> None:
     elif not data.matched:
         found = f"nothing matches {data.filters.describe()}"
     else:
-        found = f"{len(data.bots)} bots, {len(data.games)} games"
+        found = f"{_count(len(data.bots), 'bot')}, {_count(len(data.games), 'game')}"
     say(f"report: {path} ({size / 1024:,.0f} KiB): {found}", console=err)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
