@@ -201,7 +201,7 @@ async def test_money_stays_exact_through_pandas_and_polars(conn: asyncpg.Connect
     assert t.schema.field("total_profit").type == pa.decimal128(38, 12)
     frame = t.to_pandas()
     assert frame["total_profit"][0] == big and frame["total_staked"][0] == Decimal("1E-12")
-    polars = pytest.importorskip("polars")
+    polars = pytest.importorskip("polars", reason="polars comes with the test extra")
     df = polars.from_arrow(t)
     assert df["total_profit"][0] == big and df["total_staked"][0] == Decimal("1E-12")
 

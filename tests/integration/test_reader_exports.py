@@ -86,9 +86,9 @@ async def test_parquet_is_read_directly_by_pandas_polars_and_duckdb(filled: str,
     frame = pandas.read_parquet(path)
     assert list(frame["stake"]) == table.column("stake").to_pylist()
     assert str(frame["occurred_at"].dt.tz) == "UTC"
-    polars = pytest.importorskip("polars")
+    polars = pytest.importorskip("polars", reason="polars comes with the test extra")
     assert polars.read_parquet(path)["profit_loss"].to_list() == table.column("profit_loss").to_pylist()
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = pytest.importorskip("duckdb", reason="duckdb comes with the test extra")
     total = duckdb.sql(f"SELECT sum(profit_loss) FROM read_parquet('{path}')").fetchall()[0][0]
     assert total == sum(table.column("profit_loss").to_pylist())
 
