@@ -5,6 +5,7 @@ a stop-mode projection stops at one and says so; nothing else is ever skipped.""
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from decimal import Decimal
 import asyncpg
 import pytest
 from conftest import new_database
+from helpers.log import row_of
+from helpers.log import until as helpers_until
 from strategies import plain_kwargs
 
 import crashlog
@@ -47,6 +50,10 @@ VALUES ($1, $2, 1, 'b1', $3, $4::text::jsonb)
 """
 
 
+# This module's bound on waiting for a condition.
+until = functools.partial(helpers_until, timeout=60.0, poll=0.05)
+
+
 def settled(bot: str, n: int, stake: str = "10.00") -> RoundSettled:
     return RoundSettled(
         bot_id=bot, session_id="s1", game="aviator", platform="demo", round_number=n,
@@ -63,11 +70,6 @@ def good_chunks() -> list[list[Event]]:
                  for cls in EVENT_TYPES.values()]
     rounds = [settled(bot, n) for n in range(1, 13) for bot in ("b1", "b2")]
     return [catalogue, rounds[:8], rounds[8:16], rounds[16:]]
-
-
-def row_of(event: Event) -> Row:
-    return Row(event.event_id, event.event_type, event.schema_version, event.bot_id,
-               getattr(event, "session_id", None), event.occurred_at, encode_payload(event))
 
 
 async def append(
@@ -113,14 +115,6 @@ async def recorded(conn: asyncpg.Connection) -> dict[uuid.UUID, set[str]]:
     for r in await conn.fetch("SELECT projection, event_id FROM crashlog.projection_errors"):
         found.setdefault(r["event_id"], set()).add(r["projection"])
     return found
-
-
-async def until(predicate, timeout: float = 60.0) -> None:
-    """Wait for an async condition (a bound on waiting, not a timing assertion)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
 
 
 async def below_the_horizon(conn: asyncpg.Connection) -> bool:

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from decimal import Decimal
 
-import asyncpg
 import pytest
+from helpers.log import connect, row_of
+from helpers.log import until as helpers_until
 
 import crashlog
-from crashlog import store
-from crashlog.events import Outcome, RoundObserved, RoundSettled, encode_payload
+from crashlog.events import Outcome, RoundObserved, RoundSettled
 from crashlog.projections import NAMES
 from crashlog.projections.runner import Runner, lag, wait_projected
-from crashlog.store import Row
 
 _INSERT = """
 INSERT INTO crashlog.events
     (event_id, event_type, schema_version, bot_id, session_id, occurred_at, payload)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
+
+
+# This module's bound on waiting for a condition.
+until = functools.partial(helpers_until, timeout=10.0, poll=0.02)
 
 
 def settled(bot: str, n: int, balance_after: str = "1005.00") -> RoundSettled:
@@ -30,26 +34,6 @@ def settled(bot: str, n: int, balance_after: str = "1005.00") -> RoundSettled:
         profit_loss=Decimal("5.00"), balance_before=Decimal("1000.00"),
         balance_after=Decimal(balance_after),
     )
-
-
-def row_of(event: RoundSettled) -> Row:
-    return Row(event.event_id, event.event_type, event.schema_version, event.bot_id,
-               event.session_id, event.occurred_at, encode_payload(event))
-
-
-async def connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn)
-    await store.init_connection(conn)
-    return conn
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    """Wait for an async condition (a bound on waiting, not a timing assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 async def test_sync_returns_with_the_read_tables_current(log, conn):

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 from conftest import new_database
+from helpers.log import row_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import valid_events
@@ -33,11 +34,9 @@ from crashlog.events import (
     SessionEnded,
     SessionStarted,
     SignalRaised,
-    encode_payload,
 )
 from crashlog.projections import PROJECTIONS
 from crashlog.projections.rebuild import rebuild_projections
-from crashlog.store import Row
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BOTS = ("b0", "b1", "b2")
@@ -103,11 +102,6 @@ events = st.one_of(
     st.builds(lambda bot, t: BotErrorRaised(bot_id=bot, error_type="Timeout", message="m",
                                             occurred_at=t), bots, times),
 )
-
-
-def row_of(event: Event) -> Row:
-    return Row(event.event_id, event.event_type, event.schema_version, event.bot_id,
-               getattr(event, "session_id", None), event.occurred_at, encode_payload(event))
 
 
 # -- databases and tables ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ server is private to the run).
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -15,13 +16,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from helpers.log import row_of
+from helpers.log import until as helpers_until
 
 from crashlog import health, store
 from crashlog.errors import ConnectFailed, RebuildRefused
-from crashlog.events import Outcome, RoundSettled, encode_payload
+from crashlog.events import Outcome, RoundSettled
 from crashlog.projections import PROJECTIONS, checkpoints, leases, runner, select
 from crashlog.roles import Roles, create_login, create_roles, drop_roles
-from crashlog.store import Row
 
 SECRET = "s3cr3t-Pa55word"
 TABLES = [f"crashlog.{t}" for p in PROJECTIONS for t in p.tables]
@@ -38,6 +40,10 @@ FROM pg_class c WHERE c.oid = $1::regclass
 """
 
 
+# This module's bound on waiting for a condition.
+until = functools.partial(helpers_until, timeout=60.0, poll=0.05)
+
+
 def as_user(dsn: str, user: str, password: str) -> str:
     parts = urlsplit(dsn)
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -49,18 +55,6 @@ def settled(bot: str, n: int) -> RoundSettled:
         bot_id=bot, session_id="s1", game="aviator", platform="demo", round_number=n,
         stake=Decimal("10.00"), crash_multiplier=Decimal("2.45"),
         cashout_multiplier=Decimal("1.50"), outcome=Outcome.WIN, profit_loss=Decimal("5.00"))
-
-
-def row_of(event: RoundSettled) -> Row:
-    return Row(event.event_id, event.event_type, event.schema_version, event.bot_id,
-               event.session_id, event.occurred_at, encode_payload(event))
-
-
-async def until(predicate, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
 
 
 async def below_the_horizon(conn: asyncpg.Connection) -> bool:

@@ -4,29 +4,34 @@ built-in's — any batching, re-deliveries, late commits, rebuilds, failures, tw
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from decimal import Decimal
 
 import asyncpg
 import pytest
 from conftest import new_database
+from helpers.log import connect, row_of
+from helpers.log import until as helpers_until
 from helpers.user_projections import refusing, rounds_per_bot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crashlog
-from crashlog import store
 from crashlog.errors import InvalidProjection, ProjectionStopped
-from crashlog.events import Outcome, RoundSettled, encode_payload
+from crashlog.events import Outcome, RoundSettled
 from crashlog.projections import PROJECTIONS, registry
 from crashlog.projections.runner import Runner, rebuild_with_keeper, wait_projected
-from crashlog.store import Row
 
 _INSERT = """
 INSERT INTO crashlog.events
     (event_id, event_type, schema_version, bot_id, session_id, occurred_at, payload)
 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
 """
+
+
+# This module's bound on waiting for a condition.
+until = functools.partial(helpers_until, timeout=20.0, poll=0.02)
 
 
 def settled(bot: str, n: int, stake: str = "10.00") -> RoundSettled:
@@ -36,26 +41,6 @@ def settled(bot: str, n: int, stake: str = "10.00") -> RoundSettled:
         crash_multiplier=Decimal("2.00"), cashout_multiplier=Decimal("1.50"), outcome=Outcome.WIN,
         profit_loss=Decimal(stake) / 2, balance_before=Decimal("1000.00"),
         balance_after=Decimal("1000.00") + Decimal(stake) / 2)
-
-
-def row_of(event: RoundSettled) -> Row:
-    return Row(event.event_id, event.event_type, event.schema_version, event.bot_id,
-               event.session_id, event.occurred_at, encode_payload(event))
-
-
-async def connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn)
-    await store.init_connection(conn)
-    return conn
-
-
-async def until(predicate, timeout: float = 20.0) -> None:
-    """Wait for an async condition (a bound on waiting, not a timing assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 async def per_bot(conn: asyncpg.Connection, table: str = "bot_rounds") -> dict[str, int]:

@@ -18,11 +18,12 @@ from uuid import UUID
 import asyncpg
 import orjson
 import pytest
+from helpers.log import row_of
 
 import crashlog
 from crashlog import rows as row_codec
 from crashlog import store
-from crashlog.events import BotErrorRaised, Event, Outcome, RoundSettled, encode_payload
+from crashlog.events import BotErrorRaised, Outcome, RoundSettled
 from crashlog.store import Row
 
 
@@ -33,11 +34,6 @@ def a_round(bot_id: str = "b1", number: int = 1, **changes: Any) -> RoundSettled
         cashout_multiplier=Decimal("1.33"), outcome=Outcome.WIN, profit_loss=Decimal("3.30"),
     )
     return RoundSettled(**{**values, **changes})
-
-
-def row_of(event: Event) -> Row:
-    return Row(event.event_id, event.event_type, event.schema_version, event.bot_id,
-               getattr(event, "session_id", None), event.occurred_at, encode_payload(event))
 
 
 async def count(conn: asyncpg.Connection, table: str = "crashlog.events") -> int:
