@@ -10,7 +10,8 @@ twice, or again in a rebuild, changes nothing.
 A projection whose rows merge several events (a game round seen by several bots) splits
 its work in two: the handler records the span's events, and ``derive`` recomputes the
 rows they touched from everything recorded. The runner runs both for every batch; a
-rebuild records the whole log first, builds the indexes, then derives batch by batch.
+rebuild records the whole log first, builds the indexes, then derives every row at once
+(``derive_all``, where the projection has one) or batch by batch.
 
 Handlers never read another projection's tables: each projection's checkpoint and
 rebuild are its own.
@@ -30,6 +31,8 @@ Span = tuple[int, int, int, int]
 #: Logical table name -> the table to write ("crashlog.rounds", or its rebuild shadow).
 Tables = Mapping[str, str]
 Handler = Callable[[asyncpg.Connection, Tables, Span], Awaitable[None]]
+#: Recomputes every derived row of the tables from everything recorded in them.
+WholeHandler = Callable[[asyncpg.Connection, Tables], Awaitable[None]]
 
 #: The events of the span, as ``e``; a handler adds ``AND e.event_type = ...``.
 #: Parameters $1..$4 are the span.
@@ -59,6 +62,11 @@ class Projection:
     #: Recomputes the rows the span's events touched from what the handler recorded, through
     #: the tables' indexes (``None``: the handler's rows are final).
     derive: Handler | None = None
+    #: What a rebuild runs instead of ``derive`` batch by batch, once everything is recorded
+    #: and indexed: every derived row recomputed at once (one sort instead of a lookup per
+    #: row), outside any transaction of the caller's and in short ones of its own (an open
+    #: transaction holds the live runners' horizon back). Its rows equal ``derive``'s.
+    derive_all: WholeHandler | None = None
     #: About how many µs of server time applying one event takes, beyond reading the log
     #: (``python benchmarks/rebuild_each.py``): parallel rebuilds and runners share
     #: projections out by it.

@@ -268,13 +268,21 @@ async def _fill_and_index(
     # What derives reads: its own shadows, filled with no statistics yet.
     await analyze(conn, [t for p in projections if p.derive for t in p.shadow_tables().values()])
     ends = [end for end, _ in batches]
-    for derive, tables in [(p.derive, p.shadow_tables()) for p in projections if p.derive]:
+    for p in projections:
+        if p.derive_all is not None:  # in short transactions of its own
+            await p.derive_all(conn, p.shadow_tables())
+            passed += done
+            if progress:
+                progress(passed, done)
+            continue
+        if p.derive is None:
+            continue
         # The fill's batches again: everything is recorded now, so each batch's rows come
         # out final, and each transaction stays short (an open one holds the live
         # runners' horizon back).
         for start, (end, count) in zip([ORIGIN, *ends], batches):
             async with conn.transaction():
-                await derive(conn, tables, (*start, *end))
+                await p.derive(conn, p.shadow_tables(), (*start, *end))
             passed += count
             if progress:
                 progress(passed, done)

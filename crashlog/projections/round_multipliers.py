@@ -30,6 +30,7 @@ from crashlog.projections.base import (
     numeric,
     text,
 )
+from crashlog.projections.chunks import key_ranges
 from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS, ROUND_READS
 from crashlog.quality_flags import LOW_OCR_CONFIDENCE
 
@@ -88,30 +89,10 @@ FROM {IN_SPAN} AND {ROUND_EVENTS} AND NOT e.payload ? 'game_round_id'
 ON CONFLICT (event_id) DO NOTHING
 """
 
-_KEYED = f"""
-WITH touched AS (
-    SELECT DISTINCT platform, game, game_round_id FROM (
-        SELECT {text('platform')} AS platform, {text('game')} AS game,
-               {text('game_round_id')} AS game_round_id
-        FROM {IN_SPAN} AND {ROUND_EVENTS}) s
-    WHERE game_round_id IS NOT NULL
-    -- In round order, the readings come out of the lookups below grouped by round, and
-    -- sorting them for the window and the grouping costs a third of sorting them unordered.
-    ORDER BY platform, game, game_round_id
-), counted AS (
-    -- One pass, no join between aggregates: each reading carries how many readings of its
-    -- round share its value, and when that value was first reported.
-    -- Each touched round's readings by the index, however many the planner guesses the
-    -- batch touches (OFFSET 0 keeps it from turning this into a scan of every reading).
-    SELECT r.*,
-           count(*) OVER w AS n,
-           min(r.occurred_at) OVER w AS first_at
-    FROM touched t CROSS JOIN LATERAL (
-        SELECT * FROM {{readings}} r
-        WHERE r.platform = t.platform AND r.game = t.game AND r.game_round_id = t.game_round_id
-        OFFSET 0) r
-    WINDOW w AS (PARTITION BY r.platform, r.game, r.game_round_id, r.multiplier)
-)
+# The rows of the rounds whose readings ``counted`` holds, merged from all their readings:
+# each reading carries how many readings of its round share its value (``n``), and when that
+# value was first reported (``first_at``).
+_MERGE = f"""
 INSERT INTO {{multipliers}} AS m (
     platform, game, game_round_id, round_number, multiplier, observers, readings,
     min_multiplier, max_multiplier, disagreement, first_seen_at, last_seen_at, first_position,
@@ -134,6 +115,43 @@ ON CONFLICT (platform, game, game_round_id) DO UPDATE SET
     ocr_confidence = excluded.ocr_confidence, quality_flags = excluded.quality_flags
 WHERE m.readings IS DISTINCT FROM excluded.readings
 """
+_COUNTED = """
+    SELECT r.*, count(*) OVER w AS n, min(r.occurred_at) OVER w AS first_at
+    FROM {source}
+    WINDOW w AS (PARTITION BY r.platform, r.game, r.game_round_id, r.multiplier)
+"""
+
+# The rounds the span's readings touched, recomputed (the runner's derive).
+_KEYED = f"""
+WITH touched AS (
+    SELECT DISTINCT platform, game, game_round_id FROM (
+        SELECT {text('platform')} AS platform, {text('game')} AS game,
+               {text('game_round_id')} AS game_round_id
+        FROM {IN_SPAN} AND {ROUND_EVENTS}) s
+    WHERE game_round_id IS NOT NULL
+    -- In round order, the readings come out of the lookups below grouped by round, and
+    -- sorting them for the window and the grouping costs a third of sorting them unordered.
+    ORDER BY platform, game, game_round_id
+), counted AS ({_COUNTED.format(source='''
+        -- Each touched round's readings by the index, however many the planner guesses the
+        -- batch touches (OFFSET 0 keeps it from turning this into a scan of every reading).
+        touched t CROSS JOIN LATERAL (
+        SELECT * FROM {readings} r
+        WHERE r.platform = t.platform AND r.game = t.game AND r.game_round_id = t.game_round_id
+        OFFSET 0) r''')})
+{_MERGE}
+"""
+
+#: The key a rebuild's ``derive_all`` goes through the readings by, chunk by chunk (the
+#: readings' index ``round_multiplier_readings_round`` serves it).
+ROUND_KEY = ("platform", "game", "game_round_id")
+
+# Every round with a key in a range, recomputed from all its readings ($1.. the range's
+# bounds): the rebuild's derive, one index scan in round order and no lookups.
+_KEYED_RANGE = f"""
+WITH counted AS ({_COUNTED.format(source="{readings} r WHERE r.game_round_id IS NOT NULL AND {range}")})
+{_MERGE}
+"""
 
 
 def _names(tables: Tables) -> dict[str, str]:
@@ -149,6 +167,15 @@ async def derive(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
     await conn.execute(_KEYED.format(**_names(tables)), *span)
 
 
+async def derive_all(conn: asyncpg.Connection, tables: Tables) -> None:
+    """Every round recomputed from all its readings, a range of rounds per transaction."""
+    names = _names(tables)
+    for chunk in await key_ranges(conn, names["readings"], ROUND_KEY, "game_round_id IS NOT NULL"):
+        where, args = chunk.where([f"r.{column}" for column in ROUND_KEY])
+        async with conn.transaction():
+            await conn.execute(_KEYED_RANGE.format(**names, range=where), *args)
+
+
 PROJECTION = Projection(
     name="round_multipliers",
     version=2,
@@ -156,6 +183,7 @@ PROJECTION = Projection(
     tables=("round_multipliers", "round_multiplier_readings"),
     handler=record,
     derive=derive,
+    derive_all=derive_all,
     weight=6,
     one_row_per_event=("round_multiplier_readings",),
     reads=ROUND_READS,

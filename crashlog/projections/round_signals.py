@@ -27,6 +27,7 @@ from crashlog.projections.base import (
     numeric,
     text,
 )
+from crashlog.projections.chunks import key_ranges
 from crashlog.projections.round_readings import ROUND_EVENT_TYPES, ROUND_EVENTS, ROUND_READS
 
 _READINGS = f"""
@@ -71,6 +72,20 @@ _BY_ROUND_NUMBER = _MODE.format(
     " AND r.game = s.game AND r.round_number = s.for_round_number",
 )
 
+# The multiplier of signal s's round (NULL while no reading of it is known).
+_ACTUAL = f"coalesce({_BY_ROUND_ID}, {_BY_ROUND_NUMBER}) AS multiplier"
+# The signals of ``actual`` given their round's multiplier (materialised first: its lookups
+# are then run once per signal, not once for each column they set).
+_UPDATE = """
+UPDATE {signals} s
+SET actual_multiplier = a.multiplier,
+    hit = a.multiplier >= s.predicted_multiplier,
+    resolved = a.multiplier IS NOT NULL
+FROM actual a
+WHERE s.event_id = a.event_id AND s.actual_multiplier IS DISTINCT FROM a.multiplier
+"""
+
+# The signals the span's events touched (raised, or whose round was read), scored.
 _SCORE = f"""
 WITH batch AS MATERIALIZED (
     SELECT DISTINCT e.bot_id, {text('platform')} AS platform, {text('game')} AS game,
@@ -91,17 +106,24 @@ WITH batch AS MATERIALIZED (
         OFFSET 0) s
     UNION
     SELECT e.event_id FROM {IN_SPAN} AND e.event_type = 'SignalRaised'
-), actual AS (
-    SELECT s.event_id, coalesce({_BY_ROUND_ID}, {_BY_ROUND_NUMBER}) AS multiplier
+), actual AS MATERIALIZED (
+    SELECT s.event_id, {_ACTUAL}
     FROM touched t CROSS JOIN LATERAL (
         SELECT s.* FROM {{signals}} s WHERE s.event_id = t.event_id OFFSET 0) s
 )
-UPDATE {{signals}} s
-SET actual_multiplier = a.multiplier,
-    hit = a.multiplier >= s.predicted_multiplier,
-    resolved = a.multiplier IS NOT NULL
-FROM actual a
-WHERE s.event_id = a.event_id AND s.actual_multiplier IS DISTINCT FROM a.multiplier
+{_UPDATE}
+"""
+
+#: The key a rebuild's ``score_all`` goes through the signals by, chunk by chunk.
+SIGNAL_KEY = ("event_id",)
+
+# Every signal with an event_id in a range, scored ($1.. the range's bounds): the rebuild's
+# derive, once every reading is recorded.
+_SCORE_RANGE = f"""
+WITH actual AS MATERIALIZED (
+    SELECT s.event_id, {_ACTUAL} FROM {{signals}} s WHERE {{range}}
+)
+{_UPDATE}
 """
 
 
@@ -121,6 +143,15 @@ async def score(conn: asyncpg.Connection, tables: Tables, span: Span) -> None:
         await conn.execute(_SCORE.format(**names), *span)
 
 
+async def score_all(conn: asyncpg.Connection, tables: Tables) -> None:
+    """Every signal scored, a range of signals per transaction."""
+    names = _names(tables)
+    for chunk in await key_ranges(conn, names["signals"], SIGNAL_KEY):
+        where, args = chunk.where([f"s.{column}" for column in SIGNAL_KEY])
+        async with conn.transaction():
+            await conn.execute(_SCORE_RANGE.format(**names, range=where), *args)
+
+
 PROJECTION = Projection(
     name="round_signals",
     version=1,
@@ -128,6 +159,7 @@ PROJECTION = Projection(
     tables=("round_signals", "round_signal_readings"),
     handler=record,
     derive=score,
+    derive_all=score_all,
     weight=5,
     one_row_per_event=("round_signals", "round_signal_readings"),
     reads={"SignalRaised": 1, **ROUND_READS},
