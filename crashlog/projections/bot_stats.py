@@ -77,7 +77,7 @@ PROJECTION = Projection(
     event_types=("RoundSettled",),
     tables=("bot_stats",),
     handler=apply,
-    weight=2,
+    weight=4,
     reads={"RoundSettled": 1},
     read_tables=(ReadTable("bot_stats", time=None, order=("bot_id", "strategy_name")),),
 )

@@ -37,6 +37,7 @@ PROJECTION = Projection(
     version=1,
     event_types=("OcrRead",),
     tables=("ocr_readings",),
+    weight=2,
     one_row_per_event=("ocr_readings",),
     handler=apply,
     reads={"OcrRead": 1},

@@ -15,31 +15,21 @@ One process rebuilds a projection at a time: it holds the projection's rebuild l
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
-import attrs
 
 from crashlog.errors import RebuildBusy, RebuildRefused
-from crashlog.projections import access, checkpoints, declared, guard, leases
-from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name, share
-from crashlog.projections.checkpoints import ORIGIN, LogSpan, Position
+from crashlog.projections import access, checkpoints, declared, filling, guard, leases
+from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name
+from crashlog.projections.checkpoints import ORIGIN, Position
+from crashlog.projections.filling import REBUILD_BATCH, Deferred, Progress, refuse_unless_through
 
 log = logging.getLogger("crashlog.projections")
-
-Progress = Callable[[int, int], None]
-T = TypeVar("T")
-
-#: Events per rebuild transaction: large, since the shadow tables have no readers.
-REBUILD_BATCH = 50_000
-#: Events in the first rebuild batch, applied before the new tables have statistics.
-FIRST_BATCH = 1_000
 
 _INDEXES = """
 SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS is_unique,
@@ -79,10 +69,12 @@ async def rebuild_projections(
 ) -> None:
     """Rebuild ``projections`` from the origin of the log and swap the results in.
 
-    With ``helpers`` (more connections to the same database), the projections are shared
-    out between ``conn`` and them by weight and filled side by side; the swap is still one
-    transaction on ``conn``. Raises ``RebuildRefused`` if another process is rebuilding one
-    of them (it holds their rebuild lease), a user's view depends on one of their tables
+    With ``helpers`` (more connections to the same database), ``conn`` and they fill the
+    projections' shadows side by side, the heaviest projections first, a table's indexes
+    side by side (``filling``); the swap is still one transaction on ``conn``.
+
+    Raises ``RebuildRefused`` if another process is rebuilding one of them (it holds their
+    rebuild lease), a user's view depends on one of their tables
     (naming it), the role running it cannot give the rebuilt tables their owner and grants
     (naming the role to use), or a projection with ``on_error="stop"`` meets an event it
     cannot read. Events a projection with ``on_error="skip"`` cannot read are recorded in
@@ -99,14 +91,14 @@ async def rebuild_projections(
     async with _rebuild_leases(projections, conn, keeper):
         deferred, read = await _create_shadows(conn, projections)
         try:
-            groups = share(projections, 1 + len(helpers))
-            lanes = list(zip([conn, *helpers], groups))
-            counter = _Counter(progress, len(lanes))
-            filled = await _side_by_side(
-                _fill_and_index(c, group, read, deferred, counter.lane(i, group), batch_size)
-                for i, (c, group) in enumerate(lanes))
-            cursors = {p.name: cursor for (cursor, _), (_, group) in zip(filled, lanes) for p in group}
-            done = min(n for _, n in filled) + await _swap(conn, projections, cursors, holder)
+            spans = await filling.plan_spans(conn, batch_size)
+            filled = sum(span.events for span in spans)
+            tally = filling.Tally(progress, projections, filled)
+            tally.tell()
+            await filling.Steps([(p, filling.steps(p, spans, read, deferred[p.name], tally.job(p)))
+                                 for p in projections]).run([conn, *helpers])
+            end = spans[-1].end if spans else ORIGIN
+            done = filled + await _swap(conn, projections, end, holder)
             if progress:
                 progress(done, done)
         except BaseException:
@@ -159,67 +151,15 @@ async def _rebuild_leases(
             await leases.release(holder, sorted(taken), leases.Lease.REBUILD)
 
 
-async def _side_by_side(work: Iterable[Awaitable[T]]) -> list[T]:
-    """Await all of ``work`` concurrently; if one fails, cancel the others (so none is left
-    holding locks on a shadow) and raise its error."""
-    tasks = [asyncio.ensure_future(w) for w in work]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-class _Counter:
-    """Progress of lanes working side by side, told in events of the log: the share of its
-    work the slowest lane has done. A lane goes through the log once to record it, then once
-    more for each of its projections that derives."""
-
-    def __init__(self, progress: Progress | None, lanes: int) -> None:
-        self._progress = progress
-        self._shares = [0.0] * lanes
-        self._total = 0
-
-    def lane(self, index: int, projections: Sequence[Projection]) -> Progress:
-        passes = 1 + sum(1 for p in projections if p.derive)
-
-        def report(done: int, total: int) -> None:
-            """``done``: events gone through, over all passes; ``total``: events in the log."""
-            self._shares[index] = done / (total * passes) if total else 1.0
-            self._total = max(self._total, total)
-            if self._progress:
-                self._progress(int(min(self._shares) * self._total), self._total)
-        return report
-
-
-@attrs.frozen
-class _Deferred:
-    """An index of a shadow table built after the load, or the key constraint it backs."""
-
-    table: str
-    shape: str
-    #: "PRIMARY KEY (event_id)", "UNIQUE (...)": the constraint the index backs, if any.
-    constraint: str | None
-
-    def statement(self) -> str:
-        if self.constraint:
-            return f"ALTER TABLE {self.table} ADD {self.constraint}"
-        # The index takes its default name now and the old index's name at the swap.
-        unique = "UNIQUE " if self.shape.startswith("UNIQUE ") else ""
-        return f"CREATE {unique}INDEX ON {self.table} {self.shape.removeprefix('UNIQUE ')}"
-
-
 async def _create_shadows(
     conn: asyncpg.Connection, projections: Sequence[Projection]
-) -> tuple[dict[str, list[_Deferred]], set[str]]:
+) -> tuple[dict[str, list[Deferred]], set[str]]:
     """Empty copies of each table, with the indexes its handler needs while it fills: the
     unique keys its upserts name (not those of ``one_row_per_event`` tables). Returns, per
     projection, the other indexes, to build after the load; and the shadows that keep an
     index, which their handlers read (the others they only append to)."""
     await _drop_shadows(conn, projections)
-    deferred: dict[str, list[_Deferred]] = {}
+    deferred: dict[str, list[Deferred]] = {}
     read: set[str] = set()
     for p in projections:
         deferred[p.name] = []
@@ -235,7 +175,8 @@ async def _create_shadows(
                     read.add(shadow)  # kept: an upsert names it
                     continue
                 deferred[p.name].append(
-                    _Deferred(shadow, _shape(index["definition"]), index["constraint_definition"]))
+                    Deferred(shadow, index["constraint_name"] or index["name"], _shape(index["definition"]),
+                             index["constraint_definition"]))
                 if index["constraint_name"]:
                     await conn.execute(
                         f'ALTER TABLE {shadow} DROP CONSTRAINT "{index["constraint_name"]}"')
@@ -250,128 +191,8 @@ async def _drop_shadows(conn: asyncpg.Connection, projections: Sequence[Projecti
             await conn.execute(f"DROP TABLE IF EXISTS {shadow}")
 
 
-async def _fill_and_index(
-    conn: asyncpg.Connection,
-    projections: Sequence[Projection],
-    read: set[str],
-    deferred: dict[str, list[_Deferred]],
-    progress: Progress | None,
-    batch_size: int,
-) -> tuple[Position, int]:
-    """One lane: fill its shadows, build their deferred indexes, derive what the projections
-    derive, and analyse the result for its readers after the swap. A lane does not wait for
-    the others, so one that finishes first does not leave its core idle. Returns where the
-    fill got to and how many events that was."""
-    batches = await _fill(conn, projections, read, progress, batch_size)
-    done = passed = sum(count for _, count in batches)
-    await _create_deferred_indexes(conn, [d for p in projections for d in deferred[p.name]])
-    # What derives reads: its own shadows, filled with no statistics yet.
-    await analyze(conn, [t for p in projections if p.derive for t in p.shadow_tables().values()])
-    ends = [end for end, _ in batches]
-    for p in projections:
-        if p.derive_all is not None:  # in short transactions of its own
-            await p.derive_all(conn, p.shadow_tables())
-            passed += done
-            if progress:
-                progress(passed, done)
-            continue
-        if p.derive is None:
-            continue
-        # The fill's batches again: everything is recorded now, so each batch's rows come
-        # out final, and each transaction stays short (an open one holds the live
-        # runners' horizon back).
-        for start, (end, count) in zip([ORIGIN, *ends], batches):
-            async with conn.transaction():
-                await p.derive(conn, p.shadow_tables(), (*start, *end))
-            passed += count
-            if progress:
-                progress(passed, done)
-    await analyze(conn, [t for p in projections for t in p.shadow_tables().values()])
-    return (ends[-1] if ends else ORIGIN), done
-
-
-async def _fill(
-    conn: asyncpg.Connection,
-    projections: Sequence[Projection],
-    read: set[str],
-    progress: Progress | None,
-    batch_size: int,
-) -> list[tuple[Position, int]]:
-    """Record the log from its origin in the shadows until the rest is under one batch;
-    returns the end of each batch recorded and how many events it held. ``total`` is an
-    estimate (events above the horizon are counted but not yet readable)."""
-    total = int(await conn.fetchval("SELECT count(*) FROM crashlog.events"))
-    cursor, done = ORIGIN, 0
-    batches: list[tuple[Position, int]] = []
-    if progress:
-        progress(0, total)
-    while True:
-        # The first batch is small: until the new tables have statistics, plans are blind.
-        limit = batch_size if batches else min(batch_size, FIRST_BATCH)
-        span = await checkpoints.next_span(conn, cursor, limit)
-        if span is None:
-            return batches
-        count, end = span.events, span.end
-        await _apply_guarded(conn, [p for p in projections if span.concerns(p)], span)
-        cursor, done = end, done + count
-        batches.append((end, count))
-        if len(batches) & (len(batches) - 1) == 0:
-            # New tables have no statistics: without them the planner joins the growing
-            # tables by nested loops. Analyse those the handlers read after batch 1, 2, 4, 8,
-            # ... (as they double).
-            await analyze(conn, [t for p in projections for t in p.shadow_tables().values() if t in read])
-        if progress:
-            progress(done, max(total, done))
-        if count < limit:
-            return batches
-
-
-async def _apply_guarded(
-    conn: asyncpg.Connection, projections: Sequence[Projection], span: LogSpan
-) -> None:
-    """Apply ``span`` to each projection's shadows with its handler, each in a savepoint of
-    its own (``guard.apply_span``: events they cannot read are recorded and skipped), in as
-    few transactions as the savepoint budget allows. Raises ``RebuildRefused`` for a
-    projection with ``on_error="stop"`` that meets such an event, and any other failure."""
-    todo = {p.name: span.start for p in projections}
-    while todo:
-        budget = guard.Budget()
-        async with conn.transaction():
-            for p in [p for p in projections if p.name in todo]:
-                outcome = await guard.apply_span(
-                    conn, p, p.handler, p.shadow_tables(), todo[p.name], span.end,
-                    span.events, budget)
-                _refuse_unless_through(p, outcome)
-                if outcome.end == span.end:
-                    del todo[p.name]
-                else:  # out of savepoints: the rest in the next transaction
-                    todo[p.name] = Position(*outcome.end)
-
-
-def _refuse_unless_through(p: Projection, outcome: guard.Outcome) -> None:
-    if outcome.failure is not None:
-        raise outcome.failure
-    if outcome.stopped is not None:
-        failed = outcome.stopped
-        raise RebuildRefused(
-            f"projection {p.name} (on_error='stop') cannot read event {failed.event_id} "
-            f"(position {failed.position}): {failed.error}; its rebuild is dropped")
-
-
-async def analyze(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
-    """Refresh the planner's statistics of ``tables`` (qualified names we own)."""
-    for table in tables:
-        await conn.execute(f"ANALYZE {table}")
-
-
-async def _create_deferred_indexes(conn: asyncpg.Connection, deferred: list[_Deferred]) -> None:
-    for index in deferred:
-        await conn.execute(index.statement())
-
-
 async def _swap(
-    conn: asyncpg.Connection, projections: Sequence[Projection], cursors: dict[str, Position],
-    holder: int,
+    conn: asyncpg.Connection, projections: Sequence[Projection], filled_to: Position, holder: int,
 ) -> int:
     """In one transaction: catch each shadow up to its live checkpoint, swap, set checkpoints.
 
@@ -398,7 +219,7 @@ async def _swap(
                     f"the rebuild of {p.name} lost its rebuild lease (its heartbeat stopped) and"
                     " another process took it: nothing was swapped; rebuild again")
             obsolete[p.name] = [t for t in row["tables"] or () if t not in p.tables]
-            live, cursor = Position(row["tx_id"], row["position"]), cursors[p.name]
+            live, cursor = Position(row["tx_id"], row["position"]), filled_to
             if live > cursor:  # the live tables are further on: bring the shadow there too
                 await _catch_up(conn, p, cursor, live, budget)
                 caught_up = max(caught_up, await _count_between(conn, cursor, live))
@@ -425,7 +246,7 @@ async def _catch_up(
     """Apply (cursor, live] to ``p``'s shadows inside the swap, guarded as the fill is."""
     apply: Handler = p.apply
     outcome = await guard.apply_span(conn, p, apply, p.shadow_tables(), cursor, live, 0, budget)
-    _refuse_unless_through(p, outcome)
+    refuse_unless_through(p, outcome)
     if outcome.end != live:
         raise RebuildRefused(
             f"projection {p.name}: too many unreadable events arrived during its swap; "

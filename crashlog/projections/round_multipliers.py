@@ -184,7 +184,7 @@ PROJECTION = Projection(
     handler=record,
     derive=derive,
     derive_all=derive_all,
-    weight=6,
+    weight=9,
     one_row_per_event=("round_multiplier_readings",),
     reads=ROUND_READS,
     read_tables=(ReadTable("round_multipliers", time="first_seen_at", order=("first_seen_at", "first_position")),),

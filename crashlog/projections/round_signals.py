@@ -160,7 +160,7 @@ PROJECTION = Projection(
     handler=record,
     derive=score,
     derive_all=score_all,
-    weight=5,
+    weight=10,
     one_row_per_event=("round_signals", "round_signal_readings"),
     reads={"SignalRaised": 1, **ROUND_READS},
     read_tables=(ReadTable("round_signals", time="occurred_at", order=("occurred_at", "position")),),

@@ -121,7 +121,7 @@ PROJECTION = Projection(
     tables=("rounds",),
     one_row_per_event=("rounds",),
     handler=apply,
-    weight=8,
+    weight=11,
     reads={"RoundSettled": 1},
     # round_outcomes is a view over rounds (migration 016), recreated by rounds' swap.
     read_tables=(ReadTable("rounds", time="occurred_at", order=("occurred_at", "position")),

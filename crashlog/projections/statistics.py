@@ -18,7 +18,7 @@ import asyncpg
 from crashlog.database import mask_error, open_connection
 from crashlog.errors import ConnectFailed
 from crashlog.projections.base import Projection
-from crashlog.projections.rebuild import analyze
+from crashlog.projections.filling import analyze
 
 log = logging.getLogger("crashlog.projections")
 

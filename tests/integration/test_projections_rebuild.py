@@ -153,15 +153,15 @@ async def test_a_migration_during_a_rebuild_is_not_undone_by_its_swap(dsn, conn,
     """The shadows copy the live tables' shape when the rebuild starts; a migration that
     changes a table meanwhile must not be swapped away: that rebuild is refused, the live
     table keeps its new column, and the next rebuild succeeds."""
-    from crashlog.projections import rebuild as rebuilding
+    from crashlog.projections import filling
 
-    build_indexes = rebuilding._create_deferred_indexes
+    fill = filling._fill
 
     async def migrate_meanwhile(*args, **kwargs):
         await conn.execute("ALTER TABLE crashlog.bots ADD COLUMN team text")
-        await build_indexes(*args, **kwargs)
+        return await fill(*args, **kwargs)
 
-    monkeypatch.setattr(rebuilding, "_create_deferred_indexes", migrate_meanwhile)
+    monkeypatch.setattr(filling, "_fill", migrate_meanwhile)
     with pytest.raises(CrashlogError, match="crashlog.bots changed while it was being rebuilt"):
         await rebuild(dsn, ["bots"])
     monkeypatch.undo()
@@ -175,7 +175,7 @@ async def test_a_rebuild_lane_that_fails_stops_the_other_and_leaves_nothing_behi
         dsn, conn, monkeypatch):
     """Rebuilds fill on two connections; when one lane fails, the other is cancelled, every
     shadow is dropped, the rebuild locks are released and the live tables are untouched."""
-    from crashlog.projections import rebuild as rebuilding
+    from crashlog.projections import filling
 
     log = await crashlog.connect(dsn)
     async with log:
@@ -184,11 +184,12 @@ async def test_a_rebuild_lane_that_fails_stops_the_other_and_leaves_nothing_behi
                                          game_round_id=f"g{n}", crash_multiplier=Decimal("2.00")))
         await log.sync(timeout=30)
     before = await conn.fetchval("SELECT count(*) FROM crashlog.round_multipliers")
-    fill = rebuilding._fill
-    cancelled = []
+    fill = filling._fill
+    cancelled, started = [], []
 
-    async def fill_or_fail(lane_conn, group, *rest):
-        if any(p.name == "round_multipliers" for p in group):
+    async def fill_or_fail(lane_conn, projection, *rest):
+        started.append(projection.name)
+        if len(started) == 1:  # the first fill to start fails; the other lane's is under way
             await asyncio.sleep(0.1)
             raise RuntimeError("lane lost")
         try:
@@ -196,9 +197,9 @@ async def test_a_rebuild_lane_that_fails_stops_the_other_and_leaves_nothing_behi
         except asyncio.CancelledError:
             cancelled.append(True)
             raise
-        return await fill(lane_conn, group, *rest)
+        return await fill(lane_conn, projection, *rest)
 
-    monkeypatch.setattr(rebuilding, "_fill", fill_or_fail)
+    monkeypatch.setattr(filling, "_fill", fill_or_fail)
     with pytest.raises(RuntimeError, match="lane lost"):
         await rebuild(dsn, ["all"], connections=2)
     monkeypatch.undo()

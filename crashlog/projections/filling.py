@@ -1,0 +1,275 @@
+"""Filling a rebuild's shadow tables from the log: the work between making them and swapping.
+
+Each projection is one job: record the log in its shadows span by span, build the indexes
+left for after the load, derive what it derives, analyse the result. The connections a
+rebuild has take the jobs, heaviest first, each taking the next as soon as it is free, so
+none sits idle while another has work queued. The log is cut into spans once, up to the
+reading horizon, and every job goes through the same spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
+
+import asyncpg
+import attrs
+
+from crashlog.errors import RebuildRefused
+from crashlog.projections import checkpoints, guard
+from crashlog.projections.base import Projection
+from crashlog.projections.checkpoints import ORIGIN, LogSpan, Position
+
+#: ``progress(done, total)``: events gone through, out of the events in the log.
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+
+#: Events per span of a rebuild: large, since the shadow tables have no readers.
+REBUILD_BATCH = 50_000
+#: Events in the first span, applied before the new tables have statistics.
+FIRST_BATCH = 1_000
+#: The statistics target of the rebuild's own analyses while it fills (PostgreSQL's default
+#: is 100: ten times the sample).
+ROUGH_STATISTICS = 10
+
+
+@attrs.frozen
+class Deferred:
+    """An index of a shadow table built after the load, or the key constraint it backs,
+    under the name it was made with (so indexes of one table built side by side never pick
+    the same default name)."""
+
+    table: str
+    name: str
+    shape: str
+    #: "PRIMARY KEY (event_id)", "UNIQUE (...)": the constraint the index backs, if any.
+    constraint: str | None
+
+    def statement(self) -> str:
+        if self.constraint:
+            return f'ALTER TABLE {self.table} ADD CONSTRAINT "{self.name}" {self.constraint}'
+        # The index takes the old index's name at the swap.
+        unique = "UNIQUE " if self.shape.startswith("UNIQUE ") else ""
+        return f'CREATE {unique}INDEX "{self.name}" ON {self.table} {self.shape.removeprefix("UNIQUE ")}'
+
+
+async def plan_spans(conn: asyncpg.Connection, batch_size: int = REBUILD_BATCH) -> list[LogSpan]:
+    """The log from its origin up to the reading horizon, in spans of ``batch_size`` events
+    (the first one small: until the new tables have statistics, plans are blind)."""
+    spans: list[LogSpan] = []
+    cursor = ORIGIN
+    while True:
+        limit = batch_size if spans else min(batch_size, FIRST_BATCH)
+        span = await checkpoints.next_span(conn, cursor, limit)
+        if span is None:
+            return spans
+        spans.append(span)
+        cursor = span.end
+        if span.events < limit:
+            return spans
+
+
+class Tally:
+    """Progress of the jobs, told in events of the log: the weighted share of the work done.
+    A job goes through the log once to record it, and once more if its projection derives."""
+
+    def __init__(self, progress: Progress | None, projections: Sequence[Projection], total: int) -> None:
+        self._progress = progress
+        self._total = total
+        self._weights = {p.name: max(1, p.weight) for p in projections}
+        self._done = dict.fromkeys(self._weights, 0.0)
+
+    def job(self, p: Projection) -> Callable[[int], None]:
+        passes = 2 if p.derive else 1
+
+        def report(events: int) -> None:
+            """``events``: events gone through by this job, over all its passes."""
+            self._done[p.name] = min(1.0, events / (self._total * passes)) if self._total else 1.0
+            self.tell()
+        return report
+
+    def tell(self) -> None:
+        if self._progress:
+            weight = sum(self._weights.values())
+            share = sum(self._weights[n] * d for n, d in self._done.items()) / weight
+            self._progress(int(share * self._total), self._total)
+
+
+class Steps:
+    """The rebuild's work as steps per projection, run on several connections: a step's tasks
+    (say, the indexes of its tables) may run side by side, and a projection's next step waits
+    for all of its previous one. A free connection takes a ready task of the earliest step,
+    of the heaviest projection: every fill (the long tasks) starts as early as it can, and
+    the many short tasks of the later steps even out the connections at the end."""
+
+    def __init__(self, chains: Sequence[tuple[Projection, list[list[Task]]]]) -> None:
+        ordered = sorted(chains, key=lambda chain: -chain[0].weight)
+        self._chains = [[step for step in steps if step] for _, steps in ordered]
+        self._ready: list[tuple[int, int, Task]] = []  # (step, chain, task)
+        self._running = dict.fromkeys(range(len(self._chains)), 0)
+        self._step = dict.fromkeys(range(len(self._chains)), 0)
+        self._changed = asyncio.Condition()
+        for index in range(len(self._chains)):
+            self._next_step(index)
+
+    def _next_step(self, index: int) -> None:
+        if self._chains[index]:
+            step = self._chains[index].pop(0)
+            self._step[index] += 1
+            self._ready.extend((self._step[index], index, task) for task in step)
+            self._running[index] = len(step)
+            self._ready.sort(key=lambda item: item[:2])
+
+    async def run(self, connections: Sequence[asyncpg.Connection]) -> None:
+        """Every task, each on the next free one of ``connections``; the first failure is raised
+        once the other connections have stopped."""
+        await side_by_side(self._take(conn) for conn in connections)
+
+    async def _take(self, conn: asyncpg.Connection) -> None:
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._ready or not any(self._running.values()))
+                if not self._ready:
+                    return
+                _, index, task = self._ready.pop(0)
+            await task(conn)
+            async with self._changed:
+                self._running[index] -= 1
+                if not self._running[index]:
+                    self._next_step(index)
+                self._changed.notify_all()
+
+
+#: One piece of a rebuild's work, on the connection it is given.
+Task = Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+def steps(
+    p: Projection, spans: Sequence[LogSpan], read: set[str], deferred: Sequence[Deferred],
+    report: Callable[[int], None],
+) -> list[list[Task]]:
+    """A projection's rebuild: record ``spans`` in its shadows; build their deferred indexes
+    (side by side); derive what it derives; analyse each table for its readers after the swap."""
+    tables = p.shadow_tables()
+    events = sum(span.events for span in spans)
+
+    async def fill(conn: asyncpg.Connection) -> None:
+        await _fill(conn, p, spans, read, report)
+
+    async def derive(conn: asyncpg.Connection) -> None:
+        await _derive(conn, p, spans, report)
+        report(2 * events)
+
+    def index(d: Deferred) -> Task:
+        async def build(conn: asyncpg.Connection) -> None:
+            await conn.execute(d.statement())
+        return build
+
+    def analysis(table: str) -> Task:
+        async def run(conn: asyncpg.Connection) -> None:
+            await analyze(conn, [table])
+        return run
+
+    return [[fill], [index(d) for d in deferred], [derive] if p.derive else [],
+            [analysis(t) for t in tables.values()]]
+
+
+async def side_by_side(work: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all of ``work`` concurrently; if one fails, cancel the others (so none is left
+    holding locks on a shadow) and raise its error."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _derive(
+    conn: asyncpg.Connection, p: Projection, spans: Sequence[LogSpan], report: Callable[[int], None],
+) -> None:
+    """Derive ``p``'s rows from everything recorded (``p.derive`` is set)."""
+    tables = p.shadow_tables()
+    # What derives reads: filled, with no statistics yet (rough ones do: the tables are
+    # analysed in full for their readers afterwards).
+    await analyze(conn, list(tables.values()), rough=True)
+    if p.derive_all is not None:  # in short transactions of its own
+        await p.derive_all(conn, tables)
+        return
+    assert p.derive is not None
+    # The spans again: everything is recorded now, so each span's rows come out final, and
+    # each transaction stays short (an open one holds the live runners' horizon back).
+    done = sum(span.events for span in spans)
+    for span in spans:
+        async with conn.transaction():
+            await p.derive(conn, tables, span.bounds)
+        done += span.events
+        report(done)
+
+
+async def _fill(
+    conn: asyncpg.Connection, p: Projection, spans: Sequence[LogSpan], read: set[str],
+    report: Callable[[int], None],
+) -> int:
+    """Record ``spans`` in ``p``'s shadows; returns the events gone through."""
+    done = applied = 0
+    read_shadows = [t for t in p.shadow_tables().values() if t in read]
+    for span in spans:
+        if span.concerns(p):
+            await apply_guarded(conn, [p], span)
+            applied += 1
+            if read_shadows and applied & (applied - 1) == 0:
+                # New tables have no statistics: without them the planner joins the growing
+                # tables by nested loops. Analyse those the handler reads after span 1, 2, 4,
+                # 8, ... it applied (as they double).
+                await analyze(conn, read_shadows, rough=True)
+        done += span.events
+        report(done)
+    return done
+
+
+async def apply_guarded(conn: asyncpg.Connection, projections: Sequence[Projection], span: LogSpan) -> None:
+    """Apply ``span`` to each projection's shadows with its handler, each in a savepoint of
+    its own (``guard.apply_span``: events they cannot read are recorded and skipped), in as
+    few transactions as the savepoint budget allows. Raises ``RebuildRefused`` for a
+    projection with ``on_error="stop"`` that meets such an event, and any other failure."""
+    todo = {p.name: span.start for p in projections}
+    while todo:
+        budget = guard.Budget()
+        async with conn.transaction():
+            for p in [p for p in projections if p.name in todo]:
+                outcome = await guard.apply_span(
+                    conn, p, p.handler, p.shadow_tables(), todo[p.name], span.end,
+                    span.events, budget)
+                refuse_unless_through(p, outcome)
+                if outcome.end == span.end:
+                    del todo[p.name]
+                else:  # out of savepoints: the rest in the next transaction
+                    todo[p.name] = Position(*outcome.end)
+
+
+def refuse_unless_through(p: Projection, outcome: guard.Outcome) -> None:
+    """Raise what stopped ``p`` in ``outcome``: its failure, or ``RebuildRefused`` naming the
+    event a projection with ``on_error="stop"`` could not read."""
+    if outcome.failure is not None:
+        raise outcome.failure
+    if outcome.stopped is not None:
+        failed = outcome.stopped
+        raise RebuildRefused(
+            f"projection {p.name} (on_error='stop') cannot read event {failed.event_id} "
+            f"(position {failed.position}): {failed.error}; its rebuild is dropped")
+
+
+async def analyze(conn: asyncpg.Connection, tables: Sequence[str], *, rough: bool = False) -> None:
+    """Refresh the planner's statistics of ``tables`` (qualified names we own); ``rough``: from a
+    tenth of the sample (enough for the rebuild's own plans, several times faster)."""
+    for table in tables:
+        if rough:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL default_statistics_target = {ROUGH_STATISTICS}")
+                await conn.execute(f"ANALYZE {table}")
+        else:
+            await conn.execute(f"ANALYZE {table}")
