@@ -49,12 +49,18 @@ async def key_ranges(
     (default ``CHUNK_ROWS``; rows sharing a key are in one range), covering every key.
 
     ``table``, ``key`` and ``where`` are the caller's SQL, never a user's input. Call it
-    outside a transaction: the scan only reads, and so holds nobody's horizon back."""
+    outside a transaction: the scan only reads, and so holds nobody's horizon back. A table
+    the planner counts under half a chunk (it was analysed since it was filled) is one range."""
+    rows = rows or CHUNK_ROWS
+    # The planner's count (the table was just analysed): a table of one chunk needs no scan.
+    counted = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table)
+    if 0 <= counted < rows / 2:  # -1: never analysed
+        return [KeyRange(None, None)]
     columns = ", ".join(key)
     ends = await conn.fetch(
         f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (ORDER BY {columns}) AS n"
         f" FROM {table} WHERE {where}) k WHERE n % $1 = 0",
-        rows or CHUNK_ROWS,
+        rows,
     )
     bounds: list[tuple[Any, ...] | None] = [None, *(tuple(end) for end in ends), None]
     return [KeyRange(lo, hi) for lo, hi in zip(bounds, bounds[1:])]

@@ -167,12 +167,16 @@ def steps(
         return build
 
     def analysis(table: str) -> Task:
+        # In full for what readers query; the projection's own tables (a copy of readings)
+        # serve only its lookups, which rough statistics plan as well.
+        rough = p.declaration is None and table not in {t.name for t in p.read_tables}
+
         async def run(conn: asyncpg.Connection) -> None:
-            await analyze(conn, [table])
+            await analyze(conn, [tables[table]], rough=rough)
         return run
 
     return [[fill], [index(d) for d in deferred], [derive] if p.derive else [],
-            [analysis(t) for t in tables.values()]]
+            [analysis(t) for t in tables]]
 
 
 async def side_by_side(work: Iterable[Awaitable[T]]) -> list[T]:
