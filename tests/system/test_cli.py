@@ -183,6 +183,8 @@ async def test_bench_runs_the_benchmarks(dsn: str) -> None:
     assert "raw COPY" in done.stdout
     done = crashlog_cli("bench", "rebuild_each", "--dsn", dsn, "--extra=--events=300")
     assert all(f"\n{name} " in done.stdout for name in NAMES), done.stdout
+    done = crashlog_cli("bench", "storage", "--dsn", dsn, "--extra=--events=300")
+    assert "\nevents " in done.stdout and "GB per bot and month" in done.stdout, done.stdout
 
 
 def test_a_bad_dsn_says_what_failed_without_the_password() -> None:
