@@ -90,8 +90,9 @@ async def migrations_check(conn: asyncpg.Connection) -> Check:
 
 
 async def lag_check(conn: asyncpg.Connection, max_lag: int = DEFAULT_MAX_LAG) -> Check:
-    """Fails if a projection is more than ``max_lag`` committed events behind the log."""
-    from crashlog.projections import runner  # the runner's imports are for doctor alone
+    """Fails if a projection is more than ``max_lag`` committed events behind the log, naming
+    it with its old names (``round_outcomes`` for ``rounds``)."""
+    from crashlog.projections import called, runner  # the runner's imports are for doctor alone
 
     lag = await runner.lag(conn)
     name, (events, seconds) = max(lag.items(), key=lambda item: item[1][0], default=("-", (0, 0.0)))
@@ -100,7 +101,7 @@ async def lag_check(conn: asyncpg.Connection, max_lag: int = DEFAULT_MAX_LAG) ->
     return Check(
         "projections",
         False,
-        f"{name} is {events:,} events ({seconds:.0f} s) behind: is a runner running? "
+        f"{called(name)} is {events:,} events ({seconds:.0f} s) behind: is a runner running? "
         "(crashlog project --follow)",
     )
 
@@ -118,14 +119,14 @@ async def records_check(conn: asyncpg.Connection) -> Check:
 
 async def stopped_check(conn: asyncpg.Connection) -> Check:
     """Fails if a projection stopped at an event it cannot read (``on_error="stop"``),
-    naming it, the event, the error and since when."""
-    from crashlog.projections import checkpoints
+    naming it (with its old names), the event, the error and since when."""
+    from crashlog.projections import called, checkpoints
 
     rows = await checkpoints.stopped(conn)
     if not rows:
         return Check("stopped projections", True, "none")
     named = "; ".join(
-        f"{r['name']} at event {r['stopped_event_id']} (position {r['stopped_position']}) "
+        f"{called(r['name'])} at event {r['stopped_event_id']} (position {r['stopped_position']}) "
         f"since {r['stopped_at']:%Y-%m-%d %H:%M:%S%z}: {r['stopped_error']}" for r in rows)
     return Check("stopped projections", False,
                  f"{named} (fix the handler and bump its version, or rebuild it)")

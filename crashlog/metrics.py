@@ -19,6 +19,11 @@ Promises:
 - A runner reports the lag only of the projections it applies (holds the lease of),
   refreshed on its own connection in the background (``runner.LAG_REFRESH``), so a scrape
   never queries the database.
+- A projection's old names (``crashlog.projections.ALIASES``: ``round_outcomes`` is part of
+  ``rounds``) keep their series: each ``crashlog_projection_*`` sample of a projection is
+  repeated with ``projection="<old name>"`` and ``alias_of="<projection>"``, the same value,
+  so an alert or a panel on the old label keeps working (sum over ``alias_of=""`` to count
+  each projection once).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crashlog.errors import CrashlogError, MissingExtra
+from crashlog.projections import aliases_of
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry
@@ -168,19 +174,27 @@ def _runner_metrics(runners: list[Runner], key: Key) -> Samples:
     for index, runner in enumerate(runners):
         lag = dict(runner.lag)  # a snapshot: the runner replaces it, never edits it in place
         for projection, counts in runner.counters.items():
-            labels = {**base, "projection": projection}
-            for name, counter, text in PROJECTION_COUNTERS:
-                yield name, "counter", text, f"{name}_total", labels, counts[counter]
-            if projection in lag:
-                events, seconds = lag[projection]
-                yield ("crashlog_projection_lag_events", "gauge", "Events in the log not yet applied.",
-                       "crashlog_projection_lag_events", labels, events)
-                yield ("crashlog_projection_lag_seconds", "gauge", "Age of the oldest event not yet applied.",
-                       "crashlog_projection_lag_seconds", labels, seconds)
+            for labels in _named(base, projection, runner.counters):
+                for name, counter, text in PROJECTION_COUNTERS:
+                    yield name, "counter", text, f"{name}_total", labels, counts[counter]
+                if projection in lag:
+                    events, seconds = lag[projection]
+                    yield ("crashlog_projection_lag_events", "gauge", "Events in the log not yet applied.",
+                           "crashlog_projection_lag_events", labels, events)
+                    yield ("crashlog_projection_lag_seconds", "gauge", "Age of the oldest event not yet applied.",
+                           "crashlog_projection_lag_seconds", labels, seconds)
         for state in RUNNER_STATES:
             yield ("crashlog_runner_state", "gauge", "1 for the runner's current state.",
                    "crashlog_runner_state", {**base, "runner": str(index), "state": state},
                    1.0 if runner.state == state else 0.0)
+
+
+def _named(base: dict[str, str], projection: str, own: Mapping[str, object]) -> list[dict[str, str]]:
+    """The labels of a projection's series: its own, then one per old name (``aliases_of``)
+    with ``alias_of``, unless a projection in ``own`` has that name itself."""
+    return [{**base, "projection": projection},
+            *({**base, "projection": old, "alias_of": projection} for old in aliases_of(projection)
+              if old not in own)]
 
 
 def serve(port: int, host: str = "127.0.0.1", registry: CollectorRegistry | None = None) -> None:

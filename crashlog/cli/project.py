@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from crashlog.cli.common import Verbs
     from crashlog.projections.base import Projection
     from crashlog.projections.checkpoints import State
+    from crashlog.projections.progress import ProjectionLag
     from crashlog.projections.runner import Runner
 
 log = logging.getLogger("crashlog.cli")
@@ -141,50 +142,49 @@ async def follow(dsn: str, seconds: float | None, extra: Sequence[Projection] = 
 
 
 async def show_lag(dsn: str, *, as_json: bool = False) -> None:
-    from crashlog.projections import runner
+    from crashlog.projections import progress
 
     conn, _ = await connection(dsn)
     try:
-        lag, states = await runner.lag(conn), await runner.states(conn)
+        listing = await progress.lag_listing(conn)
     finally:
         await conn.close()
     if as_json:
-        print_json(orjson.dumps(lag_json(lag, states)).decode())
+        print_json(orjson.dumps(lag_json(listing)).decode())
     else:
-        out.print(lag_table(lag, states))
+        out.print(lag_table(listing))
 
 
-def lag_json(lag: dict[str, tuple[int, float]], states: dict[str, State]) -> dict[str, object]:
+def lag_json(listing: Sequence[ProjectionLag]) -> dict[str, object]:
     """``{"projections": [{"name", "events_behind", "oldest_waiting_seconds", "skipped_events",
-    "stopped", "stopped_at", "stopped_event_id", "stopped_error"}]}`` (docs/operations.md)."""
+    "stopped", "stopped_at", "stopped_event_id", "stopped_error", "alias_of"}]}``
+    (docs/operations.md); an old name's entry has its projection's figures and ``alias_of``."""
     rows = []
-    for name in dict.fromkeys([*lag, *states]):
-        events, seconds = lag.get(name, (None, None))
-        state = states.get(name)
+    for row in listing:
+        state = row.state
         stopped = state is not None and state.stopped_at is not None
         rows.append({
-            "name": name, "events_behind": events, "oldest_waiting_seconds": seconds,
+            "name": row.name, "events_behind": row.events_behind,
+            "oldest_waiting_seconds": row.oldest_waiting_seconds,
             "skipped_events": state.skipped if state else 0, "stopped": stopped,
             "stopped_at": state.stopped_at.isoformat() if stopped and state and state.stopped_at else None,
             "stopped_event_id": str(state.stopped_event_id) if stopped and state else None,
             "stopped_error": state.stopped_error if stopped and state else None,
+            "alias_of": row.alias_of,
         })
     return {"projections": rows}
 
 
-def lag_table(
-    lag: dict[str, tuple[int, float]], states: dict[str, State] | None = None
-) -> DataTable:
-    """Per projection: how far behind, events skipped as unreadable, and whether stopped."""
-    states = states or {}
+def lag_table(listing: Sequence[ProjectionLag]) -> DataTable:
+    """Per projection (and old name: "round_outcomes (part of rounds)"): how far behind, events
+    skipped as unreadable, and whether stopped."""
     columns = ("projection", "events behind", "oldest waiting (s)", "skipped", "state")
     table = make_table("projection lag", columns, right=columns[1:4])
-    for name in dict.fromkeys([*lag, *states]):
-        events, seconds = lag.get(name, (0, 0.0))
-        state = states.get(name)
-        table.add_row(name, f"{events:,}" if name in lag else "-",
-                      f"{seconds:.1f}" if name in lag else "-",
-                      f"{state.skipped:,}" if state else "0", _state_text(state))
+    for row in listing:
+        known = row.events_behind is not None and row.oldest_waiting_seconds is not None
+        table.add_row(row.label, f"{row.events_behind:,}" if known else "-",
+                      f"{row.oldest_waiting_seconds:.1f}" if known else "-",
+                      f"{row.state.skipped:,}" if row.state else "0", _state_text(row.state))
     return table
 
 

@@ -40,15 +40,32 @@ PROJECTIONS: tuple[Projection, ...] = (
 
 NAMES: tuple[str, ...] = tuple(p.name for p in PROJECTIONS)
 
-#: Old names that still select a projection: round_outcomes became a view over rounds (016).
+#: Old names of projections merged into another: old name -> the projection it is part of now.
+#: round_outcomes became a view over rounds (migration 016). An old name selects its projection
+#: (``select``: ``--rebuild``, ``follow(names=)``), and wherever crashlog lists projections by
+#: name it is listed too, with its projection's figures (``aliases_of``): ``project --lag``
+#: (``progress.lag_listing``), the metrics' ``projection`` label (``crashlog.metrics``),
+#: ``doctor``, the report and the dashboard. A future merge adds one line here.
 ALIASES: dict[str, str] = {"round_outcomes": "rounds"}
+
+
+def aliases_of(name: str) -> tuple[str, ...]:
+    """The old names (``ALIASES``) of projection ``name``, in the order listed: () for most."""
+    return tuple(old for old, new in ALIASES.items() if new == name)
+
+
+def called(name: str) -> str:
+    """``name`` for a message, with its old names: ``"rounds (also known as round_outcomes)"``."""
+    old = aliases_of(name)
+    return f"{name} (also known as {', '.join(old)})" if old else name
 
 
 def select(
     names: list[str] | tuple[str, ...] | None, extra: Sequence[Projection] = ()
 ) -> list[Projection]:
     """The projections called ``names`` (``None`` or ``["all"]``: every one), among the
-    built-ins and ``extra`` (users' projections), in registry order.
+    built-ins and ``extra`` (users' projections), in registry order. An old name
+    (``ALIASES``) selects the projection it is part of now.
 
     Raises ``UnknownProjection`` (a ``CrashlogError``) naming an unknown projection and the known ones.
     """
@@ -58,7 +75,7 @@ def select(
     names = [ALIASES.get(name, name) for name in names]
     unknown = sorted(set(names) - {p.name for p in known})
     if unknown:
-        listed = ", ".join(p.name for p in known)
+        listed = ", ".join(called(p.name) for p in known)
         raise UnknownProjection(
             f"unknown projection {unknown[0]!r}; known: {listed} (or 'all'; a projection of "
             "your own needs --with module:attribute)"
@@ -66,4 +83,6 @@ def select(
     return [p for p in known if p.name in names]
 
 
-__all__ = ["ALIASES", "NAMES", "PROJECTIONS", "Batch", "Projection", "projection", "select"]
+__all__ = [
+    "ALIASES", "NAMES", "PROJECTIONS", "Batch", "Projection", "aliases_of", "called", "projection", "select",
+]

@@ -2,6 +2,8 @@
 
 Every projection with a checkpoint is counted — the built-ins, and users' projections run
 here or by a runner elsewhere — listed from the database (``checkpoints.known``).
+``lag_listing`` is what ``crashlog project --lag`` shows: those, and each old name of one
+(``ALIASES``: ``round_outcomes`` is part of ``rounds``) with that projection's figures.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import time
 from collections.abc import Sequence
 
 import asyncpg
+import attrs
 
 from crashlog.errors import NotFlushed, ProjectionStopped
-from crashlog.projections import NAMES, checkpoints
+from crashlog.projections import NAMES, aliases_of, checkpoints
 from crashlog.projections.checkpoints import State
 
 
@@ -27,6 +30,43 @@ async def states(conn: asyncpg.Connection) -> dict[str, State]:
     """Per projection (the built-ins, then any other with a checkpoint): events it skipped
     and, if it stopped, where and why (``checkpoints.State``)."""
     return await checkpoints.states(conn, NAMES)
+
+
+@attrs.frozen
+class ProjectionLag:
+    """One line of ``crashlog project --lag``: a projection, or an old name of one.
+
+    ``events_behind`` and ``oldest_waiting_seconds`` are None when only ``state`` is known
+    (``states`` lists a projection ``lag`` does not); ``state`` None: nothing skipped or
+    stopped is recorded. An old name has ``alias_of`` set to the projection it is part of
+    now, and that projection's figures and state.
+    """
+
+    name: str
+    events_behind: int | None
+    oldest_waiting_seconds: float | None
+    state: State | None
+    alias_of: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name as shown: ``"round_outcomes (part of rounds)"`` for an old name."""
+        return f"{self.name} (part of {self.alias_of})" if self.alias_of else self.name
+
+
+async def lag_listing(conn: asyncpg.Connection) -> list[ProjectionLag]:
+    """Every projection ``lag`` and ``states`` list, in their order, each followed by its old
+    names (``ALIASES``) carrying its figures, so a script looking for an old name finds it."""
+    behind, known = await lag(conn), await states(conn)
+    names = list(dict.fromkeys([*behind, *known]))
+    listing = []
+    for name in names:
+        events, seconds = behind.get(name, (None, None))
+        row = ProjectionLag(name, events, seconds, known.get(name))
+        # A name that is a projection's own is never shadowed by an alias of another.
+        listing += [row, *(attrs.evolve(row, name=old, alias_of=name)
+                           for old in aliases_of(name) if old not in names)]
+    return listing
 
 
 async def wait_projected(

@@ -5,7 +5,8 @@ Promises:
 - ``load(target)`` / ``from_environment()`` (``CRASHLOG_PROJECTIONS``, comma-separated
   ``module:attribute``) return the projections named, or raise ``InvalidProjection`` naming
   the module or attribute that is not there or not a projection made by ``@projection``.
-- ``register(projections)`` refuses a duplicate name (among them or a built-in's) and a table
+- ``register(projections)`` refuses a duplicate name (among them or a built-in's, old names
+  included: ``ALIASES``) and a table
   name a built-in owns or another of them declares; ``check(conn, projections)`` also refuses a
   table PostgreSQL refuses (tried in a temporary schema and rolled back), a table of schema
   crashlog that is not the projection's own, and a declaration changed without a new version.
@@ -14,7 +15,7 @@ Promises:
   short transaction of their own, the first time it runs, and its checkpoint with the
   declaration's checksum.
 - ``drop(conn, name)`` removes a user's projection no runner holds: its tables, shadows,
-  checkpoint and ``projection_errors`` rows. A built-in is refused.
+  checkpoint and ``projection_errors`` rows. A built-in (or an old name of one) is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import asyncpg
 
 from crashlog.errors import InvalidProjection, UnknownProjection
-from crashlog.projections import NAMES, PROJECTIONS, checkpoints, leases
+from crashlog.projections import ALIASES, NAMES, PROJECTIONS, checkpoints, leases
 from crashlog.projections.base import Projection, shadow_name
 
 #: The environment variable naming projections to register (``module:attr,module:attr``).
@@ -88,8 +89,10 @@ def register(projections: Sequence[Projection]) -> list[Projection]:
             raise InvalidProjection(f"{p!r} is not a projection made with @projection")
         if names.get(p.name) is p:  # the same one named twice (--with and the environment)
             continue
-        if p.name in NAMES or p.name in names:
-            what = "a built-in projection" if p.name in NAMES else "another one registered"
+        if p.name in NAMES or p.name in ALIASES or p.name in names:
+            what = ("a built-in projection" if p.name in NAMES else
+                    f"built-in projection {ALIASES[p.name]} (its old name)" if p.name in ALIASES
+                    else "another one registered")
             raise InvalidProjection(f"duplicate projection name {p.name!r}: {what} has it")
         names[p.name] = p
         for table in p.tables:
@@ -176,8 +179,9 @@ async def drop(conn: asyncpg.Connection, name: str) -> list[str]:
 
     Raises ``InvalidProjection`` for a built-in or one a runner or a rebuild holds now (stop
     it first), ``UnknownProjection`` if no projection has that name."""
-    if name in NAMES:
-        raise InvalidProjection(f"projection {name!r} is a built-in: it cannot be dropped")
+    if name in NAMES or name in ALIASES:
+        what = f" (the old name of {ALIASES[name]})" if name in ALIASES else ""
+        raise InvalidProjection(f"projection {name!r} is a built-in{what}: it cannot be dropped")
     stored = await conn.fetchrow(_STORED, name)
     if stored is None:
         raise UnknownProjection(f"no projection named {name!r} in this database")

@@ -8,7 +8,8 @@
   filter does not apply): per game and platform the values for ``analytics.fit`` against the
   game's law, the survival curve, and the ``quality_flags`` per day (or hour);
 - the quality report's verdict per game and platform, the signal report;
-- the projections' lag and the log's size (the whole log: filters do not apply).
+- the projections' lag (old names too: ``progress.lag_listing``) and the log's size (the
+  whole log: filters do not apply).
 
 Nothing here writes; everything is a plain value the renderer (``report.html``) draws.
 """
@@ -26,7 +27,7 @@ import attrs
 from crashlog import analytics
 from crashlog.analytics.rtp import resolve_rtp
 from crashlog.law import LAWS, R_OVER_X, Law
-from crashlog.projections import runner
+from crashlog.projections import progress
 from crashlog.quality_flags import LOW_OCR_CONFIDENCE
 from crashlog.streaming import stream_chunks
 
@@ -111,7 +112,7 @@ class ReportData:
     flags: dict[datetime, Counter[str]]  # bucket start -> counts of each flag and "rounds"
     flag_bucket: str  # "day" or "hour"
     signals: analytics.SignalReport | None
-    lag: dict[str, tuple[int, float]]
+    lag: dict[str, tuple[int, float]]  # label ("round_outcomes (part of rounds)" for an old name) -> lag
     log_events: int
     log_bytes: int
     rejected: int
@@ -146,7 +147,8 @@ async def gather(reader: AsyncReader, filters: Filters) -> ReportData:
     async with reader.pool.acquire() as conn:
         size = await conn.fetchrow(_LOG_SIZE)
         growth = [(r["until"], int(r["events"])) for r in await conn.fetch(_LOG_GROWTH)]
-        lag = await runner.lag(conn)
+        lag = {row.label: (row.events_behind, row.oldest_waiting_seconds or 0.0)
+               for row in await progress.lag_listing(conn) if row.events_behind is not None}
     bots = await _bots(reader, filters)
     games, flags, bucket = await _games(reader, filters)
     signals = await reader.signals(game=filters.game, platform=filters.platform, bot_id=filters.bot,

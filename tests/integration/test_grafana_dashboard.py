@@ -1,6 +1,7 @@
 """dashboards/grafana/crashlog.json: every SQL panel query, its macros expanded as Grafana
 would (tests/helpers/grafana.py), runs read-only against a database with data and returns
-rows of the types its panel draws; every Prometheus query names a metric crashlog exports."""
+rows of the types its panel draws; every Prometheus query names a metric crashlog exports.
+A projection's old name (``ALIASES``: round_outcomes, part of rounds) stays on the lag panels."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from helpers.grafana import expand
 from helpers.report_data import record
 
 import crashlog
+from crashlog.events import BotErrorRaised
+from crashlog.projections import ALIASES
 
 ROOT = Path(crashlog.__file__).resolve().parent.parent
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -111,6 +114,43 @@ async def test_sql_panel_runs_and_returns_its_types(dsn: str, title: str, kind: 
     finally:
         await conn.close()
     assert_shape(title, kind, target["format"], rows)
+
+
+def test_per_projection_queries_keep_the_old_names_series() -> None:
+    """The metrics repeat a projection's series under each old name (``alias_of`` set): a
+    query over ``crashlog_projection_*`` keeps the ``projection`` label (so round_outcomes is
+    drawn) or counts each projection once (``alias_of=""``), and a list of projections in a
+    query names the old names too."""
+    exprs = [t["expr"] for p in panels() for t in p["targets"] if t["datasource"]["uid"] == "crashlog-prom"]
+    per_projection = [e for e in exprs if "crashlog_projection_" in e]
+    assert len(per_projection) >= 4
+    for expr in per_projection:
+        assert re.search(r"\bby \([^)]*\bprojection\b", expr) or 'alias_of=""' in expr, expr
+        for listed in re.findall(r'projection\s*=~?\s*"([^"]*)"', expr):
+            names = set(listed.split("|"))
+            assert all(old in names for old, new in ALIASES.items() if new in names), expr
+
+
+async def test_the_lag_table_lists_each_old_name_with_its_projections_figures(dsn: str) -> None:
+    await record(dsn)
+    async with crashlog.connect(dsn, project=False) as log:  # 7 events no projection has applied
+        for n in range(7):
+            await log.emit(BotErrorRaised(bot_id="late", error_type="E", message=f"n{n}"))
+    (target,) = next(p for p in panels() if p["title"] == "Projection lag (events not yet applied)")["targets"]
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction(readonly=True):
+            rows = await conn.fetch(expand(target["rawSql"], start=datetime(2000, 1, 1, tzinfo=UTC),
+                                           end=datetime.now(UTC)))
+        names = [r[0] for r in await conn.fetch("SELECT name FROM crashlog.projection_checkpoints")]
+    finally:
+        await conn.close()
+    shown = {row["projection"]: row for row in rows}
+    assert len(shown) == len(rows)
+    old_names = {f"{old} (part of {new})": new for old, new in ALIASES.items() if new in names}
+    assert old_names and set(shown) == {*names, *old_names}
+    for label, new in old_names.items():
+        assert shown[label][1:] == shown[new][1:] and shown[new]["lag_events"] == 7, label
 
 
 def test_the_expander_leaves_no_macro_and_refuses_an_unknown_one() -> None:

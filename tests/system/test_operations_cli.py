@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import crashlog
 from crashlog.events import BotErrorRaised
-from crashlog.projections import NAMES
+from crashlog.projections import ALIASES, NAMES
 
 COMMAND = [sys.executable, "-m", "crashlog.cli"]
 
@@ -45,6 +45,8 @@ def scrape(port: int) -> dict[str, list]:
 
 
 async def test_metrics_of_a_running_follow_have_each_projections_lag(dsn: str) -> None:
+    # Each projection once, and each old name (round_outcomes: part of rounds) with its values.
+    exposed = {*NAMES, *ALIASES}
     await emit_some(dsn)
     port = free_port()
     follow = subprocess.Popen([*COMMAND, "project", "--follow", "--dsn", dsn, "--metrics-port", str(port)],
@@ -59,17 +61,21 @@ async def test_metrics_of_a_running_follow_have_each_projections_lag(dsn: str) -
                 found = {}
             lagging = {s.labels["projection"] for s in found.get("crashlog_projection_lag_events", [])}
             applied = sum(s.value for s in found.get("crashlog_projection_batches_applied_total", []))
-            if lagging == set(NAMES) and applied >= len(NAMES):
+            if lagging == exposed and applied >= len(NAMES):
                 break
             time.sleep(0.2)
         assert follow.poll() is None, follow.stderr.read() if follow.stderr else ""
         lag = {s.labels["projection"]: s.value for s in found["crashlog_projection_lag_events"]}
-        assert set(lag) == set(NAMES)  # each projection once: only its applier reports it
+        assert set(lag) == exposed  # each projection once: only its applier reports it
         seconds = {s.labels["projection"] for s in found["crashlog_projection_lag_seconds"]}
-        assert seconds == set(NAMES)
+        assert seconds == exposed
         for name in ("crashlog_projection_errors_total", "crashlog_projection_skipped_events_total"):
-            assert {s.labels["projection"] for s in found[name]} == set(NAMES)
+            assert {s.labels["projection"] for s in found[name]} == exposed
             assert all(s.value == 0 for s in found[name])
+        applied_to = {s.labels["projection"]: s for s in found["crashlog_projection_batches_applied_total"]}
+        for old, new in ALIASES.items():
+            assert applied_to[old].value == applied_to[new].value
+            assert applied_to[old].labels.get("alias_of") == new
         applying = [s for s in found["crashlog_runner_state"] if s.labels["state"] == "applying"]
         assert applying and all(s.value == 1 for s in applying)
     finally:
