@@ -13,6 +13,8 @@ from pathlib import Path
 
 from helpers.resources import SOURCE
 
+from crashlog.cli.bench import ONLY_WHEN_NAMED, chosen
+
 # The scripts in benchmarks/, by name (_common.py is shared code, not a benchmark).
 BENCHMARKS = sorted(p.stem for p in (SOURCE / "benchmarks").glob("[!_]*.py"))
 
@@ -28,6 +30,15 @@ def test_bench_lists_the_benchmarks_from_the_source_tree() -> None:
     done = crashlog_in(SOURCE, "bench", "--list")
     assert done.returncode == 0, done.stderr
     assert "write_throughput" in BENCHMARKS and done.stdout.split() == BENCHMARKS
+
+
+def test_a_run_of_all_leaves_out_those_run_only_when_named() -> None:
+    """``crashlog bench`` alone does not grow a log to 10 million events; named, it does."""
+    scripts = [SOURCE / "benchmarks" / f"{name}.py" for name in BENCHMARKS]
+    everything = [s.stem for s in chosen(scripts, [])]
+    assert "log_growth" in BENCHMARKS and "log_growth" in ONLY_WHEN_NAMED
+    assert everything == [n for n in BENCHMARKS if n not in ONLY_WHEN_NAMED]
+    assert [s.stem for s in chosen(scripts, ["log_growth", "reader"])] == ["log_growth", "reader"]
 
 
 def test_an_installed_package_uses_the_folders_inside_it(tmp_path: Path) -> None:

@@ -187,6 +187,23 @@ async def test_bench_runs_the_benchmarks(dsn: str) -> None:
     assert "\nevents " in done.stdout and "GB per bot and month" in done.stdout, done.stdout
 
 
+async def test_bench_log_growth_measures_each_size_and_drops_its_database(dsn: str) -> None:
+    done = crashlog_cli("bench", "log_growth", "--dsn", dsn, "--extra=--sizes=300,2000",
+                        "--extra=--sample=150", "--extra=--rate=200", "--extra=--lag-seconds=0.5")
+    table = done.stdout.split("\nlog growth,", 1)[1].splitlines()
+    sizes = {line.split()[0]: line.split() for line in table if re.match(r"\s+(300|2,000)\s", line)}
+    assert sorted(sizes) == ["2,000", "300"], done.stdout
+    assert all(cells[-1] == "0" for cells in sizes.values()), "projection errors"  # rows projected
+    assert any(line.strip().startswith("× 6.67 events") for line in table), done.stdout
+    scratch = re.search(r"scratch database (\w+)", done.stdout)
+    assert scratch, done.stdout
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert not await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", scratch[1])
+    finally:
+        await conn.close()
+
+
 def test_a_bad_dsn_says_what_failed_without_the_password() -> None:
     done = crashlog_cli("stats", "--dsn", "postgresql://user:s3cr3t@127.0.0.1:1/db", check=False)
     assert done.returncode == 1
