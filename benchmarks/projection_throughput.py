@@ -3,12 +3,15 @@ log, in the same run on the same server; the live lag while a rebuild runs besid
 then the projection lag while events are written at a steady rate.
 
     python benchmarks/projection_throughput.py [--events 220000] [--mix fleet|rounds]
-        [--writer-rate 1000] [--rate 10000] [--lag-seconds 10] [--no-each] [--dsn DSN]
+        [--writer-rate 1000] [--rate 10000] [--lag-seconds 10] [--no-each]
+        [--connections 1,2,4] [--dsn DSN]
 
 The floor (``_floor.py``): read every payload once, load the rebuilt tables' rows into empty
 tables by binary COPY on two connections, build their indexes after. No rebuild that
 materialises those tables can beat it; floor / rebuild says how close the rebuild is.
-Figures only: nothing here asserts a time.
+Also: how evenly the progress bar moves, the rebuild on 1, 2 and 4 connections, and the live
+lag while a rebuild runs with plain and with concurrent index builds. Figures only: nothing
+here asserts a time.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from crashlog.events import Outcome, RoundSettled
 from crashlog.projections import NAMES, PROJECTIONS
 from crashlog.projections.checkpoints import COMMIT_SAFE
 from crashlog.projections.rebuild import rebuild_projections
-from crashlog.projections.runner import REBUILD_SETTINGS, rebuild
+from crashlog.projections.runner import REBUILD_CONNECTIONS, REBUILD_SETTINGS, rebuild
 
 # Age of the oldest event that some projection has not applied yet (0 when none).
 _LAG = """
@@ -54,21 +57,38 @@ SELECT EXISTS (SELECT 1 FROM pg_stat_activity
 """
 
 
-async def rebuild_all(dsn: str, count: int) -> float:
-    """Rebuild every read table from the whole log: events/s."""
+async def rebuild_all(dsn: str, count: int, connections: int = REBUILD_CONNECTIONS,
+                      shown: list[tuple[float, float]] | None = None) -> float:
+    """Rebuild every read table from the whole log on ``connections`` connections: events/s.
+    ``shown`` gets (seconds since the start, share the progress bar showed) at each report."""
     last = [0.0]
+    started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         now = time.perf_counter()
+        if shown is not None and total:
+            shown.append((now - started, done / total))
         if now - last[0] > 1.0 or done == total:
             last[0] = now
             print(f"\r  rebuild: {done:,}/{total:,} events", end="", file=sys.stderr, flush=True)
 
-    started = time.perf_counter()
-    await rebuild(dsn, ["all"], progress=progress)
+    await rebuild(dsn, ["all"], progress=progress, connections=connections)
     elapsed = time.perf_counter() - started
     print(file=sys.stderr)
     return count / elapsed
+
+
+def evenness(shown: list[tuple[float, float]]) -> str:
+    """The share the progress bar showed at a quarter, half and three quarters of the time
+    (an even bar: 25% / 50% / 75%)."""
+    if not shown:
+        return "-"
+    end = shown[-1][0]
+    marks = []
+    for quarter in (0.25, 0.5, 0.75):
+        before = [share for at, share in shown if at <= quarter * end]
+        marks.append(f"{(before[-1] if before else 0.0):.0%}")
+    return " / ".join(marks)
 
 
 async def settle(dsn: str) -> None:
@@ -214,7 +234,7 @@ class Horizon:
             await conn.close()
 
 
-async def rebuild_beside_writer(dsn: str, rate: int) -> tuple[float, Horizon, int]:
+async def rebuild_beside_writer(dsn: str, rate: int, concurrent_indexes: bool = False) -> tuple[float, Horizon, int]:
     """A full rebuild while a logger writes ``rate`` fleet events/s and projects them live:
     the rebuild's seconds, the horizon samples, events written."""
     horizon, stop = Horizon(), asyncio.Event()
@@ -235,7 +255,7 @@ async def rebuild_beside_writer(dsn: str, rate: int) -> tuple[float, Horizon, in
         tasks = [asyncio.create_task(write()), asyncio.create_task(horizon.sample(dsn, stop))]
         await asyncio.sleep(1.0)  # the live runner in its steady state first
         started = time.perf_counter()
-        await rebuild(dsn, ["all"])
+        await rebuild(dsn, ["all"], concurrent_indexes=concurrent_indexes)
         elapsed = time.perf_counter() - started
         await asyncio.sleep(1.0)
         stop.set()
@@ -281,14 +301,14 @@ def report_each(count: int, each: dict[str, float], floor: _floor.Floor) -> None
     print(f"{'(a) payload read, once for all':<36}{'':>10}{floor.read / count * 1e6:>16.1f}")
 
 
-def report_beside(rate: int, seconds: float, horizon: Horizon, written: int) -> None:
-    print(f"\nfull rebuild beside a {rate:,} events/s writer (projecting live):")
+def report_beside(rate: int, how: str, seconds: float, horizon: Horizon, written: int) -> None:
+    print(f"\nfull rebuild beside a {rate:,} events/s writer (projecting live), {how}:")
     print(f"{'  rebuild (s)':<58}{seconds:>8.2f}")
     print(f"{'  live lag outside index builds p50 / p99 (ms)':<58}{_ms(horizon.outside):>16}")
     print(f"{'  live lag during index builds p50 / p99 (ms)':<58}{_ms(horizon.during):>16}")
     held = sum(horizon.stretches)
     longest = max(horizon.stretches, default=0.0)
-    print(f"{'  index builds hold the horizon: total / longest (s)':<58}{f'{held:.2f} / {longest:.2f}':>16}")
+    print(f"{'  index builds run: total / longest stretch (s)':<58}{f'{held:.2f} / {longest:.2f}':>16}")
     print(f"{'  events written meanwhile':<58}{written:>16,}")
 
 
@@ -302,6 +322,8 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="events/s written while lag is measured")
     parser.add_argument("--lag-seconds", type=float, default=10.0, help="(0: skip)")
     parser.add_argument("--no-each", action="store_true", help="skip each projection alone")
+    parser.add_argument("--connections", default="1,2,4",
+                        help="the rebuild again on each of these numbers of connections ('': skip)")
     args = parser.parse_args()
     print(f"building {args.events:,} {args.mix} events (not timed) ...", file=sys.stderr)
     events = fleet_events(args.events) if args.mix == "fleet" else sample_rounds(args.events)
@@ -309,12 +331,18 @@ async def main() -> None:
         written = await write_events(dsn, events)
         del events
         await vacuum_log(dsn)
-        rebuilt = await rebuild_all(dsn, args.events)
+        shown: list[tuple[float, float]] = []
+        rebuilt = await rebuild_all(dsn, args.events, shown=shown)
         tables = [t for p in PROJECTIONS for t in p.tables]
         floor = await _floor.measure(dsn, tables)
+        curve = {n: await rebuild_all(dsn, args.events, n) for n in
+                 (int(n) for n in args.connections.split(",") if n)}
         each = {} if args.no_each else await rebuild_each(dsn)
         await settle(dsn)
-        beside = await rebuild_beside_writer(dsn, args.writer_rate) if args.writer_rate else None
+        # Plain index builds hold the live runners' horizon back while they run; concurrent
+        # ones do not.
+        beside = {how: await rebuild_beside_writer(dsn, args.writer_rate, how == "indexes built concurrently")
+                  for how in ("plain index builds", "indexes built concurrently")} if args.writer_rate else {}
         if args.lag_seconds:
             await settle(dsn)
             lags, visible, live = await lag_under_load(dsn, args.rate, args.lag_seconds)
@@ -323,10 +351,16 @@ async def main() -> None:
     print(f"{'measure':<58}{'value':>16}")
     print(f"{'crashlog write, emit -> flush (events/s)':<58}{written:>16,.0f}")
     report_floor(args.events, args.events / rebuilt, floor)
+    print(f"{'progress shown at 1/4, 1/2, 3/4 of the rebuild':<58}{evenness(shown):>16}")
+    if curve:
+        print(f"\n{'rebuild on n connections (n: s, floor / rebuild)':<58}")
+        for n, rate in curve.items():
+            seconds = args.events / rate
+            print(f"{f'  {n}':<58}{f'{seconds:.2f} s, {floor.total / seconds:.2f}':>16}")
     if each:
         report_each(args.events, each, floor)
-    if beside:
-        report_beside(args.writer_rate, *beside)
+    for how, figures in beside.items():
+        report_beside(args.writer_rate, how, *figures)
     if args.lag_seconds:
         achieved = live / args.lag_seconds
         print(f"\n{f'lag while writing {achieved:,.0f} events/s for {args.lag_seconds:g} s:':<58}")

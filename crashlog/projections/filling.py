@@ -46,12 +46,20 @@ class Deferred:
     #: "PRIMARY KEY (event_id)", "UNIQUE (...)": the constraint the index backs, if any.
     constraint: str | None
 
-    def statement(self) -> str:
-        if self.constraint:
-            return f'ALTER TABLE {self.table} ADD CONSTRAINT "{self.name}" {self.constraint}'
-        # The index takes the old index's name at the swap.
-        unique = "UNIQUE " if self.shape.startswith("UNIQUE ") else ""
-        return f'CREATE {unique}INDEX "{self.name}" ON {self.table} {self.shape.removeprefix("UNIQUE ")}'
+    def statements(self, concurrently: bool = False) -> list[str]:
+        """What builds it. ``concurrently``: without an open transaction holding the live
+        runners' reading horizon back while the index is built (a key constraint is then
+        added on the finished index, a moment's lock)."""
+        unique = "UNIQUE " if self.shape.startswith("UNIQUE ") or self.constraint else ""
+        how = "CONCURRENTLY " if concurrently else ""
+        build = (f'CREATE {unique}INDEX {how}"{self.name}" ON {self.table} '
+                 f'{self.shape.removeprefix("UNIQUE ")}')
+        if not self.constraint:
+            return [build]
+        if not concurrently:
+            return [f'ALTER TABLE {self.table} ADD CONSTRAINT "{self.name}" {self.constraint}']
+        kind = "PRIMARY KEY" if self.constraint.startswith("PRIMARY KEY") else "UNIQUE"
+        return [build, f'ALTER TABLE {self.table} ADD CONSTRAINT "{self.name}" {kind} USING INDEX "{self.name}"']
 
 
 async def plan_spans(conn: asyncpg.Connection, batch_size: int = REBUILD_BATCH) -> list[LogSpan]:
@@ -147,10 +155,11 @@ Task = Callable[[asyncpg.Connection], Awaitable[None]]
 
 def steps(
     p: Projection, spans: Sequence[LogSpan], read: set[str], deferred: Sequence[Deferred],
-    report: Callable[[int], None],
+    report: Callable[[int], None], *, concurrently: bool = False,
 ) -> list[list[Task]]:
     """A projection's rebuild: record ``spans`` in its shadows; build their deferred indexes
-    (side by side); derive what it derives; analyse each table for its readers after the swap."""
+    (side by side; ``concurrently``: see ``Deferred.statements``); derive what it derives;
+    analyse each table for its readers after the swap."""
     tables = p.shadow_tables()
     events = sum(span.events for span in spans)
 
@@ -161,10 +170,17 @@ def steps(
         await _derive(conn, p, spans, report)
         report(2 * events)
 
-    def index(d: Deferred) -> Task:
+    def index(indexes: Sequence[Deferred]) -> Task:
         async def build(conn: asyncpg.Connection) -> None:
-            await conn.execute(d.statement())
+            for d in indexes:
+                for statement in d.statements(concurrently):
+                    await conn.execute(statement)
         return build
+
+    # Side by side, each index on its own; built concurrently, a table's one after another
+    # (two concurrent builds on one table wait for each other: a deadlock).
+    together = [[d] for d in deferred] if not concurrently else [
+        [d for d in deferred if d.table == table] for table in dict.fromkeys(d.table for d in deferred)]
 
     def analysis(table: str) -> Task:
         # In full for what readers query; the projection's own tables (a copy of readings)
@@ -175,7 +191,7 @@ def steps(
             await analyze(conn, [tables[table]], rough=rough)
         return run
 
-    return [[fill], [index(d) for d in deferred], [derive] if p.derive else [],
+    return [[fill], [index(group) for group in together], [derive] if p.derive else [],
             [analysis(t) for t in tables]]
 
 

@@ -66,6 +66,7 @@ async def rebuild_projections(
     batch_size: int = REBUILD_BATCH,
     helpers: Sequence[asyncpg.Connection] = (),
     keeper: asyncpg.Connection | None = None,
+    concurrent_indexes: bool = False,
 ) -> None:
     """Rebuild ``projections`` from the origin of the log and swap the results in.
 
@@ -83,6 +84,11 @@ async def rebuild_projections(
     ``keeper``, a spare connection, holds the rebuild leases and beats their heartbeat while
     the rebuild runs (``runner.rebuild`` gives one). Without it ``conn`` holds them without a
     heartbeat, so a rebuild longer than ``leases.LEASE_TIMEOUT`` may be taken over.
+
+    ``concurrent_indexes``: build the indexes left for after the load with CREATE INDEX
+    CONCURRENTLY, which does not hold the live runners' reading horizon back while it runs
+    (a plain build does), at about the same cost; but it waits for every transaction of the
+    database older than itself, so one left open (an idle notebook) stalls the rebuild.
     """
     # Before the leases: a role that cannot give the tables away may not take a lease either,
     # and this names the role to use instead.
@@ -95,7 +101,8 @@ async def rebuild_projections(
             filled = sum(span.events for span in spans)
             tally = filling.Tally(progress, projections, filled)
             tally.tell()
-            await filling.Steps([(p, filling.steps(p, spans, read, deferred[p.name], tally.job(p)))
+            await filling.Steps([(p, filling.steps(p, spans, read, deferred[p.name], tally.job(p),
+                                                   concurrently=concurrent_indexes))
                                  for p in projections]).run([conn, *helpers])
             end = spans[-1].end if spans else ORIGIN
             done = filled + await _swap(conn, projections, end, holder)

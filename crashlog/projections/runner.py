@@ -442,6 +442,7 @@ async def rebuild(
     progress: Progress | None = None,
     connections: int = REBUILD_CONNECTIONS,
     extra: Sequence[Projection] = (),
+    concurrent_indexes: bool = False,
 ) -> None:
     """Rebuild the projections ``names`` (``["all"]`` for every one, ``extra``: users'
     projections among them) from the log, then swap.
@@ -450,11 +451,12 @@ async def rebuild(
     does the work: use about as many as it has cores to spare).
 
     Bots may keep writing and runners keep applying meanwhile; readers see the old
-    tables until the swap. ``progress(done, total)`` is called after each batch.
-    """
+    tables until the swap. ``progress(done, total)`` is called as it goes;
+    ``concurrent_indexes``: see ``rebuild_projections``."""
     chosen = select(list(names), extra)
     await _check(dsn, [p for p in chosen if p.declaration is not None])
-    await rebuild_with_keeper(dsn, chosen, progress=progress, connections=connections)
+    await rebuild_with_keeper(dsn, chosen, progress=progress, connections=connections,
+                              concurrent_indexes=concurrent_indexes)
 
 
 async def _check(dsn: str, projections: Sequence[Projection]) -> None:
@@ -473,6 +475,7 @@ async def rebuild_with_keeper(
     *,
     progress: Progress | None = None,
     connections: int = REBUILD_CONNECTIONS,
+    concurrent_indexes: bool = False,
 ) -> None:
     """``rebuild`` of these projections, on ``connections`` connections and one more that
     holds their rebuild leases and beats their heartbeat."""
@@ -481,7 +484,8 @@ async def rebuild_with_keeper(
         for _ in range(1 + max(1, min(connections, len(projections)))):
             conns.append(await open_connection(dsn, init=store.init_connection, server_settings=REBUILD_SETTINGS))
         keeper, first, *helpers = conns
-        await rebuild_projections(first, projections, progress=progress, helpers=helpers, keeper=keeper)
+        await rebuild_projections(first, projections, progress=progress, helpers=helpers, keeper=keeper,
+                                  concurrent_indexes=concurrent_indexes)
     finally:
         for conn in conns:
             # A lost connection's error is not the one to report: the rebuild's is.

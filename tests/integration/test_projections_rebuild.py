@@ -89,14 +89,25 @@ WHERE i.indrelid = $1::regclass ORDER BY 1
 """
 
 
-async def test_rebuild_keeps_every_index_and_key_constraint_as_it_was(dsn, conn):
-    """A rebuild builds some keys only after the load; the swapped-in tables still have every
-    index, primary key and unique constraint, under the same names."""
+@pytest.mark.parametrize("concurrent_indexes", [False, True])
+async def test_rebuild_keeps_every_index_and_key_constraint_as_it_was(dsn, conn, concurrent_indexes):
+    """A rebuild builds some keys only after the load (side by side, or concurrently); the
+    swapped-in tables still have every index, primary key and unique constraint, under the
+    same names, every one valid, and the same rows."""
+    async with crashlog.connect(dsn) as log:
+        for n in range(60):
+            await log.emit(settled(n % 3, n // 3))
+        await log.sync(timeout=30)
     tables = [t for p in PROJECTIONS for t in p.tables]
     before = {t: await conn.fetch(_SHAPE, f"crashlog.{t}") for t in tables}
-    await rebuild(dsn, ["all"])
+    rows = await snapshot(conn)
+    await rebuild(dsn, ["all"], concurrent_indexes=concurrent_indexes)
     after = {t: await conn.fetch(_SHAPE, f"crashlog.{t}") for t in tables}
     assert after == before
+    assert await snapshot(conn) == rows
+    assert await conn.fetchval(
+        "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+        " WHERE c.relnamespace = 'crashlog'::regnamespace AND NOT i.indisvalid") == 0
     assert any(r["conname"] == "rounds_pkey" for r in after["rounds"])
     assert await conn.fetchval("SELECT to_regclass('crashlog.rounds__rebuild')") is None
 
