@@ -78,9 +78,15 @@ async def plan_spans(conn: asyncpg.Connection, batch_size: int = REBUILD_BATCH) 
             return spans
 
 
+#: The parts of a projection's rebuild, as shares of its time (measured on the fleet mix of
+#: ``benchmarks/projection_throughput.py``): progress moves by them, so the bar moves evenly
+#: through index builds and derivations too, not only while the log is read.
+PARTS = {"fill": 0.45, "index": 0.35, "derive": 0.12, "analyze": 0.08}
+
+
 class Tally:
-    """Progress of the jobs, told in events of the log: the weighted share of the work done.
-    A job goes through the log once to record it, and once more if its projection derives."""
+    """Progress of the rebuild, told in events of the log: the share of the work done, each
+    projection weighing by its ``weight``."""
 
     def __init__(self, progress: Progress | None, projections: Sequence[Projection], total: int) -> None:
         self._progress = progress
@@ -88,14 +94,12 @@ class Tally:
         self._weights = {p.name: max(1, p.weight) for p in projections}
         self._done = dict.fromkeys(self._weights, 0.0)
 
-    def job(self, p: Projection) -> Callable[[int], None]:
-        passes = 2 if p.derive else 1
-
-        def report(events: int) -> None:
-            """``events``: events gone through by this job, over all its passes."""
-            self._done[p.name] = min(1.0, events / (self._total * passes)) if self._total else 1.0
+    def job(self, p: Projection) -> Callable[[float], None]:
+        """How ``p``'s steps report: ``advance(share)``, a share of its work just done."""
+        def advance(share: float) -> None:
+            self._done[p.name] = min(1.0, self._done[p.name] + share)
             self.tell()
-        return report
+        return advance
 
     def tell(self) -> None:
         if self._progress:
@@ -155,26 +159,30 @@ Task = Callable[[asyncpg.Connection], Awaitable[None]]
 
 def steps(
     p: Projection, spans: Sequence[LogSpan], read: set[str], deferred: Sequence[Deferred],
-    report: Callable[[int], None], *, concurrently: bool = False,
+    advance: Callable[[float], None], *, concurrently: bool = False,
 ) -> list[list[Task]]:
     """A projection's rebuild: record ``spans`` in its shadows; build their deferred indexes
     (side by side; ``concurrently``: see ``Deferred.statements``); derive what it derives;
     analyse each table for its readers after the swap."""
     tables = p.shadow_tables()
-    events = sum(span.events for span in spans)
+    events = max(1, sum(span.events for span in spans))
+    # Each part's share of this projection's work, among the parts it has.
+    has = {"fill": True, "index": bool(deferred), "derive": p.derive is not None, "analyze": True}
+    whole = sum(PARTS[part] for part, present in has.items() if present)
+    share = {part: PARTS[part] / whole for part in PARTS}
 
     async def fill(conn: asyncpg.Connection) -> None:
-        await _fill(conn, p, spans, read, report)
+        await _fill(conn, p, spans, read, lambda n: advance(share["fill"] * n / events))
 
     async def derive(conn: asyncpg.Connection) -> None:
-        await _derive(conn, p, spans, report)
-        report(2 * events)
+        await _derive(conn, p, spans, lambda n: advance(share["derive"] * n / events))
 
     def index(indexes: Sequence[Deferred]) -> Task:
         async def build(conn: asyncpg.Connection) -> None:
             for d in indexes:
                 for statement in d.statements(concurrently):
                     await conn.execute(statement)
+                advance(share["index"] / len(deferred))
         return build
 
     # Side by side, each index on its own; built concurrently, a table's one after another
@@ -189,6 +197,7 @@ def steps(
 
         async def run(conn: asyncpg.Connection) -> None:
             await analyze(conn, [tables[table]], rough=rough)
+            advance(share["analyze"] / len(tables))
         return run
 
     return [[fill], [index(group) for group in together], [derive] if p.derive else [],
@@ -211,30 +220,31 @@ async def side_by_side(work: Iterable[Awaitable[T]]) -> list[T]:
 async def _derive(
     conn: asyncpg.Connection, p: Projection, spans: Sequence[LogSpan], report: Callable[[int], None],
 ) -> None:
-    """Derive ``p``'s rows from everything recorded (``p.derive`` is set)."""
+    """Derive ``p``'s rows from everything recorded (``p.derive`` is set); ``report(n)``: n
+    more events' rows derived."""
     tables = p.shadow_tables()
     # What derives reads: filled, with no statistics yet (rough ones do: the tables are
     # analysed in full for their readers afterwards).
     await analyze(conn, list(tables.values()), rough=True)
     if p.derive_all is not None:  # in short transactions of its own
         await p.derive_all(conn, tables)
+        report(sum(span.events for span in spans))
         return
     assert p.derive is not None
     # The spans again: everything is recorded now, so each span's rows come out final, and
     # each transaction stays short (an open one holds the live runners' horizon back).
-    done = sum(span.events for span in spans)
     for span in spans:
         async with conn.transaction():
             await p.derive(conn, tables, span.bounds)
-        done += span.events
-        report(done)
+        report(span.events)
 
 
 async def _fill(
     conn: asyncpg.Connection, p: Projection, spans: Sequence[LogSpan], read: set[str],
     report: Callable[[int], None],
 ) -> int:
-    """Record ``spans`` in ``p``'s shadows; returns the events gone through."""
+    """Record ``spans`` in ``p``'s shadows, ``report(n)`` after each span of n events; returns
+    the events gone through."""
     done = applied = 0
     read_shadows = [t for t in p.shadow_tables().values() if t in read]
     for span in spans:
@@ -247,7 +257,7 @@ async def _fill(
                 # 8, ... it applied (as they double).
                 await analyze(conn, read_shadows, rough=True)
         done += span.events
-        report(done)
+        report(span.events)
     return done
 
 

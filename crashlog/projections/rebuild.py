@@ -15,6 +15,7 @@ One process rebuilds a projection at a time: it holds the projection's rebuild l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -23,13 +24,19 @@ from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 
+from crashlog import store
+from crashlog.database import open_connection
 from crashlog.errors import RebuildBusy, RebuildRefused
 from crashlog.projections import access, checkpoints, declared, filling, guard, leases
 from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name
 from crashlog.projections.checkpoints import ORIGIN, Position
 from crashlog.projections.filling import REBUILD_BATCH, Deferred, Progress, refuse_unless_through
+from crashlog.projections.server_settings import REBUILD_SETTINGS
 
 log = logging.getLogger("crashlog.projections")
+
+#: Connections a rebuild fills shadow tables with, side by side.
+REBUILD_CONNECTIONS = 2
 
 _INDEXES = """
 SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS is_unique,
@@ -56,6 +63,35 @@ def _shape(definition: str) -> str:
 
 async def _indexes(conn: asyncpg.Connection, table: str) -> list[asyncpg.Record]:
     return await conn.fetch(_INDEXES, table)
+
+
+async def rebuild_with_keeper(
+    dsn: str,
+    projections: Sequence[Projection],
+    *,
+    progress: Progress | None = None,
+    connections: int = REBUILD_CONNECTIONS,
+    concurrent_indexes: bool = False,
+) -> None:
+    """``rebuild_projections`` of these projections, on ``connections`` connections and one
+    more that holds their rebuild leases and beats their heartbeat (opened side by side)."""
+    wanted = 1 + max(1, min(connections, len(projections)))
+    opened = await asyncio.gather(*(
+        open_connection(dsn, init=store.init_connection, server_settings=REBUILD_SETTINGS)
+        for _ in range(wanted)), return_exceptions=True)
+    conns = [c for c in opened if isinstance(c, asyncpg.Connection)]
+    try:
+        for failure in opened:
+            if isinstance(failure, BaseException):
+                raise failure
+        keeper, first, *helpers = conns
+        await rebuild_projections(first, projections, progress=progress, helpers=helpers, keeper=keeper,
+                                  concurrent_indexes=concurrent_indexes)
+    finally:
+        for conn in conns:
+            # A lost connection's error is not the one to report: the rebuild's is.
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError):
+                await conn.close()
 
 
 async def rebuild_projections(

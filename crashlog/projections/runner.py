@@ -50,7 +50,7 @@ from crashlog.projections.base import Projection, share
 from crashlog.projections.checkpoints import Position
 from crashlog.projections.leases import Lease
 from crashlog.projections.progress import lag, states, wait_projected
-from crashlog.projections.rebuild import Progress, rebuild_projections
+from crashlog.projections.rebuild import REBUILD_CONNECTIONS, Progress, rebuild_with_keeper
 from crashlog.projections.server_settings import REBUILD_SETTINGS, SERVER_SETTINGS
 from crashlog.projections.shadows import drop_orphan_shadows
 from crashlog.projections.statistics import StatisticsKeeper
@@ -61,8 +61,6 @@ CHANNEL = "crashlog_events"
 #: Events per live batch (one transaction per projection and batch).
 BATCH_SIZE = 5_000
 
-#: Connections a rebuild fills shadow tables with, side by side.
-REBUILD_CONNECTIONS = 2
 #: Connections the live projections are shared out between (``side_by_side``).
 RUNNER_CONNECTIONS = 2
 
@@ -469,31 +467,7 @@ async def _check(dsn: str, projections: Sequence[Projection]) -> None:
             await conn.close()
 
 
-async def rebuild_with_keeper(
-    dsn: str,
-    projections: Sequence[Projection],
-    *,
-    progress: Progress | None = None,
-    connections: int = REBUILD_CONNECTIONS,
-    concurrent_indexes: bool = False,
-) -> None:
-    """``rebuild`` of these projections, on ``connections`` connections and one more that
-    holds their rebuild leases and beats their heartbeat."""
-    conns: list[asyncpg.Connection] = []
-    try:
-        for _ in range(1 + max(1, min(connections, len(projections)))):
-            conns.append(await open_connection(dsn, init=store.init_connection, server_settings=REBUILD_SETTINGS))
-        keeper, first, *helpers = conns
-        await rebuild_projections(first, projections, progress=progress, helpers=helpers, keeper=keeper,
-                                  concurrent_indexes=concurrent_indexes)
-    finally:
-        for conn in conns:
-            # A lost connection's error is not the one to report: the rebuild's is.
-            with contextlib.suppress(*_FAILURES):
-                await conn.close()
-
-
 __all__ = [
-    "CHANNEL", "REBUILD_SETTINGS", "SERVER_SETTINGS", "Runner", "follow", "lag", "rebuild",
+    "CHANNEL", "REBUILD_CONNECTIONS", "REBUILD_SETTINGS", "SERVER_SETTINGS", "Runner", "follow", "lag", "rebuild",
     "rebuild_with_keeper", "side_by_side", "states", "wait_projected",
 ]
