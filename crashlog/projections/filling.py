@@ -4,13 +4,15 @@ Each projection is one job: record the log in its shadows span by span, build th
 left for after the load, derive what it derives, analyse the result. The connections a
 rebuild has take the jobs, heaviest first, each taking the next as soon as it is free, so
 none sits idle while another has work queued. The log is cut into spans once, up to the
-reading horizon, and every job goes through the same spans.
+reading horizon, while the fills already go through the first ones; every job goes
+through the same spans.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import asyncpg
@@ -62,20 +64,58 @@ class Deferred:
         return [build, f'ALTER TABLE {self.table} ADD CONSTRAINT "{self.name}" {kind} USING INDEX "{self.name}"']
 
 
-async def plan_spans(conn: asyncpg.Connection, batch_size: int = REBUILD_BATCH) -> list[LogSpan]:
+class Spans:
     """The log from its origin up to the reading horizon, in spans of ``batch_size`` events
-    (the first one small: until the new tables have statistics, plans are blind)."""
-    spans: list[LogSpan] = []
-    cursor = ORIGIN
-    while True:
-        limit = batch_size if spans else min(batch_size, FIRST_BATCH)
-        span = await checkpoints.next_span(conn, cursor, limit)
-        if span is None:
-            return spans
-        spans.append(span)
-        cursor = span.end
-        if span.events < limit:
-            return spans
+    (the first one small: until the new tables have statistics, plans are blind), planned
+    while the fills already go through the first ones."""
+
+    def __init__(self, batch_size: int = REBUILD_BATCH) -> None:
+        self.batch_size = batch_size
+        self.planned: list[LogSpan] = []
+        self.complete = False
+        self._changed = asyncio.Condition()
+
+    async def plan(self, conn: asyncpg.Connection) -> None:
+        cursor = ORIGIN
+        try:
+            while True:
+                limit = self.batch_size if self.planned else min(self.batch_size, FIRST_BATCH)
+                span = await checkpoints.next_span(conn, cursor, limit)
+                if span is not None:
+                    cursor = span.end
+                    async with self._changed:
+                        self.planned.append(span)
+                        self._changed.notify_all()
+                if span is None or span.events < limit:
+                    return
+        finally:
+            async with self._changed:
+                self.complete = True
+                self._changed.notify_all()
+
+    async def each(self) -> AsyncIterator[LogSpan]:
+        """Every span, as soon as it is planned."""
+        seen = 0
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(functools.partial(self._beyond, seen))
+                if len(self.planned) <= seen:
+                    return
+                span = self.planned[seen]
+            seen += 1
+            yield span
+
+    def _beyond(self, seen: int) -> bool:
+        """Whether a span after the first ``seen`` is planned, or none will be."""
+        return len(self.planned) > seen or self.complete
+
+    @property
+    def events(self) -> int:
+        return sum(span.events for span in self.planned)
+
+    @property
+    def end(self) -> Position:
+        return self.planned[-1].end if self.planned else ORIGIN
 
 
 #: The parts of a projection's rebuild, as shares of its time (measured on the fleet mix of
@@ -133,10 +173,15 @@ class Steps:
             self._running[index] = len(step)
             self._ready.sort(key=lambda item: item[:2])
 
-    async def run(self, connections: Sequence[asyncpg.Connection]) -> None:
-        """Every task, each on the next free one of ``connections``; the first failure is raised
-        once the other connections have stopped."""
-        await side_by_side(self._take(conn) for conn in connections)
+    async def run(self, connections: Sequence[asyncpg.Connection], first: Awaitable[None] | None = None) -> None:
+        """Every task, each on the next free one of ``connections``; the first connection
+        takes tasks once ``first`` (other work of its own) is done. The first failure is
+        raised once the other connections have stopped."""
+        async def after_first(conn: asyncpg.Connection) -> None:
+            if first is not None:
+                await first
+            await self._take(conn)
+        await side_by_side([after_first(connections[0]), *(self._take(c) for c in connections[1:])])
 
     async def _take(self, conn: asyncpg.Connection) -> None:
         while True:
@@ -158,14 +203,15 @@ Task = Callable[[asyncpg.Connection], Awaitable[None]]
 
 
 def steps(
-    p: Projection, spans: Sequence[LogSpan], read: set[str], deferred: Sequence[Deferred],
-    advance: Callable[[float], None], *, concurrently: bool = False,
+    p: Projection, spans: Spans, read: set[str], deferred: Sequence[Deferred],
+    advance: Callable[[float], None], total: int, *, concurrently: bool = False,
 ) -> list[list[Task]]:
     """A projection's rebuild: record ``spans`` in its shadows; build their deferred indexes
     (side by side; ``concurrently``: see ``Deferred.statements``); derive what it derives;
-    analyse each table for its readers after the swap."""
+    analyse each table for its readers after the swap. ``total``: about how many events
+    the spans hold (to tell progress by)."""
     tables = p.shadow_tables()
-    events = max(1, sum(span.events for span in spans))
+    events = max(1, total)
     # Each part's share of this projection's work, among the parts it has.
     has = {"fill": True, "index": bool(deferred), "derive": p.derive is not None, "analyze": True}
     whole = sum(PARTS[part] for part, present in has.items() if present)
@@ -175,7 +221,7 @@ def steps(
         await _fill(conn, p, spans, read, lambda n: advance(share["fill"] * n / events))
 
     async def derive(conn: asyncpg.Connection) -> None:
-        await _derive(conn, p, spans, lambda n: advance(share["derive"] * n / events))
+        await _derive(conn, p, spans.planned, lambda n: advance(share["derive"] * n / events))
 
     def index(indexes: Sequence[Deferred]) -> Task:
         async def build(conn: asyncpg.Connection) -> None:
@@ -240,14 +286,14 @@ async def _derive(
 
 
 async def _fill(
-    conn: asyncpg.Connection, p: Projection, spans: Sequence[LogSpan], read: set[str],
+    conn: asyncpg.Connection, p: Projection, spans: Spans, read: set[str],
     report: Callable[[int], None],
 ) -> int:
     """Record ``spans`` in ``p``'s shadows, ``report(n)`` after each span of n events; returns
     the events gone through."""
     done = applied = 0
     read_shadows = [t for t in p.shadow_tables().values() if t in read]
-    for span in spans:
+    async for span in spans.each():
         if span.concerns(p):
             await apply_guarded(conn, [p], span)
             applied += 1

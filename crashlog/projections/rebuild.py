@@ -29,7 +29,7 @@ from crashlog.database import open_connection
 from crashlog.errors import RebuildBusy, RebuildRefused
 from crashlog.projections import access, checkpoints, declared, filling, guard, leases
 from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name
-from crashlog.projections.checkpoints import ORIGIN, Position
+from crashlog.projections.checkpoints import Position
 from crashlog.projections.filling import REBUILD_BATCH, Deferred, Progress, refuse_unless_through
 from crashlog.projections.server_settings import REBUILD_SETTINGS
 
@@ -133,15 +133,16 @@ async def rebuild_projections(
     async with _rebuild_leases(projections, conn, keeper):
         deferred, read = await _create_shadows(conn, projections)
         try:
-            spans = await filling.plan_spans(conn, batch_size)
-            filled = sum(span.events for span in spans)
-            tally = filling.Tally(progress, projections, filled)
+            total = await _estimate_events(conn)
+            tally = filling.Tally(progress, projections, total)
             tally.tell()
-            await filling.Steps([(p, filling.steps(p, spans, read, deferred[p.name], tally.job(p),
-                                                   concurrently=concurrent_indexes))
-                                 for p in projections]).run([conn, *helpers])
-            end = spans[-1].end if spans else ORIGIN
-            done = filled + await _swap(conn, projections, end, holder)
+            spans = filling.Spans(batch_size)
+            work = filling.Steps([(p, filling.steps(p, spans, read, deferred[p.name], tally.job(p), total,
+                                                    concurrently=concurrent_indexes))
+                                  for p in projections])
+            # ``conn`` cuts the log in spans while the helpers start filling.
+            await work.run([conn, *helpers], first=spans.plan(conn))
+            done = spans.events + await _swap(conn, projections, spans.end, holder)
             if progress:
                 progress(done, done)
         except BaseException:
@@ -150,6 +151,14 @@ async def rebuild_projections(
             if await _holds_leases(conn, projections, holder):
                 await _drop_shadows(conn, projections)
             raise
+
+
+async def _estimate_events(conn: asyncpg.Connection) -> int:
+    """About how many events the log holds: the planner's count, else a count."""
+    counted = await conn.fetchval("SELECT reltuples::bigint FROM pg_class WHERE oid = 'crashlog.events'::regclass")
+    if counted is None or counted < 0:  # never analysed
+        counted = await conn.fetchval("SELECT count(*) FROM crashlog.events")
+    return int(counted)
 
 
 _HOLDS = """
