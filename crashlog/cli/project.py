@@ -46,6 +46,11 @@ def register(verbs: Verbs) -> None:
         help="rebuild projections from the log, then swap them in",
     )
     project.add_argument(
+        "--concurrent-indexes", action="store_true",
+        help="with --rebuild: build the indexes with CREATE INDEX CONCURRENTLY, so live "
+        "projections do not wait for them (waits for every older open transaction)",
+    )
+    project.add_argument(
         "--lag", action="store_true", help="show how far each projection is behind"
     )
     project.add_argument(
@@ -75,7 +80,8 @@ async def cmd_project(args: argparse.Namespace) -> int:
     if args.drop:
         await drop(dsn, args.drop)
     if args.rebuild:
-        await rebuild(dsn, [n for part in args.rebuild for n in part.split(",")], extra)
+        await rebuild(dsn, [n for part in args.rebuild for n in part.split(",")], extra,
+                      concurrent_indexes=args.concurrent_indexes)
     if args.follow:
         await follow(dsn, args.seconds, extra, metrics=_metrics_server(args))
     if args.lag or not (args.rebuild or args.follow or args.drop):
@@ -95,7 +101,8 @@ async def drop(dsn: str, name: str) -> None:
     say(f"dropped projection {name}" + (f" and its tables: {', '.join(tables)}" if tables else ""))
 
 
-async def rebuild(dsn: str, names: list[str], extra: Sequence[Projection] = ()) -> None:
+async def rebuild(dsn: str, names: list[str], extra: Sequence[Projection] = (), *,
+                  concurrent_indexes: bool = False) -> None:
     """Rebuild ``names`` with a progress bar, then say how many events it took and how fast."""
     from crashlog.projections import runner
 
@@ -107,7 +114,8 @@ async def rebuild(dsn: str, names: list[str], extra: Sequence[Projection] = ()) 
             events[0] = done
             bar.update(task, completed=done, total=total)
 
-        await runner.rebuild(dsn, names, progress=advance, extra=extra)
+        await runner.rebuild(dsn, names, progress=advance, extra=extra,
+                             concurrent_indexes=concurrent_indexes)
     took = time.monotonic() - started
     say(f"rebuilt: {', '.join(names)} ({events[0]:,} events in {took:.1f} s, "
         f"{events[0] / max(took, 1e-9):,.0f} events/s)")

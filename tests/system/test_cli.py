@@ -139,6 +139,8 @@ async def test_migrate_project_doctor(empty_dsn: str, tmp_path: Path) -> None:
     assert "rounds" in crashlog_cli("project", "--dsn", empty_dsn).stdout
     rebuilt = crashlog_cli("project", "--rebuild", "all", "--dsn", empty_dsn).stdout
     assert re.search(r"rebuilt: all \([\d,]+ events in [\d.]+ s, [\d,]+ events/s\)", rebuilt), rebuilt
+    concurrently = crashlog_cli("project", "--rebuild", "rounds", "--concurrent-indexes", "--dsn", empty_dsn).stdout
+    assert "rebuilt: rounds" in concurrently, concurrently
     crashlog_cli("project", "--follow", "--seconds", "1", "--dsn", empty_dsn)
     report = crashlog_cli(
         "doctor", "--dsn", empty_dsn, "--spool-dir", str(tmp_path / "spool")
