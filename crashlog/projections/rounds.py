@@ -79,33 +79,46 @@ _FIELDS = f"""
     {text('error')} AS error, {json_object('metadata')} AS metadata
 """
 
-_CONTRADICTIONS = f"""
-    array_remove(ARRAY[
-        CASE WHEN r.outcome = 'WIN' AND r.cashout_multiplier > r.crash_multiplier
-             THEN 'win_cashout_above_crash' END,
-        CASE WHEN abs(r.profit_loss - CASE r.outcome
-                        WHEN 'WIN' THEN r.stake * (r.cashout_multiplier - 1)
-                        WHEN 'LOSS' THEN -r.stake
-                        ELSE 0 END) >= {TOLERANCE}
-             THEN 'profit_mismatch' END,
-        CASE WHEN abs(r.balance_after - (r.balance_before + r.profit_loss)) >= {TOLERANCE}
-             THEN 'balance_mismatch' END
-    ], NULL)
+# Each contradiction as a boolean of the round r (NULL, as no contradiction, where a figure is
+# missing).
+_CHECKS = f"""
+    (r.outcome = 'WIN' AND r.cashout_multiplier > r.crash_multiplier) AS win_cashout_above_crash,
+    (abs(r.profit_loss - CASE r.outcome
+                           WHEN 'WIN' THEN r.stake * (r.cashout_multiplier - 1)
+                           WHEN 'LOSS' THEN -r.stake
+                           ELSE 0 END) >= {TOLERANCE}) AS profit_mismatch,
+    (abs(r.balance_after - (r.balance_before + r.profit_loss)) >= {TOLERANCE}) AS balance_mismatch
+"""
+_ANY = "(c.win_cashout_above_crash OR c.profit_mismatch OR c.balance_mismatch)"
+# The array is built only for a round with a contradiction (few): building one for every
+# round cost as much as reading all its fields.
+_FLAGS = f"""
+    CASE WHEN {_ANY} THEN array_remove(ARRAY[
+        CASE WHEN c.win_cashout_above_crash THEN 'win_cashout_above_crash' END,
+        CASE WHEN c.profit_mismatch THEN 'profit_mismatch' END,
+        CASE WHEN c.balance_mismatch THEN 'balance_mismatch' END], NULL)
+    ELSE ARRAY[]::text[] END
 """
 
+# The fields are taken out of each payload once (OFFSET 0: otherwise each use of a field in
+# the checks takes it out again), the checks computed once from them.
 _INSERT = f"""
 INSERT INTO {{rounds}} ({", ".join(name for name, _ in COLUMNS)})
-SELECT r.event_id, r.position, r.bot_id, r.session_id, r.game, r.platform, r.round_number,
-       r.game_round_id, r.strategy_name, r.stake, r.target_multiplier, r.crash_multiplier,
-       r.cashout_multiplier, r.outcome, r.profit_loss, r.balance_before, r.balance_after,
-       r.started_at, r.crashed_at, r.cashed_out_at, r.ocr_confidence, r.detection_latency_ms,
-       r.error, r.metadata, r.occurred_at,
-       cardinality(c.flags) > 0, c.flags
+SELECT c.event_id, c.position, c.bot_id, c.session_id, c.game, c.platform, c.round_number,
+       c.game_round_id, c.strategy_name, c.stake, c.target_multiplier, c.crash_multiplier,
+       c.cashout_multiplier, c.outcome, c.profit_loss, c.balance_before, c.balance_after,
+       c.started_at, c.crashed_at, c.cashed_out_at, c.ocr_confidence, c.detection_latency_ms,
+       c.error, c.metadata, c.occurred_at,
+       coalesce({_ANY}, false), {_FLAGS}
 FROM (
-    SELECT e.event_id, e.position, e.bot_id, e.session_id, e.occurred_at, {_FIELDS}
-    FROM {IN_SPAN} AND e.event_type = 'RoundSettled'
-) r
-CROSS JOIN LATERAL (SELECT {_CONTRADICTIONS} AS flags) c
+    SELECT r.*, {_CHECKS}
+    FROM (
+        SELECT e.event_id, e.position, e.bot_id, e.session_id, e.occurred_at, {_FIELDS}
+        FROM {IN_SPAN} AND e.event_type = 'RoundSettled'
+        OFFSET 0
+    ) r
+    OFFSET 0
+) c
 {SKIP_KNOWN_EVENTS}
 """
 
