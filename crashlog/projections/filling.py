@@ -152,13 +152,15 @@ class Steps:
     """The rebuild's work as steps per projection, run on several connections: a step's tasks
     (say, the indexes of its tables) may run side by side, and a projection's next step waits
     for all of its previous one. A free connection takes a ready task of the earliest step,
-    of the heaviest projection: every fill (the long tasks) starts as early as it can, and
-    the many short tasks of the later steps even out the connections at the end."""
+    of the projection with the most work left (its weight times its steps to go): every fill
+    (the long tasks) starts as early as it can, a projection that still has to derive gets
+    its indexes first, and the many short tasks even out the connections at the end."""
 
     def __init__(self, chains: Sequence[tuple[Projection, list[list[Task]]]]) -> None:
         ordered = sorted(chains, key=lambda chain: -chain[0].weight)
+        self._weights = [p.weight for p, _ in ordered]
         self._chains = [[step for step in steps if step] for _, steps in ordered]
-        self._ready: list[tuple[int, int, Task]] = []  # (step, chain, task)
+        self._ready: list[tuple[int, int, int, Task]] = []  # (step, -work left, chain, task)
         self._running = dict.fromkeys(range(len(self._chains)), 0)
         self._step = dict.fromkeys(range(len(self._chains)), 0)
         self._changed = asyncio.Condition()
@@ -167,11 +169,12 @@ class Steps:
 
     def _next_step(self, index: int) -> None:
         if self._chains[index]:
+            left = -self._weights[index] * len(self._chains[index])
             step = self._chains[index].pop(0)
             self._step[index] += 1
-            self._ready.extend((self._step[index], index, task) for task in step)
+            self._ready.extend((self._step[index], left, index, task) for task in step)
             self._running[index] = len(step)
-            self._ready.sort(key=lambda item: item[:2])
+            self._ready.sort(key=lambda item: item[:3])
 
     async def run(self, connections: Sequence[asyncpg.Connection], first: Awaitable[None] | None = None) -> None:
         """Every task, each on the next free one of ``connections``; the first connection
@@ -189,7 +192,7 @@ class Steps:
                 await self._changed.wait_for(lambda: self._ready or not any(self._running.values()))
                 if not self._ready:
                     return
-                _, index, task = self._ready.pop(0)
+                *_, index, task = self._ready.pop(0)
             await task(conn)
             async with self._changed:
                 self._running[index] -= 1

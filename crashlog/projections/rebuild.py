@@ -73,9 +73,10 @@ async def rebuild_with_keeper(
     connections: int = REBUILD_CONNECTIONS,
     concurrent_indexes: bool = False,
 ) -> None:
-    """``rebuild_projections`` of these projections, on ``connections`` connections and one
-    more that holds their rebuild leases and beats their heartbeat (opened side by side)."""
-    wanted = 1 + max(1, min(connections, len(projections)))
+    """``rebuild_projections`` of these projections, on ``connections`` connections, one more
+    that holds their rebuild leases and beats their heartbeat, and one that cuts the log in
+    spans meanwhile (all opened side by side)."""
+    wanted = 2 + max(1, min(connections, len(projections)))
     opened = await asyncio.gather(*(
         open_connection(dsn, init=store.init_connection, server_settings=REBUILD_SETTINGS)
         for _ in range(wanted)), return_exceptions=True)
@@ -84,9 +85,9 @@ async def rebuild_with_keeper(
         for failure in opened:
             if isinstance(failure, BaseException):
                 raise failure
-        keeper, first, *helpers = conns
+        keeper, planner, first, *helpers = conns
         await rebuild_projections(first, projections, progress=progress, helpers=helpers, keeper=keeper,
-                                  concurrent_indexes=concurrent_indexes)
+                                  planner=planner, concurrent_indexes=concurrent_indexes)
     finally:
         for conn in conns:
             # A lost connection's error is not the one to report: the rebuild's is.
@@ -102,6 +103,7 @@ async def rebuild_projections(
     batch_size: int = REBUILD_BATCH,
     helpers: Sequence[asyncpg.Connection] = (),
     keeper: asyncpg.Connection | None = None,
+    planner: asyncpg.Connection | None = None,
     concurrent_indexes: bool = False,
 ) -> None:
     """Rebuild ``projections`` from the origin of the log and swap the results in.
@@ -120,6 +122,7 @@ async def rebuild_projections(
     ``keeper``, a spare connection, holds the rebuild leases and beats their heartbeat while
     the rebuild runs (``runner.rebuild`` gives one). Without it ``conn`` holds them without a
     heartbeat, so a rebuild longer than ``leases.LEASE_TIMEOUT`` may be taken over.
+    ``planner``, another spare one, cuts the log in spans while the fills begin.
 
     ``concurrent_indexes``: build the indexes left for after the load with CREATE INDEX
     CONCURRENTLY, which does not hold the live runners' reading horizon back while it runs
@@ -140,8 +143,11 @@ async def rebuild_projections(
             work = filling.Steps([(p, filling.steps(p, spans, read, deferred[p.name], tally.job(p), total,
                                                     concurrently=concurrent_indexes))
                                   for p in projections])
-            # ``conn`` cuts the log in spans while the helpers start filling.
-            await work.run([conn, *helpers], first=spans.plan(conn))
+            # ``planner`` (else ``conn``) cuts the log in spans while the others start filling.
+            if planner is not None:
+                await filling.side_by_side([spans.plan(planner), work.run([conn, *helpers])])
+            else:
+                await work.run([conn, *helpers], first=spans.plan(conn))
             done = spans.events + await _swap(conn, projections, spans.end, holder)
             if progress:
                 progress(done, done)
