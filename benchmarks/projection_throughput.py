@@ -41,12 +41,16 @@ from crashlog.projections.checkpoints import COMMIT_SAFE
 from crashlog.projections.rebuild import rebuild_projections
 from crashlog.projections.runner import REBUILD_CONNECTIONS, REBUILD_SETTINGS, rebuild
 
-# Age of the oldest event that some projection has not applied yet (0 when none).
+# Age of the oldest event that some projection has not applied yet (0 when none): the first
+# event after the earliest checkpoint, found through the log's reading-order index (a join
+# with the checkpoints instead scans the whole log: 3 s at 10 million events, which then
+# counted as lag and took a core from the runner).
 _LAG = """
-SELECT coalesce(extract(epoch FROM clock_timestamp() - min(e.recorded_at)), 0)::float8
-FROM crashlog.events e,
-     (SELECT tx_id, position FROM crashlog.projection_checkpoints ORDER BY 1, 2 LIMIT 1) cp
-WHERE (e.tx_id, e.position) > (cp.tx_id, cp.position)
+SELECT coalesce(extract(epoch FROM clock_timestamp() - (
+    SELECT e.recorded_at FROM crashlog.events e
+    WHERE (e.tx_id, e.position) > (SELECT tx_id, position FROM crashlog.projection_checkpoints
+                                   ORDER BY 1, 2 LIMIT 1)
+    ORDER BY e.tx_id, e.position LIMIT 1)), 0)::float8
 """
 
 # Whether some backend of this database is building an index (or the key it backs) now.

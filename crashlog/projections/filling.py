@@ -121,7 +121,7 @@ class Spans:
 #: The parts of a projection's rebuild, as shares of its time (measured on the fleet mix of
 #: ``benchmarks/projection_throughput.py``): progress moves by them, so the bar moves evenly
 #: through index builds and derivations too, not only while the log is read.
-PARTS = {"fill": 0.45, "index": 0.35, "derive": 0.12, "analyze": 0.08}
+PARTS = {"fill": 0.4, "index": 0.35, "derive": 0.2, "analyze": 0.05}
 
 
 class Tally:
@@ -220,8 +220,12 @@ def steps(
     whole = sum(PARTS[part] for part, present in has.items() if present)
     share = {part: PARTS[part] / whole for part in PARTS}
 
+    sizes: dict[str, int] = {}  # bytes of each shadow once filled: an index's part of the work
+
     async def fill(conn: asyncpg.Connection) -> None:
         await _fill(conn, p, spans, read, lambda n: advance(share["fill"] * n / events))
+        for table in {d.table for d in deferred}:
+            sizes[table] = int(await conn.fetchval("SELECT pg_relation_size($1::regclass)", table))
 
     async def derive(conn: asyncpg.Connection) -> None:
         await _derive(conn, p, spans.planned, lambda n: advance(share["derive"] * n / events))
@@ -231,7 +235,7 @@ def steps(
             for d in indexes:
                 for statement in d.statements(concurrently):
                     await conn.execute(statement)
-                advance(share["index"] / len(deferred))
+                advance(share["index"] * (sizes.get(d.table, 0) + 1) / sum(sizes.get(e.table, 0) + 1 for e in deferred))
         return build
 
     # Side by side, each index on its own; built concurrently, a table's one after another
