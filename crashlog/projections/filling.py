@@ -1,11 +1,11 @@
 """Filling a rebuild's shadow tables from the log: the work between making them and swapping.
 
-Each projection is one job: record the log in its shadows span by span, build the indexes
-left for after the load, derive what it derives, analyse the result. The connections a
-rebuild has take the jobs, heaviest first, each taking the next as soon as it is free, so
-none sits idle while another has work queued. The log is cut into spans once, up to the
-reading horizon, while the fills already go through the first ones; every job goes
-through the same spans.
+Each projection's work is a chain of steps: record the log in its shadows span by span;
+build the indexes left for after the load (each its own task); derive what it derives;
+analyse each table. The rebuild's connections take ready tasks as soon as they are free
+(``Steps``), so none sits idle while another has work queued. The log is cut into spans
+once, up to the reading horizon, while the fills already go through the first ones; every
+projection goes through the same spans.
 """
 
 from __future__ import annotations
