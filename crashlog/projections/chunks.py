@@ -53,8 +53,8 @@ async def key_ranges(
     the planner counts under half a chunk (it was analysed since it was filled) is one range."""
     rows = rows or CHUNK_ROWS
     # The planner's count (the table was just analysed): a table of one chunk needs no scan.
-    counted = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table)
-    if 0 <= counted < rows / 2:  # -1: never analysed
+    counted = await planned_rows(conn, table)
+    if counted is not None and counted < rows / 2:
         return [KeyRange(None, None)]
     columns = ", ".join(key)
     ends = await conn.fetch(
@@ -64,3 +64,10 @@ async def key_ranges(
     )
     bounds: list[tuple[Any, ...] | None] = [None, *(tuple(end) for end in ends), None]
     return [KeyRange(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+
+async def planned_rows(conn: asyncpg.Connection, table: str) -> int | None:
+    """The planner's count of ``table``'s rows, as of its last analysis or vacuum (None: never
+    analysed); no scan."""
+    counted = await conn.fetchval("SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", table)
+    return None if counted is None or counted < 0 else int(counted)

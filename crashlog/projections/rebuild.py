@@ -25,9 +25,9 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 
 from crashlog import store
-from crashlog.database import open_connection
+from crashlog.database import CONNECTION_FAILURES, open_connection
 from crashlog.errors import RebuildBusy, RebuildRefused
-from crashlog.projections import access, checkpoints, declared, filling, guard, leases
+from crashlog.projections import access, checkpoints, chunks, declared, filling, guard, leases
 from crashlog.projections.base import IN_SPAN, Handler, Projection, shadow_name
 from crashlog.projections.checkpoints import Position
 from crashlog.projections.filling import REBUILD_BATCH, Deferred, Progress, refuse_unless_through
@@ -91,7 +91,7 @@ async def rebuild_with_keeper(
     finally:
         for conn in conns:
             # A lost connection's error is not the one to report: the rebuild's is.
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError):
+            with contextlib.suppress(*CONNECTION_FAILURES):
                 await conn.close()
 
 
@@ -161,10 +161,10 @@ async def rebuild_projections(
 
 async def _estimate_events(conn: asyncpg.Connection) -> int:
     """About how many events the log holds: the planner's count, else a count."""
-    counted = await conn.fetchval("SELECT reltuples::bigint FROM pg_class WHERE oid = 'crashlog.events'::regclass")
-    if counted is None or counted < 0:  # never analysed
-        counted = await conn.fetchval("SELECT count(*) FROM crashlog.events")
-    return int(counted)
+    counted = await chunks.planned_rows(conn, "crashlog.events")
+    if counted is None:
+        counted = int(await conn.fetchval("SELECT count(*) FROM crashlog.events"))
+    return counted
 
 
 _HOLDS = """

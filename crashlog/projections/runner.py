@@ -30,9 +30,8 @@ from collections.abc import Callable, Sequence
 import asyncpg
 
 from crashlog import store
-from crashlog.database import mask_error, open_connection
+from crashlog.database import CONNECTION_FAILURES, mask_error, open_connection
 from crashlog.errors import (
-    ConnectFailed,
     InvalidProjection,
     RebuildBusy,
     RebuildRefused,
@@ -75,7 +74,6 @@ REBUILD_RETRY, MAX_REBUILD_RETRY = 30.0, 600.0
 LAG_REFRESH = 2.0
 
 # What a lost or refused connection raises: logged briefly, and retried.
-_FAILURES = (ConnectFailed, OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class Runner:
@@ -176,7 +174,7 @@ class Runner:
                     delay = FIRST_RETRY
                 self.last_retry_delay = delay
                 message = mask_error(error, self._dsn)
-                if isinstance(error, _FAILURES):
+                if isinstance(error, CONNECTION_FAILURES):
                     log.warning("crashlog projections: %s; retrying in %.1fs", message, delay)
                 else:
                     log.exception(

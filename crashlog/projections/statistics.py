@@ -15,8 +15,7 @@ import logging
 
 import asyncpg
 
-from crashlog.database import mask_error, open_connection
-from crashlog.errors import ConnectFailed
+from crashlog.database import CONNECTION_FAILURES, mask_error, open_connection
 from crashlog.projections.base import Projection
 from crashlog.projections.filling import analyze
 
@@ -28,7 +27,6 @@ SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 WHERE s.relid = ANY($1::regclass[]) AND s.n_mod_since_analyze > greatest(c.reltuples, 0) + 500
 """
 
-_FAILURES = (ConnectFailed, OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class StatisticsKeeper:
@@ -67,6 +65,6 @@ class StatisticsKeeper:
                 await analyze(conn, tables)
             finally:
                 await conn.close()
-        except _FAILURES as error:  # only the planner's statistics wait for the next time
+        except CONNECTION_FAILURES as error:  # only the planner's statistics wait for the next time
             log.warning("crashlog projections: analysing %s failed: %s", ", ".join(tables),
                         mask_error(error, self._dsn))
