@@ -33,13 +33,13 @@ from _common import (
     scratch_database,
     write_events,
 )
+from rebuild_each import rebuild_each
 
 import crashlog
 from crashlog.events import Outcome, RoundSettled
 from crashlog.projections import NAMES, PROJECTIONS
 from crashlog.projections.checkpoints import COMMIT_SAFE
-from crashlog.projections.rebuild import rebuild_projections
-from crashlog.projections.runner import REBUILD_CONNECTIONS, REBUILD_SETTINGS, rebuild
+from crashlog.projections.runner import REBUILD_CONNECTIONS, rebuild
 
 # Age of the oldest event that some projection has not applied yet (0 when none): the first
 # event after the earliest checkpoint, found through the log's reading-order index (a join
@@ -179,20 +179,6 @@ async def lag_under_load(dsn: str, rate: int, seconds: float) -> tuple[list[floa
         await sampler.close()
         await watcher.close()
     return sorted(lags), sorted(visible), written
-
-
-async def rebuild_each(dsn: str) -> dict[str, float]:
-    """Each projection rebuilt alone on one connection: seconds per projection."""
-    conn = await asyncpg.connect(dsn, server_settings=REBUILD_SETTINGS)
-    seconds = {}
-    try:
-        for projection in PROJECTIONS:
-            started = time.perf_counter()
-            await rebuild_projections(conn, [projection])
-            seconds[projection.name] = time.perf_counter() - started
-    finally:
-        await conn.close()
-    return seconds
 
 
 async def vacuum_log(dsn: str) -> None:

@@ -176,15 +176,10 @@ class Steps:
             self._running[index] = len(step)
             self._ready.sort(key=lambda item: item[:3])
 
-    async def run(self, connections: Sequence[asyncpg.Connection], first: Awaitable[None] | None = None) -> None:
-        """Every task, each on the next free one of ``connections``; the first connection
-        takes tasks once ``first`` (other work of its own) is done. The first failure is
+    async def run(self, connections: Sequence[asyncpg.Connection]) -> None:
+        """Every task, each on the next free one of ``connections``. The first failure is
         raised once the other connections have stopped."""
-        async def after_first(conn: asyncpg.Connection) -> None:
-            if first is not None:
-                await first
-            await self._take(conn)
-        await side_by_side([after_first(connections[0]), *(self._take(c) for c in connections[1:])])
+        await side_by_side(self._take(conn) for conn in connections)
 
     async def _take(self, conn: asyncpg.Connection) -> None:
         while True:

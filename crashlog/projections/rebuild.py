@@ -143,11 +143,11 @@ async def rebuild_projections(
             work = filling.Steps([(p, filling.steps(p, spans, read, deferred[p.name], tally.job(p), total,
                                                     concurrently=concurrent_indexes))
                                   for p in projections])
-            # ``planner`` (else ``conn``) cuts the log in spans while the others start filling.
-            if planner is not None:
+            if planner is not None:  # it cuts the log in spans while the others start filling
                 await filling.side_by_side([spans.plan(planner), work.run([conn, *helpers])])
             else:
-                await work.run([conn, *helpers], first=spans.plan(conn))
+                await spans.plan(conn)
+                await work.run([conn, *helpers])
             done = spans.events + await _swap(conn, projections, spans.end, holder)
             if progress:
                 progress(done, done)
