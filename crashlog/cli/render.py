@@ -33,22 +33,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-# C0 and C1 control characters, DEL, and the invisible characters that reorder or hide
-# text (bidirectional overrides and isolates, zero-width, byte-order mark).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+from crashlog.printed import shown
+
 # What JSON leaves as it is (it escapes only U+0000-U+001F): DEL, C1 and the invisible ones.
 _JSON_UNESCAPED = re.compile(r"[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-
-
-def shown(value: object) -> str:
-    """``value`` as text fit for a terminal: each control character escaped (``\\x1b``,
-    ``\\n``, ``\\u202e``), everything else as it is. The one escaping of printed data."""
-    return _CONTROL.sub(_escape, str(value))
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    return repr(char)[1:-1] if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def plain(value: object, style: str | None = None) -> Text:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from html import escape
 
 from crashlog import __version__
 from crashlog.analytics import FitReport, Interval, Statistics
 from crashlog.analytics.rtp import RTP_SOURCES
+from crashlog.printed import html_text as escape
 from crashlog.report import charts
 from crashlog.report.data import ReportData
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from html import escape
 
 import attrs
+
+from crashlog.printed import html_text as escape
 
 #: Okabe–Ito: eight colours told apart by readers with any common colour blindness.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")

@@ -54,6 +54,17 @@ def test_text_is_escaped() -> None:
     ET.fromstring(chart.render())
 
 
+def test_control_characters_in_names_are_shown_escaped_and_the_svg_stays_well_formed() -> None:
+    """A bot id or game name holding a terminal escape, a newline or a bidirectional override
+    is printed as the CLI prints it (``\\x1b``), never raw: raw, it is not XML."""
+    chart = Chart(Axis("x\x07"), Axis("y"), label="bot\x1b[31mred")
+    chart.add(Series("line\nbreak \u202eevil", [(0.0, 0.0), (1.0, 1.0)]))
+    svg = chart.render() + chart.legend()
+    assert not any(c in svg for c in "\x1b\x07\u202e")
+    assert "bot\\x1b[31mred" in svg and "\\u202eevil" in svg and "line\\nbreak" in svg
+    ET.fromstring(chart.render())
+
+
 def test_each_game_is_held_to_its_own_law() -> None:
     assert law_of("crash", "roobet") is LAWS["roobet"]
     assert law_of("Bustabit", "bustabit.com") is LAWS["bustabit"]
