@@ -48,20 +48,24 @@ class Deferred:
     #: "PRIMARY KEY (event_id)", "UNIQUE (...)": the constraint the index backs, if any.
     constraint: str | None
 
-    def statements(self, concurrently: bool = False) -> list[str]:
-        """What builds it. ``concurrently``: without an open transaction holding the live
-        runners' reading horizon back while the index is built (a key constraint is then
-        added on the finished index, a moment's lock)."""
+    def build(self, concurrently: bool = False) -> str:
+        """What builds the index. ``concurrently``: without an open transaction holding the
+        live runners' reading horizon back while it is built. A key's index is built as a
+        unique index, like the others: a table's indexes are then built side by side (adding
+        the key whole would lock the table against its other builds); ``attach`` makes it
+        the key afterwards."""
         unique = "UNIQUE " if self.shape.startswith("UNIQUE ") or self.constraint else ""
         how = "CONCURRENTLY " if concurrently else ""
-        build = (f'CREATE {unique}INDEX {how}"{self.name}" ON {self.table} '
-                 f'{self.shape.removeprefix("UNIQUE ")}')
+        return (f'CREATE {unique}INDEX {how}"{self.name}" ON {self.table} '
+                f'{self.shape.removeprefix("UNIQUE ")}')
+
+    def attach(self) -> str | None:
+        """What makes the built index the key constraint it backs (a moment's lock on the
+        table, no scan); None for an index that backs none."""
         if not self.constraint:
-            return [build]
-        if not concurrently:
-            return [f'ALTER TABLE {self.table} ADD CONSTRAINT "{self.name}" {self.constraint}']
+            return None
         kind = "PRIMARY KEY" if self.constraint.startswith("PRIMARY KEY") else "UNIQUE"
-        return [build, f'ALTER TABLE {self.table} ADD CONSTRAINT "{self.name}" {kind} USING INDEX "{self.name}"']
+        return f'ALTER TABLE {self.table} ADD CONSTRAINT "{self.name}" {kind} USING INDEX "{self.name}"'
 
 
 class Spans:
@@ -205,9 +209,9 @@ def steps(
     advance: Callable[[float], None], total: int, *, concurrently: bool = False,
 ) -> list[list[Task]]:
     """A projection's rebuild: record ``spans`` in its shadows; build their deferred indexes
-    (side by side; ``concurrently``: see ``Deferred.statements``); derive what it derives;
-    analyse each table for its readers after the swap. ``total``: about how many events
-    the spans hold (to tell progress by)."""
+    (side by side; ``concurrently``: see ``Deferred.build``), then make keys of those that
+    back one; derive what it derives; analyse each table for its readers after the swap.
+    ``total``: about how many events the spans hold (to tell progress by)."""
     tables = p.shadow_tables()
     events = max(1, total)
     # Each part's share of this projection's work, among the parts it has.
@@ -228,10 +232,14 @@ def steps(
     def index(indexes: Sequence[Deferred]) -> Task:
         async def build(conn: asyncpg.Connection) -> None:
             for d in indexes:
-                for statement in d.statements(concurrently):
-                    await conn.execute(statement)
+                await conn.execute(d.build(concurrently))
                 advance(share["index"] * (sizes.get(d.table, 0) + 1) / sum(sizes.get(e.table, 0) + 1 for e in deferred))
         return build
+
+    async def attach_keys(conn: asyncpg.Connection) -> None:
+        # Once no index of the tables is being built: attaching one waits for every build.
+        for statement in filter(None, (d.attach() for d in deferred)):
+            await conn.execute(statement)
 
     # Side by side, each index on its own; built concurrently, a table's one after another
     # (two concurrent builds on one table wait for each other: a deadlock).
@@ -248,7 +256,8 @@ def steps(
             advance(share["analyze"] / len(tables))
         return run
 
-    return [[fill], [index(group) for group in together], [derive] if p.derive else [],
+    keys: list[Task] = [attach_keys] if any(d.constraint for d in deferred) else []
+    return [[fill], [index(group) for group in together], keys, [derive] if p.derive else [],
             [analysis(t) for t in tables]]
 
 
