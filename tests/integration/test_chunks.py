@@ -40,3 +40,19 @@ def test_a_range_is_a_parameterised_predicate():
     assert KeyRange(("p", 1), None).where(["r.a", "r.b"]) == ("(r.a, r.b) > ($1, $2)", ["p", 1])
     assert KeyRange(("p", 1), ("q", 2)).where(["a", "b"]) == (
         "(a, b) > ($1, $2) AND (a, b) <= ($3, $4)", ["p", 1, "q", 2])
+
+
+async def test_chunks_of_a_large_table_hold_about_the_rows_asked_for(conn):
+    """Bounds placed from a sample: each chunk near its size, every row still in one."""
+    await conn.execute("CREATE TEMP TABLE t (a text NOT NULL, b int, n serial)")
+    await conn.execute(
+        "INSERT INTO pg_temp.t (a, b) SELECT chr(97 + i % 3), i % 20000 FROM generate_series(1, 100000) i")
+    await conn.execute("ANALYZE pg_temp.t")
+    chunks = await key_ranges(conn, "pg_temp.t", ("a", "b"), "b IS NOT NULL", rows=20_000)
+    sizes = []
+    for chunk in chunks:
+        where, args = chunk.where(["a", "b"])
+        sizes.append(await conn.fetchval(f"SELECT count(*) FROM pg_temp.t WHERE {where}", *args))
+    assert sum(sizes) == 100_000
+    assert 4 <= len(chunks) <= 6
+    assert all(size <= 30_000 for size in sizes), sizes
