@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -145,6 +146,18 @@ def fleet_events(count: int) -> list[Event]:
     """The first ``count`` events of ``fleet_stream()``: the same events every run."""
     stream = fleet_stream()
     return [next(stream) for _ in range(count)]
+
+
+async def checkpoint(dsn: str) -> None:
+    """Have the server write out every dirty page now (CHECKPOINT), so that the next timed
+    phase does not pay for the last one's writes; said on stderr when the role may not."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CHECKPOINT")
+    except asyncpg.InsufficientPrivilegeError:
+        print("  (no CHECKPOINT: needs superuser or pg_checkpoint)", file=sys.stderr)
+    finally:
+        await conn.close()
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

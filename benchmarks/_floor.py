@@ -13,6 +13,7 @@ import asyncio
 import io
 import re
 import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import attrs
@@ -136,9 +137,13 @@ async def load_and_index(dsn: str, tables: list[TableFloor], connections: int = 
     return time.perf_counter() - started
 
 
-async def measure(dsn: str, tables: list[str], connections: int = 2) -> Floor:
-    """The floor for ``tables``, as just rebuilt; the copies are dropped afterwards."""
+async def measure(dsn: str, tables: list[str], connections: int = 2,
+                  settle: Callable[[str], Awaitable[None]] | None = None) -> Floor:
+    """The floor for ``tables``, as just rebuilt; the copies are dropped afterwards.
+    ``settle(dsn)`` is awaited once the rows are copied out, before any clock starts."""
     found = await copy_out(dsn, tables)
+    if settle is not None:
+        await settle(dsn)
     read = await read_payloads(dsn)
     lanes = await load_and_index(dsn, found, connections)
     conn = await asyncpg.connect(dsn)

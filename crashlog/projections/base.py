@@ -63,10 +63,13 @@ class Projection:
     #: the tables' indexes (``None``: the handler's rows are final).
     derive: Handler | None = None
     #: What a rebuild runs instead of ``derive`` batch by batch, once everything is recorded
-    #: and indexed: every derived row recomputed at once (one sort instead of a lookup per
+    #: and the tables it reads indexed: every derived row recomputed at once (one sort instead of a lookup per
     #: row), outside any transaction of the caller's and in short ones of its own (an open
     #: transaction holds the live runners' horizon back). Its rows equal ``derive``'s.
     derive_all: WholeHandler | None = None
+    #: The tables ``derive_all`` writes: a rebuild builds their indexes after it (the unique
+    #: keys the handler upserts on excepted), so that its writes maintain none.
+    derived: tuple[str, ...] = ()
     #: About how many µs of server time applying one event takes, beyond reading the log
     #: (``python benchmarks/rebuild_each.py``): parallel rebuilds and runners share
     #: projections out by it.

@@ -210,7 +210,8 @@ def steps(
 ) -> list[list[Task]]:
     """A projection's rebuild: record ``spans`` in its shadows; build their deferred indexes
     (side by side; ``concurrently``: see ``Deferred.build``), then make keys of those that
-    back one; derive what it derives; analyse each table for its readers after the swap.
+    back one; derive what it derives (then index the tables it wrote, ``Projection.derived``);
+    analyse the tables for their readers after the swap.
     ``total``: about how many events the spans hold (to tell progress by)."""
     tables = p.shadow_tables()
     events = max(1, total)
@@ -236,29 +237,42 @@ def steps(
                 advance(share["index"] * (sizes.get(d.table, 0) + 1) / sum(sizes.get(e.table, 0) + 1 for e in deferred))
         return build
 
-    async def attach_keys(conn: asyncpg.Connection) -> None:
-        # Once no index of the tables is being built: attaching one waits for every build.
-        for statement in filter(None, (d.attach() for d in deferred)):
-            await conn.execute(statement)
+    def attach_keys(indexes: Sequence[Deferred]) -> Task:
+        async def attach(conn: asyncpg.Connection) -> None:
+            # Once no index of the tables is being built: attaching one waits for every build.
+            for statement in filter(None, (d.attach() for d in indexes)):
+                await conn.execute(statement)
+        return attach
 
-    # Side by side, each index on its own; built concurrently, a table's one after another
-    # (two concurrent builds on one table wait for each other: a deadlock).
-    together = [[d] for d in deferred] if not concurrently else [
-        [d for d in deferred if d.table == table] for table in dict.fromkeys(d.table for d in deferred)]
+    def building(indexes: Sequence[Deferred]) -> list[list[Task]]:
+        """Two steps: build ``indexes``, then make keys of those that back one."""
+        # Side by side, each index on its own; built concurrently, a table's one after
+        # another (two concurrent builds on one table wait for each other: a deadlock).
+        together = [[d] for d in indexes] if not concurrently else [
+            [d for d in indexes if d.table == table] for table in dict.fromkeys(d.table for d in indexes)]
+        keys = [attach_keys(indexes)] if any(d.constraint for d in indexes) else []
+        return [[index(group) for group in together], keys]
 
-    def analysis(table: str) -> Task:
+    readers = {t.name for t in p.read_tables}
+
+    def analysis(table: str, of: int) -> Task:
         # In full for what readers query; the projection's own tables (a copy of readings)
         # serve only its lookups, which rough statistics plan as well.
-        rough = p.declaration is None and table not in {t.name for t in p.read_tables}
+        rough = p.declaration is None and table not in readers
 
         async def run(conn: asyncpg.Connection) -> None:
             await analyze(conn, [tables[table]], rough=rough)
-            advance(share["analyze"] / len(tables))
+            advance(share["analyze"] / of)
         return run
 
-    keys: list[Task] = [attach_keys] if any(d.constraint for d in deferred) else []
-    return [[fill], [index(group) for group in together], keys, [derive] if p.derive else [],
-            [analysis(t) for t in tables]]
+    # The tables a derive writes are indexed after it (its writes then maintain no index
+    # but the keys it upserts on); it reads the others through theirs. Those it leaves as
+    # they were keep the rough statistics taken of them for it, unless readers query them.
+    derived = {tables[t] for t in p.derived}
+    final = [t for t in tables if not p.derive or tables[t] in derived or t in readers]
+    return [[fill], *building([d for d in deferred if d.table not in derived]),
+            [derive] if p.derive else [], *building([d for d in deferred if d.table in derived]),
+            [analysis(t, len(final)) for t in final]]
 
 
 async def side_by_side(work: Iterable[Awaitable[T]]) -> list[T]:

@@ -183,6 +183,7 @@ PROJECTION = Projection(
     tables=("round_multipliers", "round_multiplier_readings"),
     handler=record,
     derive=derive,
+    derived=("round_multipliers",),
     derive_all=derive_all,
     weight=9,
     one_row_per_event=("round_multiplier_readings",),

@@ -159,6 +159,7 @@ PROJECTION = Projection(
     tables=("round_signals", "round_signal_readings"),
     handler=record,
     derive=score,
+    derived=("round_signals",),
     derive_all=score_all,
     weight=10,
     one_row_per_event=("round_signals", "round_signal_readings"),
