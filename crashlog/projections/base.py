@@ -40,9 +40,10 @@ IN_SPAN = """crashlog.events e
     WHERE (e.tx_id, e.position) > ($1::xid8, $2::bigint)
       AND (e.tx_id, e.position) <= ($3::xid8, $4::bigint)"""
 
-#: How a table of ``Projection.one_row_per_event`` skips an event it already holds. It names
-#: no conflict target: a rebuild fills such a table before its unique key exists (a pass over
-#: the log holds each event once), and the key is the table's only unique index.
+#: How a row keyed by its event (a table of ``Projection.one_row_per_event``, or a row of one
+#: event in a ``derived`` table) skips an event already recorded. It names no conflict target:
+#: a rebuild fills such tables before their unique keys exist (a pass over the log holds each
+#: event once), and the event's key is the only one such a row can conflict on.
 SKIP_KNOWN_EVENTS = "ON CONFLICT DO NOTHING"
 
 
@@ -67,8 +68,10 @@ class Projection:
     #: row), outside any transaction of the caller's and in short ones of its own (an open
     #: transaction holds the live runners' horizon back). Its rows equal ``derive``'s.
     derive_all: WholeHandler | None = None
-    #: The tables ``derive_all`` writes: a rebuild builds their indexes after it (the unique
-    #: keys the handler upserts on excepted), so that its writes maintain none.
+    #: The tables ``derive_all`` writes: a rebuild builds their indexes after it, unique keys
+    #: included, so that its writes maintain none. The handler's writes to them may then name
+    #: no conflict target (``SKIP_KNOWN_EVENTS``), and ``derive_all`` must not need one: a
+    #: pass over the log holds each event once, and each derived row is written once.
     derived: tuple[str, ...] = ()
     #: About how many µs of server time applying one event takes, beyond reading the log
     #: (``python benchmarks/rebuild_each.py``): parallel rebuilds and runners share

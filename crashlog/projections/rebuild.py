@@ -213,7 +213,8 @@ async def _create_shadows(
     conn: asyncpg.Connection, projections: Sequence[Projection]
 ) -> tuple[dict[str, list[Deferred]], set[str]]:
     """Empty copies of each table, with the indexes its handler needs while it fills: the
-    unique keys its upserts name (not those of ``one_row_per_event`` tables). Returns, per
+    unique keys its upserts name (not those of ``one_row_per_event`` or ``derived``
+    tables). Returns, per
     projection, the other indexes, to build after the load; and the shadows that keep an
     index, which their handlers read (the others they only append to)."""
     await _drop_shadows(conn, projections)
@@ -229,7 +230,7 @@ async def _create_shadows(
             # rewritten whole, with its kept indexes, which costs more than the WAL saved.
             await conn.execute(f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
             for index in await _indexes(conn, shadow):
-                if index["is_unique"] and table not in p.one_row_per_event:
+                if index["is_unique"] and table not in (*p.one_row_per_event, *p.derived):
                     read.add(shadow)  # kept: an upsert names it
                     continue
                 deferred[p.name].append(

@@ -86,13 +86,13 @@ SELECT {text('platform')}, {text('game')}, e.event_id, {bigint('round_number')},
        {_flags(off_grid=f"{numeric('crash_multiplier')} <> round({numeric('crash_multiplier')}, 2)",
                disagreement="false", confidence=float8('ocr_confidence'))}
 FROM {IN_SPAN} AND {ROUND_EVENTS} AND NOT e.payload ? 'game_round_id'
-ON CONFLICT (event_id) DO NOTHING
+{SKIP_KNOWN_EVENTS}
 """
 
 # The rows of the rounds whose readings ``counted`` holds, merged from all their readings:
 # each reading carries how many readings of its round share its value (``n``), and when that
 # value was first reported (``first_at``).
-_MERGE = f"""
+_ROUND_ROWS = f"""
 INSERT INTO {{multipliers}} AS m (
     platform, game, game_round_id, round_number, multiplier, observers, readings,
     min_multiplier, max_multiplier, disagreement, first_seen_at, last_seen_at, first_position,
@@ -106,6 +106,9 @@ SELECT platform, game, game_round_id, min(round_number),
                disagreement="min(multiplier) <> max(multiplier)", confidence="min(ocr_confidence)")}
 FROM counted
 GROUP BY platform, game, game_round_id
+"""
+# ... replacing the rows those rounds had.
+_MERGE = _ROUND_ROWS + """
 ON CONFLICT (platform, game, game_round_id) DO UPDATE SET
     round_number = excluded.round_number, multiplier = excluded.multiplier,
     observers = excluded.observers, readings = excluded.readings,
@@ -147,10 +150,11 @@ WITH touched AS (
 ROUND_KEY = ("platform", "game", "game_round_id")
 
 # Every round with a key in a range, recomputed from all its readings ($1.. the range's
-# bounds): the rebuild's derive, one index scan in round order and no lookups.
+# bounds): the rebuild's derive, one index scan in round order and no lookups. Each round is
+# in one range, and the rebuild's table holds no keyed row before: nothing to replace.
 _KEYED_RANGE = f"""
 WITH counted AS ({_COUNTED.format(source="{readings} r WHERE r.game_round_id IS NOT NULL AND {range}")})
-{_MERGE}
+{_ROUND_ROWS}
 """
 
 
