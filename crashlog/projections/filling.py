@@ -38,9 +38,9 @@ ROUGH_STATISTICS = 10
 
 @attrs.frozen
 class Deferred:
-    """An index of a shadow table built after the load, or the key constraint it backs,
-    under the name it was made with (so indexes of one table built side by side never pick
-    the same default name)."""
+    """An index of a shadow table, or the key constraint it backs, under a name of the
+    rebuild's own (indexes of one table built side by side never pick the same default
+    name; the swap gives it the live one)."""
 
     table: str
     name: str

@@ -213,10 +213,9 @@ async def _create_shadows(
     conn: asyncpg.Connection, projections: Sequence[Projection]
 ) -> tuple[dict[str, list[Deferred]], set[str]]:
     """Empty copies of each table, with the indexes its handler needs while it fills: the
-    unique keys its upserts name (not those of ``one_row_per_event`` or ``derived``
-    tables). Returns, per
-    projection, the other indexes, to build after the load; and the shadows that keep an
-    index, which their handlers read (the others they only append to)."""
+    unique keys its upserts name (not those of ``one_row_per_event`` or ``derived`` tables).
+    Returns, per projection, the other indexes, to build after the load; and the shadows
+    that keep an index, which their handlers read (the others they only append to)."""
     await _drop_shadows(conn, projections)
     deferred: dict[str, list[Deferred]] = {}
     read: set[str] = set()
@@ -228,19 +227,19 @@ async def _create_shadows(
         for table, shadow in p.shadow_tables().items():
             # Logged from the start: an unlogged shadow made logged before the swap is
             # rewritten whole, with its kept indexes, which costs more than the WAL saved.
-            await conn.execute(f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL)")
-            for index in await _indexes(conn, shadow):
+            # Without indexes: each is built under a name of the rebuild's own (the swap
+            # gives it the live one), now if the handler needs it, else after the load.
+            await conn.execute(
+                f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL EXCLUDING INDEXES)")
+            for n, index in enumerate(await _indexes(conn, f"crashlog.{table}")):
+                made = Deferred(shadow, f"{shadow_name(table)}_{n}", _shape(index["definition"]),
+                                index["constraint_definition"])
                 if index["is_unique"] and table not in (*p.one_row_per_event, *p.derived):
                     read.add(shadow)  # kept: an upsert names it
-                    continue
-                deferred[p.name].append(
-                    Deferred(shadow, index["constraint_name"] or index["name"], _shape(index["definition"]),
-                             index["constraint_definition"]))
-                if index["constraint_name"]:
-                    await conn.execute(
-                        f'ALTER TABLE {shadow} DROP CONSTRAINT "{index["constraint_name"]}"')
+                    for statement in filter(None, (made.build(), made.attach())):
+                        await conn.execute(statement)
                 else:
-                    await conn.execute(f'DROP INDEX crashlog."{index["name"]}"')
+                    deferred[p.name].append(made)
     return deferred, read
 
 
