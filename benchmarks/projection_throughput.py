@@ -99,7 +99,7 @@ def evenness(shown: list[tuple[float, float]]) -> str:
 
 
 async def settle(dsn: str) -> None:
-    """Let the server finish what a rebuild leaves behind before the live phase: vacuum the
+    """Let the server finish what a rebuild leaves behind before a timed phase: vacuum the
     new tables (autovacuum would, during the measurement) and write the rebuild's pages out."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -335,11 +335,12 @@ async def main() -> None:
         tables = [t for p in PROJECTIONS for t in p.tables]
         pairs = []
         for turn in range(max(1, args.pairs)):
-            # Each timed phase starts with the last one's writes on disk: the floor drops its
-            # tables (its dirty pages are never written), the rebuild's stay.
-            await checkpoint(dsn)
+            # Each timed phase starts from a settled server: the last one's writes on disk
+            # (the floor drops its tables, so its dirty pages are never written; the rebuild's
+            # stay) and the rebuilt tables vacuumed (else autovacuum does it in the next one).
+            await settle(dsn)
             seconds = args.events / await rebuild_all(dsn, args.events, shown=None if turn else shown)
-            pairs.append((seconds, await _floor.measure(dsn, tables, settle=checkpoint)))
+            pairs.append((seconds, await _floor.measure(dsn, tables, settle=settle)))
         rebuilt, floor = median_pair(pairs)
         curve = {n: await rebuild_all(dsn, args.events, n) for n in
                  (int(n) for n in args.connections.split(",") if n)}

@@ -228,9 +228,12 @@ async def _create_shadows(
             # Logged from the start: an unlogged shadow made logged before the swap is
             # rewritten whole, with its kept indexes, which costs more than the WAL saved.
             # Without indexes: each is built under a name of the rebuild's own (the swap
-            # gives it the live one), now if the handler needs it, else after the load.
+            # gives it the live one), now if the handler needs it, else after the load. Out
+            # of autovacuum's way while it fills (its vacuum would take a core from the
+            # rebuild, and its analysis comes from the rebuild); the swap hands it back.
             await conn.execute(
-                f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL EXCLUDING INDEXES)")
+                f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL EXCLUDING INDEXES)"
+                " WITH (autovacuum_enabled = false)")
             for n, index in enumerate(await _indexes(conn, f"crashlog.{table}")):
                 made = Deferred(shadow, f"{shadow_name(table)}_{n}", _shape(index["definition"]),
                                 index["constraint_definition"])
@@ -341,6 +344,7 @@ async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
             f"crashlog.{table} changed while it was being rebuilt (a migration?): "
             "its rebuild is dropped; rebuild it again")
     await access.check_rebuildable(conn, [f"crashlog.{table}"])  # a view made meanwhile
+    await conn.execute(f"ALTER TABLE crashlog.{shadow} RESET (autovacuum_enabled)")
     await access.copy_access(conn, f"crashlog.{table}", f"crashlog.{shadow}")
     views = await access.own_views(conn, f"crashlog.{table}")
     if views:  # crashlog's own views follow the old table away, then come back to the new one
