@@ -64,14 +64,16 @@ class Projection:
     #: the tables' indexes (``None``: the handler's rows are final).
     derive: Handler | None = None
     #: What a rebuild runs instead of ``derive`` batch by batch, once everything is recorded
-    #: and the tables it reads indexed: every derived row recomputed at once (one sort instead of a lookup per
-    #: row), outside any transaction of the caller's and in short ones of its own (an open
-    #: transaction holds the live runners' horizon back). Its rows equal ``derive``'s.
+    #: and the tables it reads indexed: every derived row recomputed at once (one sort
+    #: instead of a lookup per row), outside any transaction of the caller's and in short ones
+    #: of its own (an open transaction holds the live runners' horizon back). Its rows equal
+    #: ``derive``'s.
     derive_all: WholeHandler | None = None
     #: The tables ``derive_all`` writes: a rebuild builds their indexes after it, unique keys
-    #: included, so that its writes maintain none. The handler's writes to them may then name
-    #: no conflict target (``SKIP_KNOWN_EVENTS``), and ``derive_all`` must not need one: a
-    #: pass over the log holds each event once, and each derived row is written once.
+    #: included, so that its writes maintain none, and analyses them again after it (a table
+    #: not listed keeps the statistics taken just before the derive). The handler's writes to
+    #: them may then name no conflict target (``SKIP_KNOWN_EVENTS``), and ``derive_all`` must
+    #: not need one: a pass over the log holds each event once, each derived row is written once.
     derived: tuple[str, ...] = ()
     #: About how many µs of server time applying one event takes, beyond reading the log
     #: (``python benchmarks/rebuild_each.py``): parallel rebuilds and runners share

@@ -265,9 +265,9 @@ def steps(
             advance(share["analyze"] / of)
         return run
 
-    # The tables a derive writes are indexed after it (its writes then maintain no index
-    # but the keys it upserts on); it reads the others through theirs. Those it leaves as
-    # they were keep the rough statistics taken of them for it, unless readers query them.
+    # The tables a derive writes are indexed after it (its writes then maintain none); it
+    # reads the others through theirs. Those it leaves as they were keep the rough statistics
+    # taken of them for it, unless readers query them.
     derived = {tables[t] for t in p.derived}
     final = [t for t in tables if not p.derive or tables[t] in derived or t in readers]
     return [[fill], *building([d for d in deferred if d.table not in derived]),
