@@ -228,12 +228,14 @@ async def _create_shadows(
             # Logged from the start: an unlogged shadow made logged before the swap is
             # rewritten whole, with its kept indexes, which costs more than the WAL saved.
             # Without indexes: each is built under a name of the rebuild's own (the swap
-            # gives it the live one), now if the handler needs it, else after the load. Out
-            # of autovacuum's way while it fills (its vacuum would take a core from the
+            # gives it the live one), now if the handler needs it, else after the load. With
+            # the live table's storage parameters (a fillfactor shapes the pages as they
+            # fill), but out of autovacuum's way (its vacuum would take a core from the
             # rebuild, and its analysis comes from the rebuild); the swap hands it back.
             await conn.execute(
-                f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL EXCLUDING INDEXES)"
-                " WITH (autovacuum_enabled = false)")
+                f"CREATE TABLE {shadow} (LIKE crashlog.{table} INCLUDING ALL EXCLUDING INDEXES)")
+            await _copy_storage(conn, f"crashlog.{table}", shadow)
+            await conn.execute(f"ALTER TABLE {shadow} SET (autovacuum_enabled = false)")
             for n, index in enumerate(await _indexes(conn, f"crashlog.{table}")):
                 made = Deferred(shadow, f"{shadow_name(table)}_{n}", _shape(index["definition"]),
                                 index["constraint_definition"])
@@ -244,6 +246,22 @@ async def _create_shadows(
                 else:
                     deferred[p.name].append(made)
     return deferred, read
+
+
+# The storage parameters of table $1 (``pg_class.reloptions``: the server's own names and
+# checked values) as "name = 'value', ..." for ALTER TABLE ... SET (...); NULL for none.
+_STORAGE = """
+SELECT string_agg(format('%s = %L', split_part(o, '=', 1), substr(o, strpos(o, '=') + 1)), ', ')
+FROM pg_class c, unnest(c.reloptions) AS o
+WHERE c.oid = $1::regclass
+"""
+
+
+async def _copy_storage(conn: asyncpg.Connection, table: str, shadow: str) -> None:
+    """Give ``shadow`` the storage parameters ``table`` has (a fillfactor, autovacuum settings)."""
+    options = await conn.fetchval(_STORAGE, table)
+    if options:
+        await conn.execute(f"ALTER TABLE {shadow} SET ({options})")
 
 
 async def _drop_shadows(conn: asyncpg.Connection, projections: Sequence[Projection]) -> None:
@@ -345,6 +363,7 @@ async def _swap_table(conn: asyncpg.Connection, table: str) -> None:
             "its rebuild is dropped; rebuild it again")
     await access.check_rebuildable(conn, [f"crashlog.{table}"])  # a view made meanwhile
     await conn.execute(f"ALTER TABLE crashlog.{shadow} RESET (autovacuum_enabled)")
+    await _copy_storage(conn, f"crashlog.{table}", f"crashlog.{shadow}")  # and the live one's
     await access.copy_access(conn, f"crashlog.{table}", f"crashlog.{shadow}")
     views = await access.own_views(conn, f"crashlog.{table}")
     if views:  # crashlog's own views follow the old table away, then come back to the new one

@@ -116,6 +116,25 @@ async def test_rebuild_keeps_every_index_and_key_constraint_as_it_was(dsn, conn,
         " AND relkind = 'r' AND reloptions IS NOT NULL") == []
 
 
+async def test_a_rebuilt_table_keeps_its_storage_parameters(dsn, conn):
+    """An operator's fillfactor or autovacuum settings on a read table survive its rebuild."""
+    async with crashlog.connect(dsn) as log:
+        for n in range(20):
+            await log.emit(settled(n % 2, n))
+        await log.sync(timeout=30)
+    await conn.execute("ALTER TABLE crashlog.rounds SET (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.05)")
+    await conn.execute("ALTER TABLE crashlog.bot_stats SET (autovacuum_enabled = false)")
+    options = "SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'crashlog'::regnamespace" \
+              " AND relkind = 'r' AND reloptions IS NOT NULL ORDER BY relname"
+    before = [tuple(r) for r in await conn.fetch(options)]
+    rows = await snapshot(conn)
+    await rebuild(dsn, ["all"])
+    assert [tuple(r) for r in await conn.fetch(options)] == before == [
+        ("bot_stats", ["autovacuum_enabled=false"]),
+        ("rounds", ["fillfactor=90", "autovacuum_vacuum_scale_factor=0.05"])]
+    assert await snapshot(conn) == rows
+
+
 async def test_rebuilt_tables_come_with_planner_statistics(dsn, conn):
     """Readers' plans after a swap rest on statistics of the rebuilt tables, not on none."""
     async with crashlog.connect(dsn) as log:
