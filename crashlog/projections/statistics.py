@@ -28,7 +28,6 @@ WHERE s.relid = ANY($1::regclass[]) AND s.n_mod_since_analyze > greatest(c.reltu
 """
 
 
-
 class StatisticsKeeper:
     """Analyses a runner's tables that have doubled, one analysis at a time, in the background.
 
