@@ -38,7 +38,7 @@ from crashlog.cli import (
 )
 from crashlog.cli.common import add_global_options
 from crashlog.cli.render import err, say
-from crashlog.database import mask_error
+from crashlog.database import CONNECTION_FAILURES, mask_error
 from crashlog.errors import CrashlogError
 
 # In the order ``crashlog --help`` lists them: each adds its verbs.
@@ -105,6 +105,10 @@ def failure_line(exc: BaseException, dsn: str | None) -> str:
     """What went wrong, on one line, the password of ``dsn`` (and of any DSN in the text)
     masked. crashlog's own errors say it in their message; others are named by their type."""
     dsn = dsn or os.environ.get("CRASHLOG_DSN")
+    # A connection lost inside a transaction surfaces as the driver's complaint that it cannot
+    # end the transaction on a closed connection; what happened is the loss it was handling.
+    while isinstance(exc, asyncpg.InterfaceError) and isinstance(exc.__context__, CONNECTION_FAILURES):
+        exc = exc.__context__
     message = mask_error(exc, dsn) if dsn else str(exc)
     message = _URL_PASSWORD.sub(r"\1***@", " ".join(message.split())) or type(exc).__name__
     if isinstance(exc, asyncpg.UndefinedTableError):

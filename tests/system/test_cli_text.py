@@ -131,3 +131,18 @@ async def test_a_server_killed_during_a_rebuild_ends_in_one_error_line() -> None
     assert len(lines) == 1, stderr.decode()
     assert lines[0].startswith("crashlog project: error: "), lines[0]
     assert "Traceback" not in stderr.decode() and not stdout.strip()
+
+
+def test_a_connection_lost_inside_a_transaction_is_named_not_the_drivers_complaint() -> None:
+    """asyncpg raises "cannot call Transaction.__aexit__(): the underlying connection is
+    closed" while handling the loss itself: the line names the loss, password masked."""
+    from crashlog.cli import failure_line
+
+    lost = asyncpg.ConnectionDoesNotExistError(
+        "connection was closed in the middle of operation: terminating connection due to administrator command")
+    raised = asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying connection is closed")
+    raised.__context__ = lost  # as Python sets it: raised while the loss was being handled
+    line = failure_line(raised, "postgresql://crashlog:s3cret@db:5432/fleet")
+    assert line == ("connection was closed in the middle of operation: terminating connection due to"
+                    " administrator command (ConnectionDoesNotExistError)")
+    assert "__aexit__" not in line and "s3cret" not in line
